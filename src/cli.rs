@@ -1,0 +1,188 @@
+//! Command-line definition (clap derive). Parsing only: no Docker calls, no output.
+//!
+//! Values are parsed into types here where clap can report them as usage errors (exit 2);
+//! checks that the CLI contract classes as invalid input (ports out of range, a malformed
+//! `--label`) happen in `interlock::input` and exit 4.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Automates the Interlock (Docker Enterprise Layer 7 routing) host-mode runbook, safely.
+///
+/// Reads the config mounted at /config.toml on the Interlock core service, edits it, creates
+/// the next versioned config, rotates it onto the core with automatic rollback, and makes the
+/// proxy service match, the known-bug fixup included. Every change is shown as a plan first.
+#[derive(Debug, Parser)]
+#[command(name = "interlockctl", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global Options")]
+pub struct GlobalArgs {
+    /// Docker engine to talk to (unix:///path or tcp://host:port) [env: DOCKER_HOST]
+    #[arg(short = 'H', long, global = true, value_name = "URL")]
+    pub host: Option<String>,
+    /// Docker context to use instead of the current one [env: DOCKER_CONTEXT]
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "host")]
+    pub context: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// Use TLS and verify the engine's certificate [env: DOCKER_TLS_VERIFY]
+    #[arg(long, global = true)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA [default: $DOCKER_CERT_PATH/ca.pem]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// TLS client certificate [default: $DOCKER_CERT_PATH/cert.pem]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// TLS client key [default: $DOCKER_CERT_PATH/key.pem]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
+    /// Name of the Interlock core service
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        default_value = "ucp-interlock"
+    )]
+    pub service: String,
+    /// Which [Extensions.NAME] to work on [default: the only one, else `default`]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub extension: Option<String>,
+    /// Output format: human text on stderr/stdout, or one JSON document on stdout
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Apply without asking for confirmation (for CI)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    /// Show the plan and change nothing
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Change nothing; exit 3 if changes are pending, 0 if not
+    #[arg(long, global = true, conflicts_with = "dry_run")]
+    pub check: bool,
+    /// How long to wait for the swarm to converge after each update
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Never draw progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Print only errors and the requested data
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print each API step as it happens
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// When to colour the diff: auto honours NO_COLOR and terminals
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Offline: edit this TOML file (`-` = stdin) instead of the live config object
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+    /// Offline: write the edited TOML here instead of stdout
+    #[arg(long, global = true, value_name = "PATH", requires = "config_file")]
+    pub out: Option<PathBuf>,
+}
+
+/// The output format of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON document on stdout (schema_version 1).
+    Json,
+}
+
+/// Whether to use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal unless NO_COLOR is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pin the proxy replicas to nodes with a label (runbook part 1)
+    ///
+    /// Sets ProxyConstraints = ["node.labels.KEY==VALUE"] and ProxyReplicas, optionally the
+    /// extension's Constraints, rotates the config onto the core service, and makes the proxy
+    /// service match (the Interlock core does not apply these to an existing proxy).
+    PinProxy(PinProxyArgs),
+    /// Publish the proxy in host mode on the given ports (runbook part 2)
+    ///
+    /// Sets PublishMode = "host", PublishedPort and PublishedSSLPort, rotates the config onto
+    /// the core together with publishing the core's port 8080 in host mode, and makes the
+    /// proxy's published ports match.
+    HostMode(HostModeArgs),
+    /// Print the live config TOML on stdout and its name on stderr
+    Show,
+    /// Roll out a whole desired config from a TOML file
+    Apply(ApplyArgs),
+    /// Show the config, the proxy's placement and ports, and any drift between them
+    Status,
+    /// Put the core back on the previous config and the proxy on its previous spec
+    Rollback,
+}
+
+/// Arguments of `pin-proxy`.
+#[derive(Debug, Args)]
+pub struct PinProxyArgs {
+    /// Node label that marks the proxy's dedicated nodes, as KEY=VALUE
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: String,
+    /// Proxy replicas [default: the number of Ready, Active nodes with the label]
+    #[arg(long, value_name = "N")]
+    pub replicas: Option<u64>,
+    /// Placement constraint for the extension service (repeatable)
+    #[arg(long = "extension-constraint", value_name = "EXPR")]
+    pub extension_constraints: Vec<String>,
+}
+
+/// Arguments of `host-mode`.
+#[derive(Debug, Args)]
+pub struct HostModeArgs {
+    /// Published HTTP port of the proxy
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub http: i64,
+    /// Published HTTPS port of the proxy
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub https: i64,
+}
+
+/// Arguments of `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The desired config TOML (`-` = stdin)
+    pub file: PathBuf,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("{error} (examples: 90s, 5m, 1h)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

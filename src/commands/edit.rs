@@ -1,0 +1,137 @@
+//! The config edits of `pin-proxy`, `host-mode` and `apply`, shared by the offline and the
+//! live path so both produce byte-identical TOML for the same request.
+
+use crate::cli::{HostModeArgs, PinProxyArgs};
+use crate::error::{Error, Result};
+use crate::interlock::config::{InterlockConfig, KeyChange, PublishMode};
+use crate::interlock::input::{self, Constraint, InputError, NodeLabel};
+
+/// A validated request to change the config.
+#[derive(Debug, Clone)]
+pub enum Edit {
+    /// Runbook part 1: pin the proxy to labelled nodes.
+    PinProxy {
+        /// The dedicated nodes' label.
+        label: NodeLabel,
+        /// Explicit `--replicas`, else one per labelled node (live) or unchanged (offline).
+        replicas: Option<u64>,
+        /// New extension `Constraints`, if any were given.
+        extension_constraints: Vec<String>,
+    },
+    /// Runbook part 2: host-mode publishing on these ports.
+    HostMode {
+        /// `PublishedPort`.
+        http: u16,
+        /// `PublishedSSLPort`.
+        https: u16,
+    },
+    /// `apply FILE`: the whole desired config.
+    Replace {
+        /// Where the desired config came from, for messages.
+        source: String,
+        /// Its text, used verbatim.
+        text: String,
+    },
+}
+
+/// The edited config and what changed.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    /// The config after the edit.
+    pub config: InterlockConfig,
+    /// The keys that changed; empty when the config already says this.
+    pub changes: Vec<KeyChange>,
+    /// Notes for the user that do not stop the run.
+    pub warnings: Vec<String>,
+}
+
+impl Edit {
+    /// Validates `pin-proxy`'s flags.
+    pub fn pin_proxy(args: &PinProxyArgs) -> Result<Self, InputError> {
+        let label = NodeLabel::parse(&args.label)?;
+        let replicas = args.replicas.map(input::replicas).transpose()?;
+        let extension_constraints = args
+            .extension_constraints
+            .iter()
+            .map(|expr| Constraint::parse("--extension-constraint", expr).map(|c| c.to_string()))
+            .collect::<Result<_, _>>()?;
+        Ok(Edit::PinProxy {
+            label,
+            replicas,
+            extension_constraints,
+        })
+    }
+
+    /// Validates `host-mode`'s flags.
+    pub fn host_mode(args: &HostModeArgs) -> Result<Self, InputError> {
+        let (http, https) = input::http_https_ports(args.http, args.https)?;
+        Ok(Edit::HostMode { http, https })
+    }
+
+    /// Applies the edit to `config`'s extension `extension`. `labelled_nodes` is the number
+    /// of Ready, Active nodes carrying the pin-proxy label, when a swarm was asked.
+    pub fn apply(
+        &self,
+        config: &InterlockConfig,
+        extension: &str,
+        labelled_nodes: Option<u64>,
+    ) -> Result<Edited> {
+        let mut next = config.clone();
+        let mut warnings = Vec::new();
+        let changes = match self {
+            Edit::PinProxy {
+                label,
+                replicas,
+                extension_constraints,
+            } => {
+                let replicas = replicas.or(labelled_nodes);
+                if replicas.is_none() {
+                    warnings.push(
+                        "ProxyReplicas left as it is: offline, the labelled nodes cannot be counted; pass --replicas N".to_owned(),
+                    );
+                }
+                let extension_constraints =
+                    (!extension_constraints.is_empty()).then_some(extension_constraints);
+                [
+                    next.set_proxy_constraints(extension, &[label.constraint().to_string()]),
+                    replicas.and_then(|n| next.set_proxy_replicas(extension, n)),
+                    extension_constraints
+                        .and_then(|c| next.set_extension_constraints(extension, c)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect()
+            }
+            Edit::HostMode { http, https } => [
+                next.set_publish_mode(extension, PublishMode::Host),
+                next.set_published_port(extension, *http),
+                next.set_published_ssl_port(extension, *https),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            Edit::Replace { source, text } => {
+                next = InterlockConfig::parse(source, text).map_err(|e| Error::refused(&e))?;
+                next.changes_from(config)
+            }
+        };
+        next.extension(extension).map_err(|e| Error::refused(&e))?;
+        Ok(Edited {
+            config: next,
+            changes,
+            warnings,
+        })
+    }
+}
+
+/// A unified diff between two config texts, empty when they are equal.
+pub fn unified_diff(before: &str, after: &str, before_name: &str, after_name: &str) -> String {
+    if before == after {
+        return String::new();
+    }
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(before_name, after_name)
+        .to_string()
+}

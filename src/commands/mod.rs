@@ -1,0 +1,54 @@
+//! Command dispatch: each subcommand reads state, plans, confirms, applies and verifies
+//! through the shared pieces here. Commands fill in the [`Report`] as they go, so a failed
+//! run still reports what it planned.
+
+pub mod edit;
+pub mod offline;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result};
+use crate::exit::ExitCode;
+use crate::output::printer::Printer;
+use crate::output::report::Report;
+
+use edit::Edit;
+
+/// The name a command has on the command line (and in the JSON report).
+pub fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::PinProxy(_) => "pin-proxy",
+        Command::HostMode(_) => "host-mode",
+        Command::Show => "show",
+        Command::Apply(_) => "apply",
+        Command::Status => "status",
+        Command::Rollback => "rollback",
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<ExitCode> {
+    let global = &cli.global;
+    let edit = match &cli.command {
+        Command::PinProxy(args) => Edit::pin_proxy(args).map_err(|e| Error::refused(&e))?,
+        Command::HostMode(args) => Edit::host_mode(args).map_err(|e| Error::refused(&e))?,
+        Command::Apply(args) => Edit::Replace {
+            source: args.file.display().to_string(),
+            text: offline::read_source(&args.file)?,
+        },
+        Command::Show | Command::Status | Command::Rollback => {
+            return Err(Error::other(
+                "not_implemented",
+                "this command needs a swarm",
+                None,
+            ));
+        }
+    };
+    match &global.config_file {
+        Some(path) => offline::run(&edit, path, global, printer, report),
+        None => Err(Error::other(
+            "not_implemented",
+            "live mode is not wired yet",
+            None,
+        )),
+    }
+}

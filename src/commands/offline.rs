@@ -1,0 +1,161 @@
+//! Offline mode (`--config-file`): plan and edit a local TOML file; no swarm is touched.
+//!
+//! The edited TOML goes to stdout or `--out`, the diff to stderr, so the tool can be tried,
+//! reviewed and scripted without a cluster (and configs can be kept in git).
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::cli::GlobalArgs;
+use crate::commands::edit::{Edit, unified_diff};
+use crate::error::{Error, Result};
+use crate::exit::ExitCode;
+use crate::interlock::config::InterlockConfig;
+use crate::output::printer::Printer;
+use crate::output::report::{Action, ConfigReport, Report, RunStatus};
+
+/// Runs an editing command against `path` (`-` = stdin).
+pub fn run(
+    edit: &Edit,
+    path: &Path,
+    global: &GlobalArgs,
+    printer: &Printer,
+    report: &mut Report,
+) -> Result<ExitCode> {
+    let source = source_name(path);
+    let text = read_source(path)?;
+    let config = InterlockConfig::parse(&source, &text).map_err(|e| Error::refused(&e))?;
+    let extension = config
+        .select_extension(global.extension.as_deref())
+        .map_err(|e| Error::refused(&e))?;
+    config
+        .extension(&extension)
+        .map_err(|e| Error::refused(&e))?;
+    let edited = edit.apply(&config, &extension, None)?;
+    let new_text = edited.config.text();
+    let target = global
+        .out
+        .as_ref()
+        .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
+    let diff = unified_diff(&text, &new_text, &source, &target);
+
+    report.extension = Some(extension);
+    report.warnings = edited.warnings;
+    report.changed = new_text != text;
+    report.config = Some(ConfigReport {
+        service: global.service.clone(),
+        current: Some(source),
+        next: None,
+        diff: diff.clone(),
+        changes: edited.changes,
+        content: None,
+    });
+    for warning in &report.warnings {
+        printer.status(&format!("warning: {warning}"));
+    }
+    printer.diff(&diff);
+    if report.changed {
+        report.actions.push(Action {
+            kind: "write_file",
+            target: target.clone(),
+            detail: format!(
+                "{} key(s) changed",
+                report.config.as_ref().map_or(0, |c| c.changes.len())
+            ),
+        });
+    }
+
+    if global.check || global.dry_run {
+        report.status = RunStatus::Planned;
+        let pending = global.check && report.changed;
+        let summary = if report.changed {
+            "Changes pending; nothing written."
+        } else {
+            "No changes."
+        };
+        printer.finish(report, summary);
+        return Ok(if pending {
+            ExitCode::ChangesPending
+        } else {
+            ExitCode::Success
+        });
+    }
+
+    write_output(global.out.as_deref(), &new_text, printer, report)?;
+    report.status = if report.changed {
+        RunStatus::Applied
+    } else {
+        RunStatus::NoChanges
+    };
+    let summary = match (report.changed, &global.out) {
+        (false, _) => "No changes.".to_owned(),
+        (true, Some(out)) => format!("Wrote {}.", out.display()),
+        (true, None) => "Edited config written to stdout.".to_owned(),
+    };
+    printer.finish(report, &summary);
+    Ok(ExitCode::Success)
+}
+
+fn source_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        "stdin".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Reads a TOML source: a file, or stdin for `-`.
+pub fn read_source(path: &Path) -> Result<String> {
+    let mut text = String::new();
+    let outcome = if path == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(path).map(|t| text = t)
+    };
+    outcome.map_err(|error| {
+        Error::new(
+            ExitCode::Refused,
+            crate::error::Problem::new(
+                "unreadable_file",
+                format!("cannot read {}: {error}", source_name(path)),
+                Some("check the path and its permissions".to_owned()),
+            ),
+        )
+    })?;
+    Ok(text)
+}
+
+/// Writes the edited TOML to `--out` (atomically: a temp file renamed into place), or to
+/// stdout in text mode, or into the JSON report.
+fn write_output(
+    out: Option<&Path>,
+    text: &str,
+    printer: &Printer,
+    report: &mut Report,
+) -> Result<()> {
+    let Some(out) = out else {
+        if printer.is_json() {
+            if let Some(config) = report.config.as_mut() {
+                config.content = Some(text.to_owned());
+            }
+        } else {
+            printer.data(text);
+        }
+        return Ok(());
+    };
+    let file_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = out.with_file_name(format!(".{file_name}.interlockctl-tmp"));
+    std::fs::write(&temp, text)
+        .and_then(|()| std::fs::rename(&temp, out))
+        .map_err(|error| {
+            let _ = std::fs::remove_file(&temp);
+            Error::other(
+                "write_failed",
+                format!("cannot write {}: {error}", out.display()),
+                None,
+            )
+        })
+}

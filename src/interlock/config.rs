@@ -1,0 +1,546 @@
+//! The Interlock core's `/config.toml`, edited in place.
+//!
+//! The runbook this tool replaces edited the file with `sed`; a missed `|` or a curly quote
+//! silently produced a config that took the proxy down. Here every edit goes through
+//! `toml_edit`, names the key it changes and returns a [`KeyChange`] record that feeds the
+//! plan. Nothing is ever re-serialized from a struct: comments, key order, blank lines,
+//! string escapes and the formatting of every untouched line stay byte for byte.
+//!
+//! Keys are looked up case-insensitively because Interlock decodes its config with
+//! BurntSushi's TOML library, which matches field names that way (`RLimitNoFile` and
+//! `RlimitNoFile` both appear in the wild).
+
+use serde::Serialize;
+use toml_edit::{Array, DocumentMut, Item, TableLike, Value};
+
+use crate::error::Diagnostic;
+
+/// The service names and ports Interlock falls back to when the config leaves them out.
+pub mod defaults {
+    /// The proxy service name when `ProxyServiceName` is absent.
+    pub const PROXY_SERVICE_NAME: &str = "ucp-interlock-proxy";
+    /// nginx's HTTP port inside the proxy container.
+    pub const TARGET_PORT: u16 = 80;
+    /// nginx's HTTPS port inside the proxy container.
+    pub const TARGET_SSL_PORT: u16 = 443;
+    /// The extension UCP generates.
+    pub const EXTENSION: &str = "default";
+}
+
+/// A config that cannot be used as it is.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Not valid TOML.
+    #[error("{source_name} is not valid TOML (line {line}, column {column}): {message}")]
+    Syntax {
+        source_name: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// No `[Extensions]` table, so Interlock would deploy no proxy at all.
+    #[error("{0} has no [Extensions] table")]
+    NoExtensions(String),
+    /// `--extension` names a table that does not exist.
+    #[error("{source_name} has no [Extensions.{name}] (it has: {available})")]
+    ExtensionNotFound {
+        source_name: String,
+        name: String,
+        available: String,
+    },
+    /// Several extensions and none called `default`: the user must choose.
+    #[error("{source_name} has several extensions ({available}) and none is called `default`")]
+    AmbiguousExtension {
+        source_name: String,
+        available: String,
+    },
+    /// The Interlock core crashes on start without `ProxyReplicas`.
+    #[error("[Extensions.{0}] has no ProxyReplicas; the Interlock core crashes without it")]
+    MissingProxyReplicas(String),
+    /// `PublishMode` other than `ingress` or `host`.
+    #[error("[Extensions.{extension}] PublishMode = {value} is neither \"ingress\" nor \"host\"")]
+    InvalidPublishMode { extension: String, value: String },
+    /// A key has a value of the wrong type.
+    #[error("[Extensions.{extension}] {key} = {value} is not {expected}")]
+    WrongType {
+        extension: String,
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl Diagnostic for ConfigError {
+    fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Syntax { .. } => "invalid_toml",
+            ConfigError::NoExtensions(_) => "no_extensions",
+            ConfigError::ExtensionNotFound { .. } => "extension_not_found",
+            ConfigError::AmbiguousExtension { .. } => "ambiguous_extension",
+            ConfigError::MissingProxyReplicas(_) => "missing_proxy_replicas",
+            ConfigError::InvalidPublishMode { .. } => "invalid_publish_mode",
+            ConfigError::WrongType { .. } => "invalid_value",
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            ConfigError::Syntax { line, .. } => {
+                format!("fix the TOML at line {line}; `interlockctl show` prints the live config")
+            }
+            ConfigError::NoExtensions(_) => {
+                "add an `[Extensions.default]` table; Interlock needs at least one extension".into()
+            }
+            ConfigError::ExtensionNotFound { available, .. }
+            | ConfigError::AmbiguousExtension { available, .. } => {
+                format!("pass `--extension NAME` with one of: {available}")
+            }
+            ConfigError::MissingProxyReplicas(name) => {
+                format!("add `ProxyReplicas = 2` (or the count you want) to [Extensions.{name}]")
+            }
+            ConfigError::InvalidPublishMode { .. } => {
+                "set `PublishMode = \"ingress\"` or `PublishMode = \"host\"`".into()
+            }
+            ConfigError::WrongType { key, expected, .. } => format!("make {key} {expected}"),
+        })
+    }
+}
+
+/// How the proxy publishes its ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishMode {
+    /// Swarm routing mesh: the port is reserved on every node.
+    Ingress,
+    /// Bound only on the nodes that run a proxy task; one task per node per port.
+    Host,
+}
+
+impl PublishMode {
+    /// The spelling used in the config and in the Engine API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PublishMode::Ingress => "ingress",
+            PublishMode::Host => "host",
+        }
+    }
+}
+
+/// What one extension asks of its proxy service, read from the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtensionSettings {
+    /// The `[Extensions.NAME]` this was read from.
+    pub name: String,
+    /// `ProxyServiceName`.
+    pub proxy_service_name: String,
+    /// `ProxyReplicas`.
+    pub proxy_replicas: u64,
+    /// `ProxyConstraints`.
+    pub proxy_constraints: Vec<String>,
+    /// `Constraints` (the extension service's own placement).
+    pub constraints: Vec<String>,
+    /// `PublishMode`.
+    pub publish_mode: PublishMode,
+    /// `PublishedPort`, if set.
+    pub published_port: Option<u16>,
+    /// `PublishedSSLPort`, if set.
+    pub published_ssl_port: Option<u16>,
+    /// `TargetPort`.
+    pub target_port: u16,
+    /// `TargetSSLPort`.
+    pub target_ssl_port: u16,
+}
+
+/// One key the edit changed, with values as written in TOML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyChange {
+    /// Dotted path of the key, e.g. `Extensions.default.ProxyReplicas`.
+    pub key: String,
+    /// The old value, or `None` when the key was added.
+    pub before: Option<String>,
+    /// The new value.
+    pub after: String,
+}
+
+/// An Interlock config document; edits keep everything they do not touch.
+#[derive(Debug, Clone)]
+pub struct InterlockConfig {
+    source_name: String,
+    doc: DocumentMut,
+}
+
+impl InterlockConfig {
+    /// Parses `text`; `source_name` (a file or config name) appears in errors.
+    pub fn parse(source_name: &str, text: &str) -> Result<Self, ConfigError> {
+        let doc = text.parse::<DocumentMut>().map_err(|error| {
+            let (line, column) = line_column(text, error.span().map_or(0, |span| span.start));
+            ConfigError::Syntax {
+                source_name: source_name.to_owned(),
+                line,
+                column,
+                message: error.message().trim().to_owned(),
+            }
+        })?;
+        Ok(InterlockConfig {
+            source_name: source_name.to_owned(),
+            doc,
+        })
+    }
+
+    /// The document as text, byte-identical to the input where nothing was edited.
+    pub fn text(&self) -> String {
+        self.doc.to_string()
+    }
+
+    /// The names of all `[Extensions.NAME]` tables, in file order.
+    pub fn extension_names(&self) -> Result<Vec<String>, ConfigError> {
+        let extensions = self.extensions_table()?;
+        Ok(extensions
+            .iter()
+            .filter(|(_, item)| item.is_table_like())
+            .map(|(name, _)| name.to_owned())
+            .collect())
+    }
+
+    /// Picks the extension to work on: the requested one, else the only one, else `default`.
+    pub fn select_extension(&self, requested: Option<&str>) -> Result<String, ConfigError> {
+        let names = self.extension_names()?;
+        let available = || names.join(", ");
+        if let Some(name) = requested {
+            return names.iter().find(|n| *n == name).cloned().ok_or_else(|| {
+                ConfigError::ExtensionNotFound {
+                    source_name: self.source_name.clone(),
+                    name: name.to_owned(),
+                    available: available(),
+                }
+            });
+        }
+        match names.as_slice() {
+            [] => Err(ConfigError::NoExtensions(self.source_name.clone())),
+            [only] => Ok(only.clone()),
+            _ if names.iter().any(|n| n == defaults::EXTENSION) => {
+                Ok(defaults::EXTENSION.to_owned())
+            }
+            _ => Err(ConfigError::AmbiguousExtension {
+                source_name: self.source_name.clone(),
+                available: available(),
+            }),
+        }
+    }
+
+    /// Reads and validates the settings of one extension.
+    pub fn extension(&self, name: &str) -> Result<ExtensionSettings, ConfigError> {
+        let reader = ExtensionReader {
+            name,
+            table: self.extension_table(name)?,
+        };
+        let proxy_replicas = reader
+            .integer("ProxyReplicas", 0, i64::MAX)?
+            .ok_or_else(|| ConfigError::MissingProxyReplicas(name.to_owned()))?;
+        Ok(ExtensionSettings {
+            name: name.to_owned(),
+            proxy_service_name: reader
+                .string("ProxyServiceName")?
+                .unwrap_or_else(|| defaults::PROXY_SERVICE_NAME.to_owned()),
+            proxy_replicas: proxy_replicas.unsigned_abs(),
+            proxy_constraints: reader.strings("ProxyConstraints")?,
+            constraints: reader.strings("Constraints")?,
+            publish_mode: reader.publish_mode()?,
+            published_port: reader.port("PublishedPort")?,
+            published_ssl_port: reader.port("PublishedSSLPort")?,
+            target_port: reader.port("TargetPort")?.unwrap_or(defaults::TARGET_PORT),
+            target_ssl_port: reader
+                .port("TargetSSLPort")?
+                .unwrap_or(defaults::TARGET_SSL_PORT),
+        })
+    }
+
+    /// Sets `ProxyConstraints`: where the proxy replicas may run.
+    pub fn set_proxy_constraints(
+        &mut self,
+        extension: &str,
+        constraints: &[String],
+    ) -> Option<KeyChange> {
+        self.set(extension, "ProxyConstraints", string_array(constraints))
+    }
+
+    /// Sets `Constraints`: where the extension service may run.
+    pub fn set_extension_constraints(
+        &mut self,
+        extension: &str,
+        constraints: &[String],
+    ) -> Option<KeyChange> {
+        self.set(extension, "Constraints", string_array(constraints))
+    }
+
+    /// Sets `ProxyReplicas`.
+    pub fn set_proxy_replicas(&mut self, extension: &str, replicas: u64) -> Option<KeyChange> {
+        let replicas = i64::try_from(replicas).unwrap_or(i64::MAX);
+        self.set(extension, "ProxyReplicas", Value::from(replicas))
+    }
+
+    /// Sets `PublishMode`.
+    pub fn set_publish_mode(&mut self, extension: &str, mode: PublishMode) -> Option<KeyChange> {
+        self.set(extension, "PublishMode", Value::from(mode.as_str()))
+    }
+
+    /// Sets `PublishedPort` (HTTP).
+    pub fn set_published_port(&mut self, extension: &str, port: u16) -> Option<KeyChange> {
+        self.set(extension, "PublishedPort", Value::from(i64::from(port)))
+    }
+
+    /// Sets `PublishedSSLPort` (HTTPS).
+    pub fn set_published_ssl_port(&mut self, extension: &str, port: u16) -> Option<KeyChange> {
+        self.set(extension, "PublishedSSLPort", Value::from(i64::from(port)))
+    }
+
+    /// Sets one key of an extension, keeping the key's spelling, position and the
+    /// whitespace and comment around its value. Returns `None` when the value is already
+    /// equal (then not a byte changes).
+    fn set(&mut self, extension: &str, key: &str, mut value: Value) -> Option<KeyChange> {
+        let path = format!("Extensions.{extension}.{key}");
+        let table = self.extension_table_mut(extension)?;
+        let existing = table
+            .iter()
+            .map(|(name, _)| name.to_owned())
+            .find(|name| name.eq_ignore_ascii_case(key));
+        let Some(existing) = existing else {
+            let after = bare(&value);
+            insert_key(table, key, value);
+            return Some(KeyChange {
+                key: path,
+                before: None,
+                after,
+            });
+        };
+        let item = table.get_mut(&existing)?;
+        let before = item.as_value().map(bare);
+        if item.as_value().is_some_and(|old| same_value(old, &value)) {
+            return None;
+        }
+        if let Some(old) = item.as_value() {
+            *value.decor_mut() = old.decor().clone();
+        }
+        let after = bare(&value);
+        *item = Item::Value(value);
+        Some(KeyChange {
+            key: path,
+            before,
+            after,
+        })
+    }
+
+    fn extensions_table(&self) -> Result<&dyn TableLike, ConfigError> {
+        self.doc
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case("Extensions"))
+            .and_then(|(_, item)| item.as_table_like())
+            .ok_or_else(|| ConfigError::NoExtensions(self.source_name.clone()))
+    }
+
+    fn extension_table(&self, name: &str) -> Result<&dyn TableLike, ConfigError> {
+        self.extensions_table()?
+            .get(name)
+            .and_then(Item::as_table_like)
+            .ok_or_else(|| ConfigError::ExtensionNotFound {
+                source_name: self.source_name.clone(),
+                name: name.to_owned(),
+                available: self.extension_names().unwrap_or_default().join(", "),
+            })
+    }
+
+    fn extension_table_mut(&mut self, name: &str) -> Option<&mut dyn TableLike> {
+        let key = self
+            .doc
+            .iter()
+            .map(|(key, _)| key.to_owned())
+            .find(|key| key.eq_ignore_ascii_case("Extensions"))?;
+        self.doc
+            .get_mut(&key)?
+            .as_table_like_mut()?
+            .get_mut(name)?
+            .as_table_like_mut()
+    }
+}
+
+/// Typed, case-insensitive reads of one extension's keys.
+struct ExtensionReader<'a> {
+    name: &'a str,
+    table: &'a dyn TableLike,
+}
+
+impl ExtensionReader<'_> {
+    fn value(&self, key: &str) -> Option<&Value> {
+        self.table
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .and_then(|(_, item)| item.as_value())
+    }
+
+    fn wrong_type(&self, key: &str, value: &Value, expected: &'static str) -> ConfigError {
+        ConfigError::WrongType {
+            extension: self.name.to_owned(),
+            key: key.to_owned(),
+            value: bare(value),
+            expected,
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        self.value(key)
+            .map(|value| {
+                value
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| self.wrong_type(key, value, "a string"))
+            })
+            .transpose()
+    }
+
+    fn integer(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
+        let expected = "a whole number in range";
+        self.value(key)
+            .map(|value| {
+                value
+                    .as_integer()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| self.wrong_type(key, value, expected))
+            })
+            .transpose()
+    }
+
+    fn port(&self, key: &str) -> Result<Option<u16>, ConfigError> {
+        Ok(self
+            .integer(key, 1, i64::from(u16::MAX))?
+            .and_then(|n| u16::try_from(n).ok()))
+    }
+
+    fn strings(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        let Some(value) = self.value(key) else {
+            return Ok(Vec::new());
+        };
+        let array = value
+            .as_array()
+            .ok_or_else(|| self.wrong_type(key, value, "an array of strings"))?;
+        array
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| self.wrong_type(key, value, "an array of strings"))
+            })
+            .collect()
+    }
+
+    fn publish_mode(&self) -> Result<PublishMode, ConfigError> {
+        match self.string("PublishMode")?.as_deref() {
+            None | Some("ingress") => Ok(PublishMode::Ingress),
+            Some("host") => Ok(PublishMode::Host),
+            Some(other) => Err(ConfigError::InvalidPublishMode {
+                extension: self.name.to_owned(),
+                value: format!("{other:?}"),
+            }),
+        }
+    }
+}
+
+fn string_array(items: &[String]) -> Value {
+    Value::Array(items.iter().map(String::as_str).collect::<Array>())
+}
+
+/// A value as written, without the whitespace and comment around it.
+fn bare(value: &Value) -> String {
+    value.clone().decorated("", "").to_string()
+}
+
+/// Semantic equality for the value kinds this module writes (strings, integers, arrays).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(a), Value::String(b)) => a.value() == b.value(),
+        (Value::Integer(a), Value::Integer(b)) => a.value() == b.value(),
+        (Value::Boolean(a), Value::Boolean(b)) => a.value() == b.value(),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b.iter()).all(|(a, b)| same_value(a, b))
+        }
+        _ => false,
+    }
+}
+
+/// Adds a key at the end of a table, indented like the keys already there.
+fn insert_key(table: &mut dyn TableLike, key: &str, value: Value) {
+    let indent = table
+        .iter()
+        .next()
+        .and_then(|(first, _)| table.key(first))
+        .and_then(|first| first.leaf_decor().prefix())
+        .and_then(|prefix| prefix.as_str())
+        .map(str::to_owned);
+    table.insert(key, Item::Value(value));
+    if let (Some(indent), Some(mut new_key)) = (indent, table.key_mut(key)) {
+        new_key.leaf_decor_mut().set_prefix(indent);
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl InterlockConfig {
+    /// Every leaf key whose value differs between `before` and `self`, in document order
+    /// (used when a whole desired config replaces the live one).
+    pub fn changes_from(&self, before: &InterlockConfig) -> Vec<KeyChange> {
+        let (old, new) = (leaves(before.doc.as_table()), leaves(self.doc.as_table()));
+        let old_value = |key: &str| old.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let mut changes: Vec<KeyChange> = new
+            .iter()
+            .filter(|(key, value)| old_value(key).as_ref() != Some(value))
+            .map(|(key, value)| KeyChange {
+                key: key.clone(),
+                before: old_value(key),
+                after: value.clone(),
+            })
+            .collect();
+        changes.extend(
+            old.iter()
+                .filter(|(key, _)| !new.iter().any(|(k, _)| k == key))
+                .map(|(key, value)| KeyChange {
+                    key: key.clone(),
+                    before: Some(value.clone()),
+                    after: String::from("(removed)"),
+                }),
+        );
+        changes
+    }
+}
+
+/// Dotted path and bare value of every non-table value in a table, recursively.
+fn leaves(table: &dyn TableLike) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    collect_leaves(table, "", &mut out);
+    out
+}
+
+fn collect_leaves(table: &dyn TableLike, prefix: &str, out: &mut Vec<(String, String)>) {
+    for (key, item) in table.iter() {
+        let path = if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match item {
+            Item::Value(Value::InlineTable(inline)) => collect_leaves(inline, &path, out),
+            Item::Value(value) => out.push((path, bare(value))),
+            Item::Table(table) => collect_leaves(table, &path, out),
+            Item::ArrayOfTables(array) => {
+                for (index, table) in array.iter().enumerate() {
+                    collect_leaves(table, &format!("{path}[{index}]"), out);
+                }
+            }
+            Item::None => {}
+        }
+    }
+}

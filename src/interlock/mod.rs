@@ -1,0 +1,4 @@
+//! Interlock domain knowledge: its config file and the input that edits it. No I/O here.
+
+pub mod config;
+pub mod input;

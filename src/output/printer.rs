@@ -1,0 +1,277 @@
+//! The one writer of stdout and stderr; resolves colour, quietness and terminals once.
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
+use crate::error::Problem;
+use crate::output::report::Report;
+
+/// Where and how output goes for this run.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    format: OutputFormat,
+    quiet: bool,
+    verbose: bool,
+    color: bool,
+    progress: bool,
+    can_prompt: bool,
+}
+
+/// Facts about the process's environment that decide how to print, passed in so the
+/// decisions stay testable.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal {
+    /// stderr is a terminal.
+    pub stderr_tty: bool,
+    /// stdin is a terminal (prompts need it).
+    pub stdin_tty: bool,
+    /// `NO_COLOR` is set to a non-empty value.
+    pub no_color: bool,
+    /// `CI` is set (some CI runners fake a terminal).
+    pub ci: bool,
+}
+
+impl Terminal {
+    /// Reads the facts from the running process.
+    pub fn detect() -> Self {
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+        Terminal {
+            stderr_tty: std::io::stderr().is_terminal(),
+            stdin_tty: std::io::stdin().is_terminal(),
+            no_color: set("NO_COLOR"),
+            ci: set("CI"),
+        }
+    }
+}
+
+impl Printer {
+    /// Decides colour, progress and prompting from the flags and the terminal.
+    pub fn new(args: &GlobalArgs, terminal: Terminal) -> Self {
+        let text = args.output == OutputFormat::Text;
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal.stderr_tty && !terminal.no_color,
+        };
+        Printer {
+            format: args.output,
+            quiet: args.quiet,
+            verbose: args.verbose,
+            color,
+            progress: text
+                && terminal.stderr_tty
+                && !terminal.ci
+                && !args.quiet
+                && !args.no_progress,
+            can_prompt: terminal.stderr_tty && terminal.stdin_tty,
+        }
+    }
+
+    /// Whether the run reports in JSON.
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// Whether progress bars may be drawn.
+    pub fn shows_progress(&self) -> bool {
+        self.progress
+    }
+
+    /// Whether status lines are printed (text mode, not quiet).
+    pub fn shows_status(&self) -> bool {
+        !self.quiet && !self.is_json()
+    }
+
+    /// Whether a confirmation prompt can be shown.
+    pub fn can_prompt(&self) -> bool {
+        self.can_prompt
+    }
+
+    /// A status line on stderr (text mode, not quiet).
+    pub fn status(&self, line: &str) {
+        if self.shows_status() {
+            write_stderr(&format!("{line}\n"));
+        }
+    }
+
+    /// A line only `-v` shows.
+    pub fn detail(&self, line: &str) {
+        if self.verbose && !self.quiet {
+            write_stderr(&format!("{line}\n"));
+        }
+    }
+
+    /// Data on stdout, exactly as given.
+    pub fn data(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`| head`) is not an error worth reporting.
+        let _ = stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush());
+    }
+
+    /// A unified diff on stderr, coloured when allowed.
+    pub fn diff(&self, diff: &str) {
+        if !self.shows_status() || diff.is_empty() {
+            return;
+        }
+        let text: String = diff
+            .lines()
+            .map(|line| format!("{}\n", self.paint_diff_line(line)))
+            .collect();
+        write_stderr(&text);
+    }
+
+    fn paint_diff_line(&self, line: &str) -> String {
+        let code = match line.as_bytes().first() {
+            _ if !self.color => return line.to_owned(),
+            Some(b'+') if !line.starts_with("+++") => "32",
+            Some(b'-') if !line.starts_with("---") => "31",
+            Some(b'@') => "36",
+            _ => return line.to_owned(),
+        };
+        format!("\x1b[{code}m{line}\x1b[0m")
+    }
+
+    /// The plan's steps, as a list on stderr.
+    pub fn plan(&self, report: &Report) {
+        if report.actions.is_empty() {
+            return;
+        }
+        let mut text = String::from("Plan:\n");
+        for action in &report.actions {
+            text.push_str(&format!(
+                "  {} {}: {}\n",
+                action.kind.replace('_', " "),
+                action.target,
+                action.detail
+            ));
+        }
+        if self.shows_status() {
+            write_stderr(&text);
+        }
+    }
+
+    /// The end of a run: the JSON document, or a closing line in text mode.
+    pub fn finish(&self, report: &Report, summary: &str) {
+        if self.is_json() {
+            let json = serde_json::to_string_pretty(report).expect("a report always serializes");
+            self.data(&format!("{json}\n"));
+        } else {
+            self.status(summary);
+        }
+    }
+
+    /// Problems on stderr, whatever the format: `error: ...` then `hint: ...`.
+    pub fn problems(&self, problems: &[Problem]) {
+        let mut text = String::new();
+        for problem in problems {
+            let label = if self.color {
+                "\x1b[31merror\x1b[0m"
+            } else {
+                "error"
+            };
+            text.push_str(&format!("{label}: {}\n", problem.message));
+            if let Some(hint) = &problem.hint {
+                text.push_str(&format!("\nhint: {hint}\n"));
+            }
+        }
+        write_stderr(&text);
+    }
+}
+
+fn write_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn printer(args: &[&str], terminal: Terminal) -> Printer {
+        let mut argv = vec!["interlockctl"];
+        argv.extend_from_slice(args);
+        argv.push("show");
+        Printer::new(&Cli::parse_from(argv).global, terminal)
+    }
+
+    const TTY: Terminal = Terminal {
+        stderr_tty: true,
+        stdin_tty: true,
+        no_color: false,
+        ci: false,
+    };
+
+    #[test]
+    fn progress_only_on_an_interactive_text_run() {
+        assert!(printer(&[], TTY).shows_progress());
+        assert!(!printer(&["-o", "json"], TTY).shows_progress());
+        assert!(!printer(&["-q"], TTY).shows_progress());
+        assert!(!printer(&["--no-progress"], TTY).shows_progress());
+        assert!(!printer(&[], Terminal { ci: true, ..TTY }).shows_progress());
+        assert!(
+            !printer(
+                &[],
+                Terminal {
+                    stderr_tty: false,
+                    ..TTY
+                }
+            )
+            .shows_progress()
+        );
+    }
+
+    #[test]
+    fn colour_follows_flag_then_no_color_then_terminal() {
+        assert!(printer(&[], TTY).color);
+        assert!(
+            !printer(
+                &[],
+                Terminal {
+                    no_color: true,
+                    ..TTY
+                }
+            )
+            .color
+        );
+        assert!(
+            printer(
+                &["--color", "always"],
+                Terminal {
+                    no_color: true,
+                    ..TTY
+                }
+            )
+            .color
+        );
+        assert!(!printer(&["--color", "never"], TTY).color);
+        assert!(
+            !printer(
+                &[],
+                Terminal {
+                    stderr_tty: false,
+                    ..TTY
+                }
+            )
+            .color
+        );
+    }
+
+    #[test]
+    fn prompting_needs_both_terminals() {
+        assert!(printer(&[], TTY).can_prompt());
+        assert!(
+            !printer(
+                &[],
+                Terminal {
+                    stdin_tty: false,
+                    ..TTY
+                }
+            )
+            .can_prompt()
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The result of a run, as one JSON document (`-o json`) or as text.
+//!
+//! Pipelines read this document, so its fields are a contract (README "JSON output"):
+//! fields are only ever added; a change of meaning bumps `schema_version`.
+
+use serde::Serialize;
+
+use crate::error::Problem;
+use crate::interlock::config::KeyChange;
+
+/// Version of the JSON document's schema.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Changes were applied and verified (offline: the edited TOML was written).
+    Applied,
+    /// The desired state was already in place.
+    NoChanges,
+    /// `--dry-run` or `--check`: the plan was shown, nothing changed.
+    Planned,
+    /// Invalid input or config, or a failed preflight check.
+    Refused,
+    /// The change failed and the previous state was restored.
+    RolledBack,
+    /// The swarm did not converge within `--timeout`.
+    TimedOut,
+    /// The prompt was declined, or no terminal and no `--yes`.
+    Declined,
+    /// Any other failure.
+    Failed,
+}
+
+/// The config part of a report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigReport {
+    /// The Interlock core service.
+    pub service: String,
+    /// The config in use (offline: the input file).
+    pub current: Option<String>,
+    /// The config this run creates or reuses; null when none.
+    pub next: Option<String>,
+    /// Unified diff from current to next; empty when nothing changes.
+    pub diff: String,
+    /// The keys that change.
+    pub changes: Vec<KeyChange>,
+    /// Offline mode without `--out`: the edited TOML.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    /// What kind of step: `create_config`, `reuse_config`, `update_service`, `write_file`.
+    pub kind: &'static str,
+    /// The object it acts on.
+    pub target: String,
+    /// What exactly changes.
+    pub detail: String,
+}
+
+/// Everything a run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The subcommand, e.g. `host-mode`.
+    pub command: &'static str,
+    /// Whether `--dry-run` or `--check` was given.
+    pub dry_run: bool,
+    /// Whether anything was (or, when planned, would be) changed.
+    pub changed: bool,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// The `[Extensions.NAME]` worked on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    /// The config part; absent for commands that do not touch one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigReport>,
+    /// The steps, in order.
+    pub actions: Vec<Action>,
+    /// Notes worth a look that did not stop the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// What went wrong, when something did.
+    pub errors: Vec<Problem>,
+}
+
+impl Report {
+    /// An empty report for `command`; the command fills in the rest.
+    pub fn new(command: &'static str, dry_run: bool) -> Self {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            command,
+            dry_run,
+            changed: false,
+            status: RunStatus::NoChanges,
+            extension: None,
+            config: None,
+            actions: Vec::new(),
+            warnings: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
