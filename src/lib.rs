@@ -11,6 +11,10 @@ pub mod error;
 pub mod exit;
 pub mod interlock;
 pub mod output;
+pub mod plan;
+pub mod preflight;
+pub mod swarm;
+pub mod verify;
 
 use clap::Parser;
 

@@ -3,7 +3,10 @@
 //! run still reports what it planned.
 
 pub mod edit;
+pub mod live;
 pub mod offline;
+pub mod show;
+pub mod status;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
@@ -35,20 +38,20 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
             source: args.file.display().to_string(),
             text: offline::read_source(&args.file)?,
         },
-        Command::Show | Command::Status | Command::Rollback => {
+        Command::Show => return show::run(&live::connect(global)?, global, printer, report).await,
+        Command::Status => {
+            return status::run(&live::connect(global)?, global, printer, report).await;
+        }
+        Command::Rollback => {
             return Err(Error::other(
                 "not_implemented",
-                "this command needs a swarm",
+                "rollback is not available yet",
                 None,
             ));
         }
     };
     match &global.config_file {
         Some(path) => offline::run(&edit, path, global, printer, report),
-        None => Err(Error::other(
-            "not_implemented",
-            "live mode is not wired yet",
-            None,
-        )),
+        None => live::run_edit(&live::connect(global)?, &edit, global, printer, report).await,
     }
 }

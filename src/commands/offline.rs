@@ -22,6 +22,16 @@ pub fn run(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
+    if path == Path::new("-") && matches!(edit, Edit::Replace { source, .. } if source == "-") {
+        return Err(Error::new(
+            ExitCode::Refused,
+            crate::error::Problem::new(
+                "stdin_twice",
+                "`--config-file -` and `apply -` cannot both read stdin",
+                Some("pass a file path to one of them".to_owned()),
+            ),
+        ));
+    }
     let source = source_name(path);
     let text = read_source(path)?;
     let config = InterlockConfig::parse(&source, &text).map_err(|e| Error::refused(&e))?;

@@ -466,14 +466,17 @@ fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Adds a key at the end of a table, indented like the keys already there.
+/// Adds a key at the end of a table, indented like the keys already there. Only the
+/// indentation is copied: a comment line above the first key stays with that key.
 fn insert_key(table: &mut dyn TableLike, key: &str, value: Value) {
     let indent = table
         .iter()
-        .next()
+        .find(|(_, item)| item.is_value())
         .and_then(|(first, _)| table.key(first))
         .and_then(|first| first.leaf_decor().prefix())
         .and_then(|prefix| prefix.as_str())
+        .and_then(|prefix| prefix.rsplit('\n').next())
+        .filter(|indent| indent.chars().all(|c| c == ' ' || c == '\t'))
         .map(str::to_owned);
     table.insert(key, Item::Value(value));
     if let (Some(indent), Some(mut new_key)) = (indent, table.key_mut(key)) {

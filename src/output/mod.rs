@@ -5,4 +5,5 @@
 //! `-o json | jq` always get clean input.
 
 pub mod printer;
+pub mod progress;
 pub mod report;

@@ -81,6 +81,9 @@ pub struct Report {
     /// The config part; absent for commands that do not touch one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigReport>,
+    /// `status`: what the swarm looks like.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StatusReport>,
     /// The steps, in order.
     pub actions: Vec<Action>,
     /// Notes worth a look that did not stop the run.
@@ -101,9 +104,89 @@ impl Report {
             status: RunStatus::NoChanges,
             extension: None,
             config: None,
+            state: None,
             actions: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
         }
     }
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// The config mounted at `/config.toml`.
+    pub config: String,
+    /// The config's lineage, oldest first.
+    pub lineage: Vec<LineageEntry>,
+    /// The core service.
+    pub core: CoreStatus,
+    /// The selected extension's proxy.
+    pub proxy: ProxyStatus,
+    /// Differences between what the config asks and what the proxy service says.
+    pub drift: Vec<String>,
+    /// Ways the proxy's tasks do not serve as configured.
+    pub problems: Vec<String>,
+}
+
+/// One config of the lineage.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineageEntry {
+    /// Config name.
+    pub name: String,
+    /// Creation time.
+    pub created: String,
+    /// The interlockctl command that created it, if any.
+    pub operation: Option<String>,
+    /// The config it was derived from, if known.
+    pub parent: Option<String>,
+    /// Whether the core uses it now.
+    pub current: bool,
+}
+
+/// The core service's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoreStatus {
+    /// Service name.
+    pub service: String,
+    /// Last update's state, if any.
+    pub update_state: Option<String>,
+    /// `UpdateConfig.FailureAction`.
+    pub failure_action: String,
+    /// Published ports.
+    pub ports: Vec<crate::swarm::Port>,
+}
+
+/// The proxy service's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyStatus {
+    /// Service name.
+    pub service: String,
+    /// `ProxyReplicas` in the config.
+    pub replicas: u64,
+    /// Running tasks.
+    pub running: u64,
+    /// Placement constraints of the service.
+    pub constraints: Vec<String>,
+    /// `PublishMode` in the config.
+    pub publish_mode: String,
+    /// Ports the service publishes.
+    pub ports: Vec<crate::swarm::Port>,
+    /// Its tasks.
+    pub tasks: Vec<TaskStatus>,
+}
+
+/// One proxy task.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskStatus {
+    /// Node hostname.
+    pub node: String,
+    /// Node address.
+    pub addr: String,
+    /// Task state.
+    pub state: String,
+    /// Host-mode ports it binds.
+    pub ports: Vec<crate::swarm::Port>,
+    /// Why it is not running, if it is not.
+    pub error: Option<String>,
 }

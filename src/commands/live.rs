@@ -1,0 +1,519 @@
+//! Live mode: read the state from the swarm, plan, confirm, apply step by step, verify,
+//! and roll back on failure.
+
+use std::path::PathBuf;
+
+use tokio::time::Instant;
+
+use crate::cli::GlobalArgs;
+use crate::commands::edit::{Edit, unified_diff};
+use crate::error::{Error, Problem, Result};
+use crate::exit::ExitCode;
+use crate::interlock::config::{ExtensionSettings, InterlockConfig};
+use crate::output::printer::Printer;
+use crate::output::progress::Progress;
+use crate::output::report::{ConfigReport, Report, RunStatus};
+use crate::plan::{self, CONFIG_TARGET, NextConfig, Observed, Plan};
+use crate::preflight;
+use crate::swarm::converge::{self, Assessment, Phase, WaitError};
+use crate::swarm::docker::DockerSwarm;
+use crate::swarm::endpoint::{self, ConnectionFlags};
+use crate::swarm::spec::{self, SpecEdit};
+use crate::swarm::{SwarmApi, SwarmError};
+use crate::verify;
+
+/// How often an update is retried when someone else updated the service in between.
+const UPDATE_ATTEMPTS: usize = 5;
+/// How often a config name is retried when another run took it first.
+const CREATE_ATTEMPTS: usize = 5;
+
+/// Connects to the engine the flags and environment select, as the docker CLI would.
+pub fn connect(global: &GlobalArgs) -> Result<DockerSwarm> {
+    let flags = ConnectionFlags {
+        host: global.host.clone(),
+        context: global.context.clone(),
+        tls: global.tls,
+        tlsverify: global.tlsverify,
+        tlscacert: global.tlscacert.clone(),
+        tlscert: global.tlscert.clone(),
+        tlskey: global.tlskey.clone(),
+    };
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let resolved = endpoint::resolve(&flags, &|name| std::env::var(name).ok(), home.as_deref())
+        .map_err(|e| Error::new(ExitCode::Failure, Problem::from_diagnostic(&e)))?;
+    let address = resolved.endpoint.to_string();
+    DockerSwarm::connect(&resolved.endpoint, address).map_err(|e| Error::failed(&e))
+}
+
+/// Checks the engine is a manager that speaks configs (API >= 1.30).
+pub async fn check_engine<S: SwarmApi>(api: &S) -> Result<()> {
+    let engine = api.engine().await.map_err(|e| Error::failed(&e))?;
+    let (major, minor) = engine.api_version.split_once('.').unwrap_or(("0", "0"));
+    let version = (
+        major.parse::<u32>().unwrap_or(0),
+        minor.parse::<u32>().unwrap_or(0),
+    );
+    if version < (1, 30) {
+        return Err(Error::failed(&SwarmError::ApiTooOld(engine.api_version)));
+    }
+    if !engine.is_manager {
+        return Err(Error::failed(&SwarmError::NotManager("this engine".into())));
+    }
+    Ok(())
+}
+
+/// Everything read from the swarm, with the live config parsed and its extension chosen.
+pub struct LiveState {
+    /// The observation the plan is computed from.
+    pub observed: Observed,
+    /// The live config.
+    pub config: InterlockConfig,
+    /// The selected extension.
+    pub extension: String,
+    /// Its settings in the live config.
+    pub settings: ExtensionSettings,
+}
+
+/// Reads the core, its config, the proxy, the lineage and the nodes.
+pub async fn observe<S: SwarmApi>(api: &S, global: &GlobalArgs) -> Result<LiveState> {
+    let swarm_failed = |e: SwarmError| Error::failed(&e);
+    let core = api
+        .service(&global.service)
+        .await
+        .map_err(swarm_failed)?
+        .ok_or_else(|| Error::refused(&preflight::Missing::CoreService(global.service.clone())))?;
+    let (config_name, config_id) = spec::config_ref(&core.spec, CONFIG_TARGET)
+        .ok_or_else(|| Error::refused(&preflight::Missing::ConfigMount(global.service.clone())))?;
+    let config_text = api.config_data(&config_id).await.map_err(swarm_failed)?;
+    let config =
+        InterlockConfig::parse(&config_name, &config_text).map_err(|e| Error::refused(&e))?;
+    let extension = config
+        .select_extension(global.extension.as_deref())
+        .map_err(|e| Error::refused(&e))?;
+    let settings = config
+        .extension(&extension)
+        .map_err(|e| Error::refused(&e))?;
+    let proxy = api
+        .service(&settings.proxy_service_name)
+        .await
+        .map_err(swarm_failed)?
+        .ok_or_else(|| {
+            Error::refused(&preflight::Missing::ProxyService(
+                settings.proxy_service_name.clone(),
+            ))
+        })?;
+    let base = plan::lineage_base(&config_name).to_owned();
+    let all = api.configs(&base).await.map_err(swarm_failed)?;
+    let current = all
+        .iter()
+        .find(|c| c.id == config_id)
+        .cloned()
+        .ok_or_else(|| {
+            Error::failed(&SwarmError::Protocol {
+                operation: "list configs".into(),
+                message: format!("config {config_name} is mounted but not listed"),
+            })
+        })?;
+    let lineage = all
+        .into_iter()
+        .filter(|c| plan::in_lineage(&base, &c.name))
+        .collect();
+    let nodes = api.nodes().await.map_err(swarm_failed)?;
+    Ok(LiveState {
+        observed: Observed {
+            core,
+            config: current,
+            config_text,
+            lineage,
+            nodes,
+            proxy,
+        },
+        config,
+        extension,
+        settings,
+    })
+}
+
+/// Runs an editing command against the swarm.
+pub async fn run_edit<S: SwarmApi>(
+    api: &S,
+    edit: &Edit,
+    global: &GlobalArgs,
+    printer: &Printer,
+    report: &mut Report,
+) -> Result<ExitCode> {
+    check_engine(api).await?;
+    let state = observe(api, global).await?;
+    let labelled =
+        preflight::labelled_nodes(edit, &state.observed.nodes).map_err(|e| Error::refused(&e))?;
+    let edited = edit.apply(&state.config, &state.extension, labelled)?;
+    let new_text = edited.config.text();
+    let settings = edited
+        .config
+        .extension(&state.extension)
+        .map_err(|e| Error::refused(&e))?;
+    preflight::check(&state.observed, &settings).map_err(Error::refused_all)?;
+    let plan = plan::build(&state.observed, &new_text, &settings, report.command);
+
+    report.extension = Some(state.extension.clone());
+    report.warnings = edited.warnings;
+    report.changed = !plan.is_empty();
+    let next = plan.config.as_ref().map(|c| c.name().to_owned());
+    report.config = Some(ConfigReport {
+        service: state.observed.core.name.clone(),
+        current: Some(state.observed.config.name.clone()),
+        next: next.clone(),
+        diff: unified_diff(
+            &state.observed.config_text,
+            &new_text,
+            &state.observed.config.name,
+            next.as_deref().unwrap_or("unchanged"),
+        ),
+        changes: edited.changes,
+        content: None,
+    });
+    report.actions = plan.actions(&state.observed, &new_text);
+    printer.diff(
+        &report
+            .config
+            .as_ref()
+            .map(|c| c.diff.clone())
+            .unwrap_or_default(),
+    );
+    printer.plan(report);
+
+    if plan.is_empty() {
+        report.status = RunStatus::NoChanges;
+        printer.finish(report, "No changes: the swarm already matches.");
+        return Ok(ExitCode::Success);
+    }
+    if global.check || global.dry_run {
+        report.status = RunStatus::Planned;
+        printer.finish(report, "Nothing was changed (--dry-run/--check).");
+        return Ok(if global.check {
+            ExitCode::ChangesPending
+        } else {
+            ExitCode::Success
+        });
+    }
+    confirm(global, printer)?;
+    let applied = execute(api, &plan, &state, &settings, &new_text, global, printer).await?;
+    if let (Some(config), Some(name)) = (report.config.as_mut(), applied) {
+        config.next = Some(name);
+    }
+    report.status = RunStatus::Applied;
+    printer.finish(report, "Applied and verified.");
+    Ok(ExitCode::Success)
+}
+
+/// Asks before changing anything, unless `--yes`.
+pub fn confirm(global: &GlobalArgs, printer: &Printer) -> Result<()> {
+    if global.yes {
+        return Ok(());
+    }
+    let declined = |message: &str| {
+        Error::new(
+            ExitCode::NotConfirmed,
+            Problem::new(
+                "not_confirmed",
+                message,
+                Some("review the plan, then pass `--yes` to apply it without a prompt".into()),
+            ),
+        )
+    };
+    if !printer.can_prompt() || printer.is_json() {
+        return Err(declined("no terminal to confirm the plan on, and no --yes"));
+    }
+    let answer = dialoguer::Confirm::new()
+        .with_prompt("Apply these changes?")
+        .default(false)
+        .interact_opt()
+        .map_err(|e| Error::other("prompt_failed", e.to_string(), None))?;
+    match answer {
+        Some(true) => Ok(()),
+        _ => Err(declined("the plan was not confirmed")),
+    }
+}
+
+/// Applies the plan: config, core, proxy, each waited for; returns the config now in use.
+async fn execute<S: SwarmApi>(
+    api: &S,
+    plan: &Plan,
+    state: &LiveState,
+    settings: &ExtensionSettings,
+    new_text: &str,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<Option<String>> {
+    let observed = &state.observed;
+    let mut core_edits = plan.core_edits.clone();
+    let config_name = match &plan.config {
+        Some(next) => {
+            let (name, id) = ensure_config(api, next, observed, new_text, printer).await?;
+            for edit in &mut core_edits {
+                if let SpecEdit::SwapConfig { to, to_id, .. } = edit {
+                    *to = name.clone();
+                    *to_id = Some(id.clone());
+                }
+            }
+            Some(name)
+        }
+        None => None,
+    };
+    let core_changed = !core_edits.is_empty();
+    if core_changed {
+        printer.status(&format!("Updating {} ...", observed.core.name));
+        update_and_wait(api, &observed.core.name, &core_edits, global, printer)
+            .await
+            .map_err(|failure| failure.into_error(&observed.core.name, false))?;
+    }
+    let undo_core = async {
+        if core_changed {
+            printer.status(&format!(
+                "Rolling {} back to its previous spec ...",
+                observed.core.name
+            ));
+            let _ = rollback(api, &observed.core.name, global, printer).await;
+        }
+    };
+    if !plan.proxy_edits.is_empty() {
+        printer.status(&format!("Updating {} ...", observed.proxy.name));
+        if let Err(failure) = update_and_wait(
+            api,
+            &observed.proxy.name,
+            &plan.proxy_edits,
+            global,
+            printer,
+        )
+        .await
+        {
+            if failure.rolls_back() {
+                undo_core.await;
+            }
+            return Err(failure.into_error(&observed.proxy.name, core_changed));
+        }
+    }
+    if let Err(error) = verify_proxy(api, settings, global, printer).await {
+        if error.exit == ExitCode::RolledBack {
+            if !plan.proxy_edits.is_empty() {
+                let _ = rollback(api, &observed.proxy.name, global, printer).await;
+            }
+            undo_core.await;
+        }
+        return Err(error);
+    }
+    Ok(config_name)
+}
+
+/// Creates the planned config (or takes the identical one an earlier run created). When
+/// another run took the name first (409), the next free number is used.
+async fn ensure_config<S: SwarmApi>(
+    api: &S,
+    next: &NextConfig,
+    observed: &Observed,
+    text: &str,
+    printer: &Printer,
+) -> Result<(String, String)> {
+    let (mut name, labels) = match next {
+        NextConfig::Reuse { name, id } => return Ok((name.clone(), id.clone())),
+        NextConfig::Create { name, labels } => (name.clone(), labels),
+    };
+    for _ in 0..CREATE_ATTEMPTS {
+        printer.detail(&format!("creating config {name}"));
+        match api.create_config(&name, text, labels).await {
+            Ok(id) => {
+                printer.status(&format!("Created config {name}."));
+                return Ok((name, id));
+            }
+            Err(SwarmError::NameConflict(_)) => {
+                let base = plan::lineage_base(&observed.config.name);
+                let taken = api.configs(base).await.map_err(|e| Error::failed(&e))?;
+                let names: Vec<&str> = taken.iter().map(|c| c.name.as_str()).collect();
+                name = plan::next_config_name(&observed.config.name, &names);
+            }
+            Err(other) => return Err(Error::failed(&other)),
+        }
+    }
+    Err(Error::failed(&SwarmError::NameConflict(name)))
+}
+
+/// Why a service update did not converge.
+enum UpdateFailure {
+    Swarm(SwarmError),
+    Wait(WaitError),
+}
+
+impl UpdateFailure {
+    /// Whether Swarm restored the service's previous spec (so the others must follow).
+    fn rolls_back(&self) -> bool {
+        matches!(self, UpdateFailure::Wait(WaitError::Failed(_)))
+    }
+
+    fn into_error(self, service: &str, core_restored: bool) -> Error {
+        match self {
+            UpdateFailure::Swarm(error) | UpdateFailure::Wait(WaitError::Swarm(error)) => Error::failed(&error),
+            UpdateFailure::Wait(WaitError::TimedOut(assessment)) => Error::new(
+                ExitCode::TimedOut,
+                Problem::new(
+                    "timed_out",
+                    format!("{service} did not converge in time: {}", summary(&assessment)),
+                    Some("nothing was rolled back; run `interlockctl status` to see where it stands, then re-run or `interlockctl rollback`".into()),
+                ),
+            ),
+            UpdateFailure::Wait(WaitError::Failed(assessment)) => {
+                let also = if core_restored { " and the core was rolled back to its previous config" } else { "" };
+                Error::new(
+                    ExitCode::RolledBack,
+                    Problem::new(
+                        "rolled_back",
+                        format!("the update of {service} failed and Swarm restored its previous spec{also}: {}", summary(&assessment)),
+                        Some("the swarm serves with its previous config; fix the cause above and run the command again".into()),
+                    ),
+                )
+            }
+        }
+    }
+}
+
+fn summary(assessment: &Assessment) -> String {
+    let phase = match &assessment.phase {
+        Phase::Paused(message) | Phase::RollingBack(message) | Phase::RolledBack(message) => {
+            message.clone()
+        }
+        Phase::Updating | Phase::Converged => format!(
+            "{}/{} tasks running",
+            assessment.running, assessment.desired
+        ),
+    };
+    let mut text = phase;
+    for problem in &assessment.task_problems {
+        text.push_str("; ");
+        text.push_str(problem);
+    }
+    text
+}
+
+/// Applies `edits` to the service's current spec and waits for convergence. A concurrent
+/// update (out of sequence) makes it re-read and re-apply the same edits.
+async fn update_and_wait<S: SwarmApi>(
+    api: &S,
+    name: &str,
+    edits: &[SpecEdit],
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<(), UpdateFailure> {
+    let mut attempts = 0;
+    let id = loop {
+        let service = api
+            .service(name)
+            .await
+            .map_err(UpdateFailure::Swarm)?
+            .ok_or_else(|| {
+                UpdateFailure::Swarm(SwarmError::Protocol {
+                    operation: format!("update {name}"),
+                    message: "the service disappeared".into(),
+                })
+            })?;
+        let mut spec = service.spec.clone();
+        edits.iter().for_each(|edit| spec::apply(&mut spec, edit));
+        if spec == service.spec {
+            break service.id;
+        }
+        printer.detail(&format!("updating {name} at version {}", service.version));
+        match api
+            .update_service(&service.id, service.version, &spec)
+            .await
+        {
+            Ok(()) => break service.id,
+            Err(SwarmError::OutOfSequence(_)) if attempts + 1 < UPDATE_ATTEMPTS => attempts += 1,
+            Err(error) => return Err(UpdateFailure::Swarm(error)),
+        }
+    };
+    wait(api, &id, global, printer)
+        .await
+        .map(drop)
+        .map_err(UpdateFailure::Wait)
+}
+
+async fn wait<S: SwarmApi>(
+    api: &S,
+    id: &str,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<Assessment, WaitError> {
+    let mut progress = Progress::start(printer);
+    let outcome = converge::wait(api, id, Instant::now() + global.timeout, &mut |a| {
+        progress.update(a)
+    })
+    .await;
+    progress.finish();
+    outcome
+}
+
+/// Asks Swarm to put a service back on its previous spec and waits for it.
+pub async fn rollback<S: SwarmApi>(
+    api: &S,
+    name: &str,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<(), SwarmError> {
+    let Some(service) = api.service(name).await? else {
+        return Ok(());
+    };
+    api.rollback_service(&service.id, service.version).await?;
+    match wait(api, &service.id, global, printer).await {
+        Ok(_) | Err(WaitError::Failed(_) | WaitError::TimedOut(_)) => Ok(()),
+        Err(WaitError::Swarm(error)) => Err(error),
+    }
+}
+
+/// Checks the proxy's tasks; re-creates tasks that kept stale ports, once.
+async fn verify_proxy<S: SwarmApi>(
+    api: &S,
+    settings: &ExtensionSettings,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<()> {
+    for attempt in 0..2 {
+        let proxy = api
+            .service(&settings.proxy_service_name)
+            .await
+            .map_err(|e| Error::failed(&e))?
+            .ok_or_else(|| {
+                Error::refused(&preflight::Missing::ProxyService(
+                    settings.proxy_service_name.clone(),
+                ))
+            })?;
+        let tasks = api.tasks(&proxy.id).await.map_err(|e| Error::failed(&e))?;
+        let nodes = api.nodes().await.map_err(|e| Error::failed(&e))?;
+        let check = verify::check_proxy(settings, &proxy, &tasks, &nodes);
+        if check.is_ok() {
+            printer.status(&format!(
+                "Verified: {} runs {} task(s) as configured.",
+                proxy.name, settings.proxy_replicas
+            ));
+            return Ok(());
+        }
+        if attempt == 0 && check.problems.is_empty() {
+            printer.status(&format!(
+                "{}; re-creating the proxy tasks ...",
+                check.stale_tasks.join("; ")
+            ));
+            update_and_wait(api, &proxy.name, &[SpecEdit::ForceUpdate], global, printer)
+                .await
+                .map_err(|failure| failure.into_error(&proxy.name, false))?;
+            continue;
+        }
+        let mut problems = check.problems;
+        problems.extend(check.stale_tasks);
+        return Err(Error::new(
+            ExitCode::RolledBack,
+            Problem::new(
+                "verification_failed",
+                format!("the proxy does not serve as configured: {}", problems.join("; ")),
+                Some("the previous specs were restored; `interlockctl status` shows where tasks run and why".into()),
+            ),
+        ));
+    }
+    unreachable!("the loop returns on its second pass")
+}

@@ -1,0 +1,35 @@
+//! `show`: the runbook's "fetch" step — the live config's TOML on stdout, its name on stderr.
+
+use crate::cli::GlobalArgs;
+use crate::commands::live;
+use crate::error::Result;
+use crate::exit::ExitCode;
+use crate::output::printer::Printer;
+use crate::output::report::{ConfigReport, Report};
+use crate::swarm::SwarmApi;
+
+/// Prints the live config.
+pub async fn run<S: SwarmApi>(
+    api: &S,
+    global: &GlobalArgs,
+    printer: &Printer,
+    report: &mut Report,
+) -> Result<ExitCode> {
+    live::check_engine(api).await?;
+    let state = live::observe(api, global).await?;
+    let name = state.observed.config.name.clone();
+    report.extension = Some(state.extension);
+    if printer.is_json() {
+        report.config = Some(ConfigReport {
+            service: state.observed.core.name,
+            current: Some(name),
+            content: Some(state.observed.config_text),
+            ..ConfigReport::default()
+        });
+        printer.finish(report, "");
+    } else {
+        printer.status(&name);
+        printer.data(&state.observed.config_text);
+    }
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,70 @@
+//! Progress while waiting for the swarm: a spinner on an interactive terminal, otherwise
+//! one line whenever the state changes (never in JSON mode or with `-q`).
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::output::printer::Printer;
+use crate::swarm::converge::{Assessment, Phase};
+
+/// Progress of one wait.
+pub struct Progress<'a> {
+    printer: &'a Printer,
+    bar: Option<ProgressBar>,
+    last: String,
+}
+
+impl<'a> Progress<'a> {
+    /// Starts showing progress for a wait.
+    pub fn start(printer: &'a Printer) -> Self {
+        let bar = printer.shows_progress().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                    .expect("a valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            printer,
+            bar,
+            last: String::new(),
+        }
+    }
+
+    /// Shows the latest assessment.
+    pub fn update(&mut self, assessment: &Assessment) {
+        let line = describe(assessment);
+        if line == self.last {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.set_message(line.clone()),
+            None => self.printer.status(&format!("  {line}")),
+        }
+        self.last = line;
+    }
+
+    /// Removes the spinner.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn describe(assessment: &Assessment) -> String {
+    let phase = match &assessment.phase {
+        Phase::Updating => "updating",
+        Phase::Converged => "converged, checking it stays stable",
+        Phase::Paused(_) => "update paused",
+        Phase::RollingBack(_) => "rolling back",
+        Phase::RolledBack(_) => "rolled back",
+    };
+    format!(
+        "{}: {}/{} tasks running, {phase}",
+        assessment.service, assessment.running, assessment.desired
+    )
+}

@@ -1,0 +1,384 @@
+//! The plan: what must change so the swarm matches the edited config. Pure: no I/O, no
+//! printing, no async.
+//!
+//! Docker config objects are immutable, so a changed config becomes a new object in the
+//! lineage (`...conf-N+1`) and the core is rotated onto it. The Interlock core does not
+//! apply `ProxyConstraints`, `ProxyReplicas` or ports to a proxy service that exists
+//! already (the runbook's "known bug"), so the plan also edits the proxy to match.
+//! Because the plan is computed from the observed state, a re-run after an interruption
+//! plans exactly the steps that are still missing.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::interlock::config::{ExtensionSettings, PublishMode};
+use crate::interlock::input::Constraint;
+use crate::output::report::Action;
+use crate::swarm::spec::{self, SpecEdit};
+use crate::swarm::{ConfigObject, Node, Port, Service};
+
+/// Where the core mounts its config.
+pub const CONFIG_TARGET: &str = "/config.toml";
+/// The core's gRPC port, published in host mode when the proxy goes host mode.
+pub const CORE_GRPC_PORT: u16 = 8080;
+/// Label on configs this tool creates: the content digest, for idempotent re-runs.
+pub const LABEL_DIGEST: &str = "com.docker.interlockctl.digest";
+/// Label on configs this tool creates: the config it was derived from.
+pub const LABEL_PARENT: &str = "com.docker.interlockctl.parent";
+/// Label on configs this tool creates: the command that created it.
+pub const LABEL_OPERATION: &str = "com.docker.interlockctl.operation";
+
+/// What was read from the swarm.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The Interlock core service.
+    pub core: Service,
+    /// The config object mounted at `/config.toml`.
+    pub config: ConfigObject,
+    /// Its TOML.
+    pub config_text: String,
+    /// Every config of the same lineage (same base name).
+    pub lineage: Vec<ConfigObject>,
+    /// All nodes.
+    pub nodes: Vec<Node>,
+    /// The selected extension's proxy service.
+    pub proxy: Service,
+}
+
+/// The config step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextConfig {
+    /// Create a new config object.
+    Create {
+        /// Its name.
+        name: String,
+        /// Its labels.
+        labels: BTreeMap<String, String>,
+    },
+    /// A config with this exact content exists already (an interrupted earlier run).
+    Reuse {
+        /// Its name.
+        name: String,
+        /// Its ID.
+        id: String,
+    },
+}
+
+impl NextConfig {
+    /// The config's name.
+    pub fn name(&self) -> &str {
+        match self {
+            NextConfig::Create { name, .. } | NextConfig::Reuse { name, .. } => name,
+        }
+    }
+}
+
+/// Every change needed, in the order it is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The config to create or reuse; `None` when the config is already right.
+    pub config: Option<NextConfig>,
+    /// Edits of the core service (one update).
+    pub core_edits: Vec<SpecEdit>,
+    /// Edits of the proxy service (one update).
+    pub proxy_edits: Vec<SpecEdit>,
+}
+
+impl Plan {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.config.is_none() && self.core_edits.is_empty() && self.proxy_edits.is_empty()
+    }
+
+    /// The plan as report actions, in order.
+    pub fn actions(&self, observed: &Observed, new_text: &str) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match &self.config {
+            Some(NextConfig::Create { name, .. }) => actions.push(Action {
+                kind: "create_config",
+                target: name.clone(),
+                detail: format!(
+                    "{} bytes, {}, parent {}",
+                    new_text.len(),
+                    short_digest(new_text),
+                    observed.config.name
+                ),
+            }),
+            Some(NextConfig::Reuse { name, .. }) => actions.push(Action {
+                kind: "reuse_config",
+                target: name.clone(),
+                detail: "identical content was created by an earlier, interrupted run".into(),
+            }),
+            None => {}
+        }
+        for (service, edits) in [
+            (&observed.core.name, &self.core_edits),
+            (&observed.proxy.name, &self.proxy_edits),
+        ] {
+            if !edits.is_empty() {
+                let detail = edits
+                    .iter()
+                    .map(SpecEdit::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                actions.push(Action {
+                    kind: "update_service",
+                    target: service.clone(),
+                    detail,
+                });
+            }
+        }
+        actions
+    }
+}
+
+/// Computes the plan that brings the swarm to `new_text` / `settings`.
+pub fn build(
+    observed: &Observed,
+    new_text: &str,
+    settings: &ExtensionSettings,
+    operation: &str,
+) -> Plan {
+    let config =
+        (new_text != observed.config_text).then(|| next_config(observed, new_text, operation));
+    let mut core_edits = Vec::new();
+    if let Some(next) = &config {
+        core_edits.push(SpecEdit::SwapConfig {
+            target: CONFIG_TARGET.into(),
+            from: observed.config.name.clone(),
+            to: next.name().to_owned(),
+            to_id: match next {
+                NextConfig::Reuse { id, .. } => Some(id.clone()),
+                NextConfig::Create { .. } => None,
+            },
+        });
+        let failure_action = spec::failure_action(&observed.core.spec);
+        if failure_action != "rollback" {
+            core_edits.push(SpecEdit::FailureAction {
+                from: failure_action,
+                to: "rollback".into(),
+            });
+        }
+    }
+    if settings.publish_mode == PublishMode::Host && !publishes_grpc_on_host(&observed.core.spec) {
+        core_edits.push(SpecEdit::AddPort(Port {
+            protocol: "tcp".into(),
+            target: CORE_GRPC_PORT,
+            published: None,
+            mode: "host".into(),
+        }));
+    }
+    Plan {
+        config,
+        core_edits,
+        proxy_edits: proxy_edits(settings, &observed.proxy.spec),
+    }
+}
+
+fn publishes_grpc_on_host(core_spec: &serde_json::Value) -> bool {
+    spec::ports(core_spec)
+        .iter()
+        .any(|port| port.target == CORE_GRPC_PORT && port.mode == "host")
+}
+
+/// The edits that make a proxy spec match an extension's settings (empty = it matches).
+pub fn proxy_edits(settings: &ExtensionSettings, proxy_spec: &serde_json::Value) -> Vec<SpecEdit> {
+    let mut edits = Vec::new();
+    let replicas = spec::replicas(proxy_spec).unwrap_or(0);
+    if replicas != settings.proxy_replicas {
+        edits.push(SpecEdit::Replicas {
+            from: replicas,
+            to: settings.proxy_replicas,
+        });
+    }
+    let (current, wanted) = (
+        normalized(&spec::constraints(proxy_spec)),
+        normalized(&settings.proxy_constraints),
+    );
+    if current != wanted {
+        edits.push(SpecEdit::Constraints {
+            from: spec::constraints(proxy_spec),
+            to: wanted,
+        });
+    }
+    let mut current_ports = spec::ports(proxy_spec);
+    current_ports.sort();
+    let wanted_ports = desired_proxy_ports(settings);
+    if current_ports != wanted_ports {
+        edits.push(SpecEdit::Ports {
+            from: current_ports,
+            to: wanted_ports,
+        });
+        // A task that survived an earlier constraints-only update is not re-created for a
+        // ports-only change and keeps its old ports; re-create all of them in this update.
+        edits.push(SpecEdit::ForceUpdate);
+    }
+    edits
+}
+
+/// The ports an extension's proxy must publish, sorted.
+pub fn desired_proxy_ports(settings: &ExtensionSettings) -> Vec<Port> {
+    let mut ports: Vec<Port> = [
+        (settings.published_port, settings.target_port),
+        (settings.published_ssl_port, settings.target_ssl_port),
+    ]
+    .into_iter()
+    .filter_map(|(published, target)| {
+        published.map(|published| Port {
+            protocol: "tcp".into(),
+            target,
+            published: Some(published),
+            mode: settings.publish_mode.as_str().into(),
+        })
+    })
+    .collect();
+    ports.sort();
+    ports
+}
+
+/// Constraints in Swarm's canonical spelling, without duplicates, sorted (as the docker
+/// CLI stores them), so equal sets compare equal.
+fn normalized(constraints: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = constraints
+        .iter()
+        .map(|c| {
+            Constraint::parse("constraint", c)
+                .map_or_else(|_| c.trim().to_owned(), |c| c.to_string())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn next_config(observed: &Observed, new_text: &str, operation: &str) -> NextConfig {
+    let digest = content_digest(new_text);
+    let existing = observed
+        .lineage
+        .iter()
+        .find(|config| config.labels.get(LABEL_DIGEST) == Some(&digest));
+    if let Some(config) = existing {
+        return NextConfig::Reuse {
+            name: config.name.clone(),
+            id: config.id.clone(),
+        };
+    }
+    let names: Vec<&str> = observed.lineage.iter().map(|c| c.name.as_str()).collect();
+    let mut labels: BTreeMap<String, String> = observed
+        .config
+        .labels
+        .iter()
+        .filter(|(key, _)| !key.starts_with("com.docker.interlockctl."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(LABEL_DIGEST.into(), digest);
+    labels.insert(LABEL_PARENT.into(), observed.config.name.clone());
+    labels.insert(LABEL_OPERATION.into(), operation.into());
+    NextConfig::Create {
+        name: next_config_name(&observed.config.name, &names),
+        labels,
+    }
+}
+
+/// `sha256:<hex>` of a config's content.
+pub fn content_digest(text: &str) -> String {
+    let hash = Sha256::digest(text.as_bytes());
+    let hex: String = hash.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+fn short_digest(text: &str) -> String {
+    content_digest(text).chars().take(19).collect()
+}
+
+/// The lineage's base name: the name without a trailing `-N`.
+pub fn lineage_base(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((base, number))
+            if !base.is_empty()
+                && !number.is_empty()
+                && number.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
+        }
+        _ => name,
+    }
+}
+
+/// Whether `name` belongs to the lineage `base` (`base` itself or `base-N`).
+pub fn in_lineage(base: &str, name: &str) -> bool {
+    name == base || lineage_base(name) == base && name.len() > base.len()
+}
+
+/// The next free name: `<base>-<max N + 1>` over the lineage, counting a name without a
+/// number as version 1. `com.docker.ucp.interlock.conf-9` -> `...conf-10`.
+pub fn next_config_name(current: &str, existing: &[&str]) -> String {
+    let base = lineage_base(current);
+    let number = |name: &str| -> Option<u64> {
+        if name == base {
+            return Some(1);
+        }
+        name.strip_prefix(base)?.strip_prefix('-')?.parse().ok()
+    };
+    let highest = existing
+        .iter()
+        .chain(std::iter::once(&current))
+        .filter_map(|name| number(name))
+        .max()
+        .unwrap_or(1);
+    format!("{base}-{}", highest + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_names_follow_the_highest_number() {
+        let conf = "com.docker.ucp.interlock.conf";
+        assert_eq!(
+            next_config_name(&format!("{conf}-1"), &[]),
+            format!("{conf}-2")
+        );
+        assert_eq!(
+            next_config_name(
+                &format!("{conf}-2"),
+                &[&format!("{conf}-1"), &format!("{conf}-9"), "other-20"]
+            ),
+            format!("{conf}-10")
+        );
+        assert_eq!(
+            next_config_name("my-interlock-conf", &[]),
+            "my-interlock-conf-2"
+        );
+        assert_eq!(
+            next_config_name(
+                "service.interlock.conf.v2",
+                &["service.interlock.conf.v2-4"]
+            ),
+            "service.interlock.conf.v2-5"
+        );
+        assert_eq!(
+            next_config_name("a-b-c-7", &["a-b-c-12", "a-b-c-x"]),
+            "a-b-c-13"
+        );
+    }
+
+    #[test]
+    fn lineage_membership() {
+        assert!(in_lineage("conf", "conf"));
+        assert!(in_lineage("conf", "conf-3"));
+        assert!(!in_lineage("conf", "conf-x"));
+        assert!(!in_lineage("conf", "confx-3"));
+        assert!(!in_lineage("conf", "conf-3-4"));
+    }
+
+    #[test]
+    fn digest_is_stable() {
+        assert_eq!(
+            content_digest("ab"),
+            "sha256:fb8e20fc2e4c3f248c60c39bd652f3c1347298bb977b8b4d5903b85055620603"
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Checks run before anything changes. Pure: they judge the observed state.
+//!
+//! A refusal here costs nothing; the same problem found by Swarm halfway through a
+//! migration leaves proxy tasks pending and inbound traffic at risk.
+
+use crate::commands::edit::Edit;
+use crate::error::{Diagnostic, Problem};
+use crate::interlock::config::{ExtensionSettings, PublishMode};
+use crate::interlock::input::Constraint;
+use crate::plan::Observed;
+use crate::swarm::Node;
+
+/// An object the migration needs is missing.
+#[derive(Debug, thiserror::Error)]
+pub enum Missing {
+    /// No Interlock core service.
+    #[error("service {0} does not exist")]
+    CoreService(String),
+    /// The core mounts no config at `/config.toml`.
+    #[error("service {0} mounts no config at /config.toml")]
+    ConfigMount(String),
+    /// The extension's proxy service does not exist.
+    #[error("the proxy service {0} does not exist")]
+    ProxyService(String),
+}
+
+impl Diagnostic for Missing {
+    fn code(&self) -> &'static str {
+        match self {
+            Missing::CoreService(_) => "core_service_missing",
+            Missing::ConfigMount(_) => "config_missing",
+            Missing::ProxyService(_) => "proxy_service_missing",
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Missing::CoreService(_) => "enable Layer 7 routing in UCP/MKE first, or pass `--service NAME` if the core has another name".into(),
+            Missing::ConfigMount(_) => "is this the Interlock core? pass `--service NAME`".into(),
+            Missing::ProxyService(_) => "wait for the Interlock core to create it, or check ProxyServiceName and `--extension`".into(),
+        })
+    }
+}
+
+/// A check the swarm fails.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// No Ready, Active node carries the label.
+    #[error("no Ready, Active node has the label {0}")]
+    NoLabelledNodes(String),
+    /// Host mode allows one proxy task per node per port.
+    #[error(
+        "{replicas} proxy replicas in host mode need {replicas} eligible nodes, but only {eligible} Ready, Active nodes satisfy {constraints}"
+    )]
+    TooFewNodes {
+        /// ProxyReplicas.
+        replicas: u64,
+        /// Nodes satisfying the constraints.
+        eligible: u64,
+        /// The constraints.
+        constraints: String,
+    },
+    /// A previous update has not finished.
+    #[error("a previous update of {service} is {state}")]
+    UpdateInProgress {
+        /// The service.
+        service: String,
+        /// Its update state.
+        state: String,
+    },
+}
+
+impl Diagnostic for Refusal {
+    fn code(&self) -> &'static str {
+        match self {
+            Refusal::NoLabelledNodes(_) => "no_labelled_nodes",
+            Refusal::TooFewNodes { .. } => "too_few_nodes",
+            Refusal::UpdateInProgress { .. } => "update_in_progress",
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Refusal::NoLabelledNodes(label) => format!(
+                "label the proxy nodes first: `docker node update --label-add {label} NODE`"
+            ),
+            Refusal::TooFewNodes { eligible, .. } => {
+                format!("pass `--replicas {eligible}` or label more nodes")
+            }
+            Refusal::UpdateInProgress { service, state } if state.contains("paused") => {
+                format!(
+                    "resume it with `docker service update {service}` or undo it with `docker service rollback {service}`, then re-run"
+                )
+            }
+            Refusal::UpdateInProgress { .. } => {
+                "wait until it completes (`docker service ps`), then re-run".into()
+            }
+        })
+    }
+}
+
+/// For `pin-proxy`: the number of schedulable nodes with the label (the default replica
+/// count); refuses when there are none.
+pub fn labelled_nodes(edit: &Edit, nodes: &[Node]) -> Result<Option<u64>, Refusal> {
+    let Edit::PinProxy { label, .. } = edit else {
+        return Ok(None);
+    };
+    let count = nodes
+        .iter()
+        .filter(|node| node.schedulable() && node.labels.get(&label.key) == Some(&label.value))
+        .count() as u64;
+    if count == 0 {
+        return Err(Refusal::NoLabelledNodes(label.to_string()));
+    }
+    Ok(Some(count))
+}
+
+/// Every check of the desired settings against the observed swarm; all problems at once.
+pub fn check(observed: &Observed, settings: &ExtensionSettings) -> Result<(), Vec<Problem>> {
+    let mut refusals = Vec::new();
+    for service in [&observed.core, &observed.proxy] {
+        if let Some(state) = service.update_state.as_deref().filter(|s| {
+            matches!(
+                *s,
+                "updating" | "paused" | "rollback_started" | "rollback_paused"
+            )
+        }) {
+            refusals.push(Refusal::UpdateInProgress {
+                service: service.name.clone(),
+                state: state.to_owned(),
+            });
+        }
+    }
+    if settings.publish_mode == PublishMode::Host {
+        let eligible = eligible_nodes(&observed.nodes, &settings.proxy_constraints);
+        if eligible < settings.proxy_replicas {
+            refusals.push(Refusal::TooFewNodes {
+                replicas: settings.proxy_replicas,
+                eligible,
+                constraints: format!("{:?}", settings.proxy_constraints),
+            });
+        }
+    }
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(refusals.iter().map(Problem::from_diagnostic).collect())
+    }
+}
+
+/// Schedulable nodes that satisfy every constraint.
+fn eligible_nodes(nodes: &[Node], constraints: &[String]) -> u64 {
+    let parsed: Vec<Constraint> = constraints
+        .iter()
+        .filter_map(|c| Constraint::parse("ProxyConstraints", c).ok())
+        .collect();
+    nodes
+        .iter()
+        .filter(|node| {
+            node.schedulable() && parsed.iter().all(|c| c.matches(|lhs| node.attribute(lhs)))
+        })
+        .count() as u64
+}

@@ -1,0 +1,258 @@
+//! Waiting for a service to converge after an update.
+//!
+//! Follows the docker CLI's algorithm (poll, count tasks of the current spec that run on
+//! live nodes, then hold for the service's `UpdateConfig.Monitor` and start over on any
+//! regression) and adds what it lacks: a deadline, and treating `paused` and `rollback_*`
+//! as failures instead of exiting 0 after Swarm rolled the update back.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::swarm::{Node, Service, SwarmApi, SwarmError, Task, spec};
+
+/// Where an update stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "phase", content = "message", rename_all = "snake_case")]
+pub enum Phase {
+    /// Tasks are still being replaced or started.
+    Updating,
+    /// Every desired task of the current spec runs.
+    Converged,
+    /// Swarm paused the update after task failures.
+    Paused(String),
+    /// Swarm is rolling the update back.
+    RollingBack(String),
+    /// Swarm rolled the update back: the previous spec is serving again.
+    RolledBack(String),
+}
+
+/// A snapshot of a service's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assessment {
+    /// Service name.
+    pub service: String,
+    /// Tasks of the current spec running on live nodes.
+    pub running: u64,
+    /// Tasks wanted.
+    pub desired: u64,
+    /// The update's phase.
+    pub phase: Phase,
+    /// Why tasks are not running, one line each.
+    pub task_problems: Vec<String>,
+}
+
+/// Judges a service from one read of it, its tasks and the nodes. Pure.
+pub fn assess(service: &Service, tasks: &[Task], nodes: &[Node]) -> Assessment {
+    let node_up = |task: &Task| {
+        task.node_id
+            .as_deref()
+            .is_none_or(|id| nodes.iter().any(|node| node.id == id && node.ready))
+    };
+    let running = tasks
+        .iter()
+        .filter(|t| t.is_running() && node_up(t))
+        .count() as u64;
+    let desired = spec::replicas(&service.spec).unwrap_or_else(|| {
+        tasks
+            .iter()
+            .filter(|t| t.desired_state == "running")
+            .count() as u64
+    });
+    let message = service.update_message.clone().unwrap_or_default();
+    let phase = match service.update_state.as_deref() {
+        Some("paused" | "rollback_paused") => Phase::Paused(message),
+        Some("rollback_started") => Phase::RollingBack(message),
+        Some("rollback_completed") => Phase::RolledBack(message),
+        Some("updating") => Phase::Updating,
+        _ if running >= desired => Phase::Converged,
+        _ => Phase::Updating,
+    };
+    Assessment {
+        service: service.name.clone(),
+        running,
+        desired,
+        phase,
+        task_problems: task_problems(tasks, nodes),
+    }
+}
+
+fn task_problems(tasks: &[Task], nodes: &[Node]) -> Vec<String> {
+    tasks
+        .iter()
+        .filter(|task| {
+            !task.is_running() && task.desired_state == "running" || task.error.is_some()
+        })
+        .map(|task| {
+            let node = task
+                .node_id
+                .as_deref()
+                .and_then(|id| nodes.iter().find(|n| n.id == id))
+                .map_or("no node", |n| n.hostname.as_str());
+            let why = task.error.clone().unwrap_or_else(|| task.message.clone());
+            format!("task {} on {node}: {} ({why})", short(&task.id), task.state)
+        })
+        .collect()
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Why waiting stopped without convergence.
+#[derive(Debug)]
+pub enum WaitError {
+    /// The deadline passed; the last assessment says where things stood.
+    TimedOut(Assessment),
+    /// Swarm paused or rolled back the update.
+    Failed(Assessment),
+    /// Reading the state failed.
+    Swarm(SwarmError),
+}
+
+impl From<SwarmError> for WaitError {
+    fn from(error: SwarmError) -> Self {
+        WaitError::Swarm(error)
+    }
+}
+
+/// How often to poll: the docker CLI uses 200 ms; a little slower is kinder to UCP.
+const POLL: Duration = Duration::from_millis(300);
+
+/// Polls `service_id` until it has been converged for its monitor period, or fails,
+/// or `deadline` passes. `on_progress` sees every assessment (for progress output).
+pub async fn wait<S: SwarmApi>(
+    api: &S,
+    service_id: &str,
+    deadline: Instant,
+    on_progress: &mut dyn FnMut(&Assessment),
+) -> Result<Assessment, WaitError> {
+    let mut stable_since: Option<Instant> = None;
+    loop {
+        let service = api
+            .service(service_id)
+            .await?
+            .ok_or_else(|| SwarmError::Protocol {
+                operation: format!("wait for {service_id}"),
+                message: "the service disappeared".into(),
+            })?;
+        let tasks = api.tasks(&service.id).await?;
+        let nodes = api.nodes().await?;
+        let assessment = assess(&service, &tasks, &nodes);
+        on_progress(&assessment);
+        let now = Instant::now();
+        match assessment.phase {
+            Phase::Paused(_) | Phase::RolledBack(_) => return Err(WaitError::Failed(assessment)),
+            Phase::Converged => {
+                let monitor = Duration::from_nanos(spec::monitor_nanos(&service.spec));
+                if now.duration_since(*stable_since.get_or_insert(now)) >= monitor {
+                    return Ok(assessment);
+                }
+            }
+            Phase::Updating | Phase::RollingBack(_) => stable_since = None,
+        }
+        if now >= deadline {
+            return Err(WaitError::TimedOut(assessment));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn service(replicas: u64, state: Option<&str>) -> Service {
+        Service {
+            id: "s1".into(),
+            name: "ucp-interlock-proxy".into(),
+            version: 1,
+            spec: json!({"Mode": {"Replicated": {"Replicas": replicas}}}),
+            previous_spec: None,
+            update_state: state.map(str::to_owned),
+            update_message: state.map(|s| format!("update {s}")),
+            endpoint_ports: vec![],
+        }
+    }
+
+    fn task(id: &str, node: &str, state: &str) -> Task {
+        Task {
+            id: id.into(),
+            node_id: Some(node.into()),
+            desired_state: "running".into(),
+            state: state.into(),
+            message: state.into(),
+            error: (state == "failed").then(|| "task: non-zero exit (1)".to_owned()),
+            ports: vec![],
+        }
+    }
+
+    fn node(id: &str, ready: bool) -> Node {
+        Node {
+            id: id.into(),
+            hostname: format!("host-{id}"),
+            role: "worker".into(),
+            ready,
+            active: true,
+            addr: "10.0.0.1".into(),
+            labels: Default::default(),
+            engine_labels: Default::default(),
+            os: "linux".into(),
+            arch: "x86_64".into(),
+        }
+    }
+
+    #[test]
+    fn converged_when_every_replica_runs_on_a_live_node() {
+        let nodes = [node("n1", true), node("n2", true)];
+        let tasks = [task("t1", "n1", "running"), task("t2", "n2", "running")];
+        let a = assess(&service(2, Some("completed")), &tasks, &nodes);
+        assert_eq!((a.running, a.desired, a.phase), (2, 2, Phase::Converged));
+    }
+
+    #[test]
+    fn tasks_on_down_nodes_do_not_count() {
+        let nodes = [node("n1", true), node("n2", false)];
+        let tasks = [task("t1", "n1", "running"), task("t2", "n2", "running")];
+        assert_eq!(
+            assess(&service(2, None), &tasks, &nodes).phase,
+            Phase::Updating
+        );
+    }
+
+    #[test]
+    fn rollback_and_pause_are_failures_with_reasons() {
+        let nodes = [node("n1", true)];
+        let tasks = [task("abcdefabcdef99", "n1", "failed")];
+        let a = assess(&service(1, Some("rollback_completed")), &tasks, &nodes);
+        assert_eq!(
+            a.phase,
+            Phase::RolledBack("update rollback_completed".into())
+        );
+        assert_eq!(
+            a.task_problems,
+            vec!["task abcdefabcdef on host-n1: failed (task: non-zero exit (1))".to_owned()]
+        );
+        assert_eq!(
+            assess(&service(1, Some("paused")), &tasks, &nodes).phase,
+            Phase::Paused("update paused".into())
+        );
+        assert_eq!(
+            assess(&service(1, Some("rollback_started")), &tasks, &nodes).phase,
+            Phase::RollingBack("update rollback_started".into())
+        );
+    }
+
+    #[test]
+    fn an_update_in_progress_is_not_converged_even_with_enough_tasks() {
+        let nodes = [node("n1", true)];
+        let tasks = [task("t1", "n1", "running")];
+        assert_eq!(
+            assess(&service(1, Some("updating")), &tasks, &nodes).phase,
+            Phase::Updating
+        );
+    }
+}

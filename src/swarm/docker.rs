@@ -1,0 +1,345 @@
+//! [`SwarmApi`] on a real Docker engine: bollard for typed reads of nodes, tasks and
+//! configs; raw JSON through the same transport for service inspect and update, so that
+//! fields bollard does not model survive the round-trip.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::ConfigSpec;
+use bollard::query_parameters::{ListConfigsOptions, ListTasksOptions};
+use hyper::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::swarm::endpoint::Endpoint;
+use crate::swarm::transport::Transport;
+use crate::swarm::{ConfigObject, Engine, Node, Port, Service, SwarmApi, SwarmError, Task, spec};
+
+/// A connection to one Docker engine.
+pub struct DockerSwarm {
+    transport: Arc<Transport>,
+    docker: Docker,
+    address: String,
+}
+
+impl DockerSwarm {
+    /// Prepares a connection (no request is sent yet). `address` names it in messages.
+    pub fn connect(endpoint: &Endpoint, address: String) -> Result<Self, SwarmError> {
+        let unreachable = |message: String| SwarmError::Unreachable {
+            endpoint: address.clone(),
+            message,
+        };
+        let transport = Arc::new(Transport::new(endpoint).map_err(|e| unreachable(e.to_string()))?);
+        let docker = transport
+            .bollard()
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(DockerSwarm {
+            transport,
+            docker,
+            address,
+        })
+    }
+
+    fn error(&self, operation: &str, error: BollardError) -> SwarmError {
+        match error {
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => SwarmError::Api {
+                operation: operation.to_owned(),
+                status: status_code,
+                message,
+            },
+            other => SwarmError::Unreachable {
+                endpoint: self.address.clone(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    async fn raw(
+        &self,
+        operation: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), SwarmError> {
+        let (status, bytes) = self
+            .transport
+            .raw_json(method, path, body)
+            .await
+            .map_err(|e| self.error(operation, e))?;
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| SwarmError::Protocol {
+                operation: operation.to_owned(),
+                message: e.to_string(),
+            })?
+        };
+        Ok((status, value))
+    }
+
+    fn api_error(operation: &str, status: StatusCode, body: &Value) -> SwarmError {
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        SwarmError::Api {
+            operation: operation.to_owned(),
+            status: status.as_u16(),
+            message,
+        }
+    }
+
+    async fn post_update(&self, id: &str, query: String, spec: &Value) -> Result<(), SwarmError> {
+        let operation = format!("update service {id}");
+        let (status, body) = self
+            .raw(
+                &operation,
+                Method::POST,
+                &format!("/services/{id}/update?{query}"),
+                Some(spec),
+            )
+            .await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        let error = Self::api_error(&operation, status, &body);
+        match error {
+            SwarmError::Api { ref message, .. } if message.contains("out of sequence") => {
+                Err(SwarmError::OutOfSequence(id.to_owned()))
+            }
+            other => Err(other),
+        }
+    }
+}
+
+impl SwarmApi for DockerSwarm {
+    async fn engine(&self) -> Result<Engine, SwarmError> {
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| self.error("read the engine version", e))?;
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| self.error("read the engine info", e))?;
+        let is_manager = info
+            .swarm
+            .and_then(|swarm| swarm.control_available)
+            .unwrap_or(false);
+        Ok(Engine {
+            api_version: version.api_version.unwrap_or_default(),
+            is_manager,
+        })
+    }
+
+    async fn service(&self, name: &str) -> Result<Option<Service>, SwarmError> {
+        let operation = format!("inspect service {name}");
+        let (status, body) = self
+            .raw(&operation, Method::GET, &format!("/services/{name}"), None)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(Self::api_error(&operation, status, &body));
+        }
+        Ok(Some(service_from_json(&body)))
+    }
+
+    async fn update_service(&self, id: &str, version: u64, spec: &Value) -> Result<(), SwarmError> {
+        self.post_update(id, format!("version={version}"), spec)
+            .await
+    }
+
+    async fn rollback_service(&self, id: &str, version: u64) -> Result<(), SwarmError> {
+        let current = self
+            .service(id)
+            .await?
+            .map(|s| s.spec)
+            .unwrap_or(Value::Null);
+        self.post_update(id, format!("version={version}&rollback=previous"), &current)
+            .await
+    }
+
+    async fn configs(&self, prefix: &str) -> Result<Vec<ConfigObject>, SwarmError> {
+        let filters = HashMap::from([("name".to_owned(), vec![prefix.to_owned()])]);
+        let configs = self
+            .docker
+            .list_configs(Some(ListConfigsOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|e| self.error("list configs", e))?;
+        Ok(configs
+            .into_iter()
+            .map(|config| {
+                let spec = config.spec.unwrap_or_default();
+                ConfigObject {
+                    id: config.id.unwrap_or_default(),
+                    name: spec.name.unwrap_or_default(),
+                    labels: spec.labels.unwrap_or_default().into_iter().collect(),
+                    created_at: config.created_at.map(|t| t.to_string()).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    async fn config_data(&self, id: &str) -> Result<String, SwarmError> {
+        let operation = format!("read config {id}");
+        let config = self
+            .docker
+            .inspect_config(id)
+            .await
+            .map_err(|e| self.error(&operation, e))?;
+        let data = config.spec.and_then(|spec| spec.data).unwrap_or_default();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.as_bytes())
+            .map_err(|e| SwarmError::Protocol {
+                operation: operation.clone(),
+                message: e.to_string(),
+            })?;
+        String::from_utf8(bytes).map_err(|e| SwarmError::Protocol {
+            operation,
+            message: e.to_string(),
+        })
+    }
+
+    async fn create_config(
+        &self,
+        name: &str,
+        data: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, SwarmError> {
+        let spec = ConfigSpec {
+            name: Some(name.to_owned()),
+            labels: Some(labels.clone().into_iter().collect()),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(data)),
+            ..Default::default()
+        };
+        match self.docker.create_config(spec).await {
+            Ok(response) => Ok(response.id),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Err(SwarmError::NameConflict(name.to_owned())),
+            Err(error) => Err(self.error(&format!("create config {name}"), error)),
+        }
+    }
+
+    async fn nodes(&self) -> Result<Vec<Node>, SwarmError> {
+        let nodes = self
+            .docker
+            .list_nodes(None)
+            .await
+            .map_err(|e| self.error("list nodes", e))?;
+        Ok(nodes.into_iter().map(node_from_model).collect())
+    }
+
+    async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError> {
+        let filters = HashMap::from([
+            ("service".to_owned(), vec![service_id.to_owned()]),
+            ("_up-to-date".to_owned(), vec!["true".to_owned()]),
+        ]);
+        let tasks = self
+            .docker
+            .list_tasks(Some(ListTasksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|e| self.error(&format!("list tasks of {service_id}"), e))?;
+        Ok(tasks.into_iter().map(task_from_model).collect())
+    }
+}
+
+fn service_from_json(body: &Value) -> Service {
+    let text = |pointer: &str| {
+        body.pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    Service {
+        id: text("/ID").unwrap_or_default(),
+        name: text("/Spec/Name").unwrap_or_default(),
+        version: body
+            .pointer("/Version/Index")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        spec: body.get("Spec").cloned().unwrap_or(Value::Null),
+        previous_spec: body.get("PreviousSpec").cloned(),
+        update_state: text("/UpdateStatus/State"),
+        update_message: text("/UpdateStatus/Message"),
+        endpoint_ports: spec::ports_at(body, "/Endpoint/Ports"),
+    }
+}
+
+fn node_from_model(node: bollard::models::Node) -> Node {
+    let spec = node.spec.unwrap_or_default();
+    let description = node.description.unwrap_or_default();
+    let status = node.status.unwrap_or_default();
+    let platform = description.platform.unwrap_or_default();
+    Node {
+        id: node.id.unwrap_or_default(),
+        hostname: description.hostname.unwrap_or_default(),
+        role: spec.role.map(|r| r.to_string()).unwrap_or_default(),
+        ready: status.state.is_some_and(|s| s.to_string() == "ready"),
+        active: spec.availability.is_some_and(|a| a.to_string() == "active"),
+        addr: status.addr.unwrap_or_default(),
+        labels: spec.labels.unwrap_or_default().into_iter().collect(),
+        engine_labels: description
+            .engine
+            .and_then(|engine| engine.labels)
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        os: platform.os.unwrap_or_default(),
+        arch: platform.architecture.unwrap_or_default(),
+    }
+}
+
+fn task_from_model(task: bollard::models::Task) -> Task {
+    let status = task.status.unwrap_or_default();
+    let mut ports: Vec<Port> = status
+        .port_status
+        .and_then(|p| p.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|port| Port {
+            protocol: port
+                .protocol
+                .map_or_else(|| "tcp".to_owned(), |p| p.to_string()),
+            target: port
+                .target_port
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(0),
+            published: port
+                .published_port
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|&p| p != 0),
+            mode: port
+                .publish_mode
+                .map_or_else(|| "ingress".to_owned(), |m| m.to_string()),
+        })
+        .collect();
+    // The engine lists a host port once per address family it binds.
+    ports.sort();
+    ports.dedup();
+    Task {
+        id: task.id.unwrap_or_default(),
+        node_id: task.node_id,
+        desired_state: task
+            .desired_state
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        state: status.state.map(|s| s.to_string()).unwrap_or_default(),
+        message: status.message.unwrap_or_default(),
+        error: status.err.filter(|e| !e.is_empty()),
+        ports,
+    }
+}

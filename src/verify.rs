@@ -1,0 +1,86 @@
+//! Checks that the proxy really serves as configured, judged from its tasks. Pure.
+//!
+//! The service spec is not enough: a task that survived an earlier update can keep the
+//! ports it was started with, look `Running`, and not answer on the new ones. So every
+//! running task's own port status and node are checked.
+
+use serde::Serialize;
+
+use crate::interlock::config::{ExtensionSettings, PublishMode};
+use crate::interlock::input::Constraint;
+use crate::plan::desired_proxy_ports;
+use crate::swarm::{Node, Service, Task};
+
+/// What is wrong with the proxy, if anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProxyCheck {
+    /// Problems that re-creating tasks will not fix.
+    pub problems: Vec<String>,
+    /// Running tasks that do not bind the configured host ports (re-create them).
+    pub stale_tasks: Vec<String>,
+}
+
+impl ProxyCheck {
+    /// Whether the proxy serves as configured.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty() && self.stale_tasks.is_empty()
+    }
+}
+
+/// Checks replicas, placement and ports of the proxy's running tasks.
+pub fn check_proxy(
+    settings: &ExtensionSettings,
+    proxy: &Service,
+    tasks: &[Task],
+    nodes: &[Node],
+) -> ProxyCheck {
+    let mut check = ProxyCheck::default();
+    let running: Vec<&Task> = tasks.iter().filter(|t| t.is_running()).collect();
+    if running.len() as u64 != settings.proxy_replicas {
+        check.problems.push(format!(
+            "{} of {} proxy tasks are running",
+            running.len(),
+            settings.proxy_replicas
+        ));
+    }
+    let constraints: Vec<Constraint> = settings
+        .proxy_constraints
+        .iter()
+        .filter_map(|c| Constraint::parse("ProxyConstraints", c).ok())
+        .collect();
+    let wanted_ports = desired_proxy_ports(settings);
+    for task in running {
+        let node = task
+            .node_id
+            .as_deref()
+            .and_then(|id| nodes.iter().find(|n| n.id == id));
+        let hostname = node.map_or("an unknown node", |n| n.hostname.as_str());
+        if let Some(node) = node {
+            for constraint in constraints
+                .iter()
+                .filter(|c| !c.matches(|lhs| node.attribute(lhs)))
+            {
+                check
+                    .problems
+                    .push(format!("proxy task on {hostname} violates {constraint}"));
+            }
+        }
+        let binds_all = wanted_ports.iter().all(|port| task.ports.contains(port));
+        if settings.publish_mode == PublishMode::Host && !binds_all {
+            check.stale_tasks.push(format!(
+                "proxy task on {hostname} does not bind the configured host ports"
+            ));
+        }
+    }
+    if settings.publish_mode == PublishMode::Ingress {
+        for port in wanted_ports
+            .iter()
+            .filter(|p| !proxy.endpoint_ports.contains(p))
+        {
+            check
+                .problems
+                .push(format!("the swarm does not publish {port} for the proxy"));
+        }
+    }
+    check
+}
