@@ -135,8 +135,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show the config, the proxy's placement and ports, and any drift between them
     Status,
-    /// Put the core back on the previous config and the proxy on its previous spec
-    Rollback,
+    /// Put the core back on its previous config and make the proxy match it again
+    Rollback(RollbackArgs),
 }
 
 /// Arguments of `pin-proxy`.
@@ -162,6 +162,14 @@ pub struct HostModeArgs {
     /// Published HTTPS port of the proxy
     #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
     pub https: i64,
+}
+
+/// Arguments of `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Return to this config of the lineage instead of the previous one
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
 }
 
 /// Arguments of `apply`.

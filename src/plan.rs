@@ -108,7 +108,7 @@ impl Plan {
             Some(NextConfig::Reuse { name, .. }) => actions.push(Action {
                 kind: "reuse_config",
                 target: name.clone(),
-                detail: "identical content was created by an earlier, interrupted run".into(),
+                detail: "a config with this content exists already".into(),
             }),
             None => {}
         }
@@ -137,11 +137,17 @@ impl Plan {
 pub fn build(
     observed: &Observed,
     new_text: &str,
+    existing: Option<&ConfigObject>,
     settings: &ExtensionSettings,
     operation: &str,
 ) -> Plan {
-    let config =
-        (new_text != observed.config_text).then(|| next_config(observed, new_text, operation));
+    let config = (new_text != observed.config_text).then(|| match existing {
+        Some(config) => NextConfig::Reuse {
+            name: config.name.clone(),
+            id: config.id.clone(),
+        },
+        None => next_config(observed, new_text, operation),
+    });
     let mut core_edits = Vec::new();
     if let Some(next) = &config {
         core_edits.push(SpecEdit::SwapConfig {

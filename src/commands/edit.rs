@@ -5,6 +5,7 @@ use crate::cli::{HostModeArgs, PinProxyArgs};
 use crate::error::{Error, Result};
 use crate::interlock::config::{InterlockConfig, KeyChange, PublishMode};
 use crate::interlock::input::{self, Constraint, InputError, NodeLabel};
+use crate::swarm::ConfigObject;
 
 /// A validated request to change the config.
 #[derive(Debug, Clone)]
@@ -25,12 +26,14 @@ pub enum Edit {
         /// `PublishedSSLPort`.
         https: u16,
     },
-    /// `apply FILE`: the whole desired config.
+    /// `apply FILE` or `rollback`: the whole desired config.
     Replace {
         /// Where the desired config came from, for messages.
         source: String,
         /// Its text, used verbatim.
         text: String,
+        /// The config object that holds this text already (rollback), so none is created.
+        existing: Option<ConfigObject>,
     },
 }
 
@@ -46,6 +49,14 @@ pub struct Edited {
 }
 
 impl Edit {
+    /// The existing config object this edit returns to, if any.
+    pub fn existing_config(&self) -> Option<&ConfigObject> {
+        match self {
+            Edit::Replace { existing, .. } => existing.as_ref(),
+            Edit::PinProxy { .. } | Edit::HostMode { .. } => None,
+        }
+    }
+
     /// Validates `pin-proxy`'s flags.
     pub fn pin_proxy(args: &PinProxyArgs) -> Result<Self, InputError> {
         let label = NodeLabel::parse(&args.label)?;
@@ -110,7 +121,7 @@ impl Edit {
             .into_iter()
             .flatten()
             .collect(),
-            Edit::Replace { source, text } => {
+            Edit::Replace { source, text, .. } => {
                 next = InterlockConfig::parse(source, text).map_err(|e| Error::refused(&e))?;
                 next.changes_from(config)
             }

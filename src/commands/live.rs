@@ -144,6 +144,18 @@ pub async fn run_edit<S: SwarmApi>(
 ) -> Result<ExitCode> {
     check_engine(api).await?;
     let state = observe(api, global).await?;
+    apply_edit(api, &state, edit, global, printer, report).await
+}
+
+/// Plans `edit` against an observed state, shows the plan, confirms, applies, verifies.
+pub async fn apply_edit<S: SwarmApi>(
+    api: &S,
+    state: &LiveState,
+    edit: &Edit,
+    global: &GlobalArgs,
+    printer: &Printer,
+    report: &mut Report,
+) -> Result<ExitCode> {
     let labelled =
         preflight::labelled_nodes(edit, &state.observed.nodes).map_err(|e| Error::refused(&e))?;
     let edited = edit.apply(&state.config, &state.extension, labelled)?;
@@ -153,7 +165,13 @@ pub async fn run_edit<S: SwarmApi>(
         .extension(&state.extension)
         .map_err(|e| Error::refused(&e))?;
     preflight::check(&state.observed, &settings).map_err(Error::refused_all)?;
-    let plan = plan::build(&state.observed, &new_text, &settings, report.command);
+    let plan = plan::build(
+        &state.observed,
+        &new_text,
+        edit.existing_config(),
+        &settings,
+        report.command,
+    );
 
     report.extension = Some(state.extension.clone());
     report.warnings = edited.warnings;
@@ -197,7 +215,7 @@ pub async fn run_edit<S: SwarmApi>(
         });
     }
     confirm(global, printer)?;
-    let applied = execute(api, &plan, &state, &settings, &new_text, global, printer).await?;
+    let applied = execute(api, &plan, state, &settings, &new_text, global, printer).await?;
     if let (Some(config), Some(name)) = (report.config.as_mut(), applied) {
         config.next = Some(name);
     }

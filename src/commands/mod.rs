@@ -5,6 +5,7 @@
 pub mod edit;
 pub mod live;
 pub mod offline;
+pub mod rollback;
 pub mod show;
 pub mod status;
 
@@ -24,7 +25,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Show => "show",
         Command::Apply(_) => "apply",
         Command::Status => "status",
-        Command::Rollback => "rollback",
+        Command::Rollback(_) => "rollback",
     }
 }
 
@@ -37,17 +38,14 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Command::Apply(args) => Edit::Replace {
             source: args.file.display().to_string(),
             text: offline::read_source(&args.file)?,
+            existing: None,
         },
         Command::Show => return show::run(&live::connect(global)?, global, printer, report).await,
         Command::Status => {
             return status::run(&live::connect(global)?, global, printer, report).await;
         }
-        Command::Rollback => {
-            return Err(Error::other(
-                "not_implemented",
-                "rollback is not available yet",
-                None,
-            ));
+        Command::Rollback(args) => {
+            return rollback::run(&live::connect(global)?, args, global, printer, report).await;
         }
     };
     match &global.config_file {

@@ -54,15 +54,38 @@ pub enum ConfigError {
         source_name: String,
         available: String,
     },
+    /// Two keys of an extension that differ only in case: Interlock matches key names
+    /// case-insensitively, so only one of them takes effect, and which one is not obvious.
+    #[error(
+        "{source_name}: [Extensions.{extension}] has both {first} and {second}; Interlock reads key names case-insensitively, so only one of them takes effect"
+    )]
+    DuplicateKey {
+        source_name: String,
+        extension: String,
+        first: String,
+        second: String,
+    },
     /// The Interlock core crashes on start without `ProxyReplicas`.
-    #[error("[Extensions.{0}] has no ProxyReplicas; the Interlock core crashes without it")]
-    MissingProxyReplicas(String),
+    #[error(
+        "{source_name}: [Extensions.{extension}] has no ProxyReplicas; the Interlock core crashes without it"
+    )]
+    MissingProxyReplicas {
+        source_name: String,
+        extension: String,
+    },
     /// `PublishMode` other than `ingress` or `host`.
-    #[error("[Extensions.{extension}] PublishMode = {value} is neither \"ingress\" nor \"host\"")]
-    InvalidPublishMode { extension: String, value: String },
+    #[error(
+        "{source_name}: [Extensions.{extension}] PublishMode = {value} is neither \"ingress\" nor \"host\""
+    )]
+    InvalidPublishMode {
+        source_name: String,
+        extension: String,
+        value: String,
+    },
     /// A key has a value of the wrong type.
-    #[error("[Extensions.{extension}] {key} = {value} is not {expected}")]
+    #[error("{source_name}: [Extensions.{extension}] {key} = {value} is not {expected}")]
     WrongType {
+        source_name: String,
         extension: String,
         key: String,
         value: String,
@@ -77,7 +100,8 @@ impl Diagnostic for ConfigError {
             ConfigError::NoExtensions(_) => "no_extensions",
             ConfigError::ExtensionNotFound { .. } => "extension_not_found",
             ConfigError::AmbiguousExtension { .. } => "ambiguous_extension",
-            ConfigError::MissingProxyReplicas(_) => "missing_proxy_replicas",
+            ConfigError::DuplicateKey { .. } => "duplicate_key",
+            ConfigError::MissingProxyReplicas { .. } => "missing_proxy_replicas",
             ConfigError::InvalidPublishMode { .. } => "invalid_publish_mode",
             ConfigError::WrongType { .. } => "invalid_value",
         }
@@ -95,8 +119,13 @@ impl Diagnostic for ConfigError {
             | ConfigError::AmbiguousExtension { available, .. } => {
                 format!("pass `--extension NAME` with one of: {available}")
             }
-            ConfigError::MissingProxyReplicas(name) => {
-                format!("add `ProxyReplicas = 2` (or the count you want) to [Extensions.{name}]")
+            ConfigError::DuplicateKey { first, second, .. } => {
+                format!("keep one of {first} and {second} and delete the other")
+            }
+            ConfigError::MissingProxyReplicas { extension, .. } => {
+                format!(
+                    "add `ProxyReplicas = 2` (or the count you want) to [Extensions.{extension}]"
+                )
             }
             ConfigError::InvalidPublishMode { .. } => {
                 "set `PublishMode = \"ingress\"` or `PublishMode = \"host\"`".into()
@@ -230,13 +259,32 @@ impl InterlockConfig {
 
     /// Reads and validates the settings of one extension.
     pub fn extension(&self, name: &str) -> Result<ExtensionSettings, ConfigError> {
+        let table = self.extension_table(name)?;
+        let keys: Vec<&str> = table.iter().map(|(key, _)| key).collect();
+        for (index, first) in keys.iter().enumerate() {
+            if let Some(second) = keys[index + 1..]
+                .iter()
+                .find(|other| other.eq_ignore_ascii_case(first))
+            {
+                return Err(ConfigError::DuplicateKey {
+                    source_name: self.source_name.clone(),
+                    extension: name.to_owned(),
+                    first: (*first).to_owned(),
+                    second: (*second).to_owned(),
+                });
+            }
+        }
         let reader = ExtensionReader {
+            source_name: &self.source_name,
             name,
-            table: self.extension_table(name)?,
+            table,
         };
         let proxy_replicas = reader
-            .integer("ProxyReplicas", 0, i64::MAX)?
-            .ok_or_else(|| ConfigError::MissingProxyReplicas(name.to_owned()))?;
+            .integer("ProxyReplicas", 0, i64::MAX, "a whole number, 0 or more")?
+            .ok_or_else(|| ConfigError::MissingProxyReplicas {
+                source_name: self.source_name.clone(),
+                extension: name.to_owned(),
+            })?;
         Ok(ExtensionSettings {
             name: name.to_owned(),
             proxy_service_name: reader
@@ -365,6 +413,7 @@ impl InterlockConfig {
 
 /// Typed, case-insensitive reads of one extension's keys.
 struct ExtensionReader<'a> {
+    source_name: &'a str,
     name: &'a str,
     table: &'a dyn TableLike,
 }
@@ -379,6 +428,7 @@ impl ExtensionReader<'_> {
 
     fn wrong_type(&self, key: &str, value: &Value, expected: &'static str) -> ConfigError {
         ConfigError::WrongType {
+            source_name: self.source_name.to_owned(),
             extension: self.name.to_owned(),
             key: key.to_owned(),
             value: bare(value),
@@ -397,8 +447,13 @@ impl ExtensionReader<'_> {
             .transpose()
     }
 
-    fn integer(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
-        let expected = "a whole number in range";
+    fn integer(
+        &self,
+        key: &str,
+        min: i64,
+        max: i64,
+        expected: &'static str,
+    ) -> Result<Option<i64>, ConfigError> {
         self.value(key)
             .map(|value| {
                 value
@@ -411,7 +466,12 @@ impl ExtensionReader<'_> {
 
     fn port(&self, key: &str) -> Result<Option<u16>, ConfigError> {
         Ok(self
-            .integer(key, 1, i64::from(u16::MAX))?
+            .integer(
+                key,
+                1,
+                i64::from(u16::MAX),
+                "a whole number from 1 to 65535",
+            )?
             .and_then(|n| u16::try_from(n).ok()))
     }
 
@@ -437,6 +497,7 @@ impl ExtensionReader<'_> {
             None | Some("ingress") => Ok(PublishMode::Ingress),
             Some("host") => Ok(PublishMode::Host),
             Some(other) => Err(ConfigError::InvalidPublishMode {
+                source_name: self.source_name.to_owned(),
                 extension: self.name.to_owned(),
                 value: format!("{other:?}"),
             }),

@@ -129,6 +129,9 @@ pub async fn wait<S: SwarmApi>(
     on_progress: &mut dyn FnMut(&Assessment),
 ) -> Result<Assessment, WaitError> {
     let mut stable_since: Option<Instant> = None;
+    // Failed tasks vanish from the up-to-date list once Swarm rolls back; keep their
+    // reasons so the final error can say why the update failed.
+    let mut seen_problems: Vec<String> = Vec::new();
     loop {
         let service = api
             .service(service_id)
@@ -139,11 +142,19 @@ pub async fn wait<S: SwarmApi>(
             })?;
         let tasks = api.tasks(&service.id).await?;
         let nodes = api.nodes().await?;
-        let assessment = assess(&service, &tasks, &nodes);
+        let mut assessment = assess(&service, &tasks, &nodes);
         on_progress(&assessment);
+        for problem in &assessment.task_problems {
+            if !seen_problems.contains(problem) {
+                seen_problems.push(problem.clone());
+            }
+        }
         let now = Instant::now();
         match assessment.phase {
-            Phase::Paused(_) | Phase::RolledBack(_) => return Err(WaitError::Failed(assessment)),
+            Phase::Paused(_) | Phase::RolledBack(_) => {
+                assessment.task_problems = seen_problems;
+                return Err(WaitError::Failed(assessment));
+            }
             Phase::Converged => {
                 let monitor = Duration::from_nanos(spec::monitor_nanos(&service.spec));
                 if now.duration_since(*stable_since.get_or_insert(now)) >= monitor {
