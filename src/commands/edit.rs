@@ -122,6 +122,7 @@ impl Edit {
             .flatten()
             .collect(),
             Edit::Replace { source, text, .. } => {
+                let source = if source == "-" { "stdin" } else { source };
                 next = InterlockConfig::parse(source, text).map_err(|e| Error::refused(&e))?;
                 next.changes_from(config)
             }

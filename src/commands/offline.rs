@@ -158,7 +158,10 @@ fn write_output(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temp = out.with_file_name(format!(".{file_name}.interlockctl-tmp"));
+    // The replaced file keeps its mode: configs hold secrets (AdminPass) and may be 0600.
+    let permissions = std::fs::metadata(out).ok().map(|m| m.permissions());
     std::fs::write(&temp, text)
+        .and_then(|()| permissions.map_or(Ok(()), |p| std::fs::set_permissions(&temp, p)))
         .and_then(|()| std::fs::rename(&temp, out))
         .map_err(|error| {
             let _ = std::fs::remove_file(&temp);

@@ -40,7 +40,7 @@ pub async fn run<S: SwarmApi>(
         })
         .collect();
     lineage.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)));
-    let task_rows = tasks
+    let mut task_rows: Vec<TaskStatus> = tasks
         .iter()
         .filter(|task| task.desired_state == "running" || task.is_running())
         .map(|task| {
@@ -58,6 +58,7 @@ pub async fn run<S: SwarmApi>(
             }
         })
         .collect();
+    task_rows.sort_by(|a, b| a.node.cmp(&b.node));
     let status = StatusReport {
         config: observed.config.name.clone(),
         lineage,

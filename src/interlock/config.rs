@@ -608,3 +608,530 @@ fn collect_leaves(table: &dyn TableLike, prefix: &str, out: &mut Vec<(String, St
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &[&str] = &[
+        "hand-edited",
+        "service-clusters",
+        "ucp-3.0",
+        "ucp-3.1",
+        "ucp-3.2",
+    ];
+
+    fn fixture(dir: &str, stem: &str) -> String {
+        let path = format!(
+            "{}/fixtures/configs/{dir}/{stem}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path).expect("fixture reads")
+    }
+
+    fn parse(text: &str) -> InterlockConfig {
+        InterlockConfig::parse("test.toml", text).expect("valid TOML")
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn change(key: &str, before: Option<&str>, after: &str) -> Option<KeyChange> {
+        Some(KeyChange {
+            key: key.to_owned(),
+            before: before.map(str::to_owned),
+            after: after.to_owned(),
+        })
+    }
+
+    #[test]
+    fn parsing_and_printing_keeps_every_byte() {
+        for stem in VALID {
+            let text = fixture("valid", stem);
+            assert_eq!(parse(&text).text(), text, "{stem}");
+        }
+    }
+
+    #[test]
+    fn fixtures_read_as_generated() {
+        let settings = parse(&fixture("valid", "ucp-3.2"))
+            .extension("default")
+            .unwrap();
+        let swarm_linux = [
+            "node.labels.com.docker.ucp.orchestrator.swarm==true",
+            "node.platform.os==linux",
+        ];
+        assert_eq!(
+            settings,
+            ExtensionSettings {
+                name: "default".into(),
+                proxy_service_name: "ucp-interlock-proxy".into(),
+                proxy_replicas: 2,
+                proxy_constraints: strings(&swarm_linux),
+                constraints: strings(&swarm_linux),
+                publish_mode: PublishMode::Ingress,
+                published_port: Some(8080),
+                published_ssl_port: Some(8443),
+                target_port: 80,
+                target_ssl_port: 443,
+            }
+        );
+
+        // Keys are found whatever their case (`proxyReplicas`, `constraints`).
+        let hand = parse(&fixture("valid", "hand-edited"))
+            .extension("default")
+            .unwrap();
+        assert_eq!(hand.proxy_replicas, 2);
+        assert_eq!(hand.constraints, strings(&swarm_linux));
+        assert_eq!(
+            (hand.published_port, hand.published_ssl_port),
+            (Some(80), Some(8443))
+        );
+
+        let clusters = parse(&fixture("valid", "service-clusters"));
+        assert_eq!(
+            clusters.extension_names().unwrap(),
+            ["us-east", "us-west", "dmz"]
+        );
+        let west = clusters.extension("us-west").unwrap();
+        assert_eq!(west.proxy_service_name, "ucp-interlock-proxy-us-west");
+        assert_eq!(
+            (west.published_port, west.published_ssl_port),
+            (Some(9080), Some(9443))
+        );
+    }
+
+    #[test]
+    fn absent_keys_take_interlocks_defaults() {
+        let settings = parse("[Extensions.default]\nProxyReplicas = 0\n")
+            .extension("default")
+            .unwrap();
+        assert_eq!(
+            settings,
+            ExtensionSettings {
+                name: "default".into(),
+                proxy_service_name: defaults::PROXY_SERVICE_NAME.into(),
+                proxy_replicas: 0,
+                proxy_constraints: Vec::new(),
+                constraints: Vec::new(),
+                publish_mode: PublishMode::Ingress,
+                published_port: None,
+                published_ssl_port: None,
+                target_port: 80,
+                target_ssl_port: 443,
+            }
+        );
+    }
+
+    #[test]
+    fn extension_selection() {
+        let one = parse("[Extensions.edge]\nProxyReplicas = 1\n");
+        assert_eq!(one.select_extension(None), Ok("edge".into()));
+        assert_eq!(one.select_extension(Some("edge")), Ok("edge".into()));
+        assert_eq!(
+            one.select_extension(Some("Edge")),
+            Err(ConfigError::ExtensionNotFound {
+                source_name: "test.toml".into(),
+                name: "Edge".into(),
+                available: "edge".into(),
+            })
+        );
+
+        let with_default =
+            parse("[Extensions.a]\nProxyReplicas = 1\n[Extensions.default]\nProxyReplicas = 1\n");
+        assert_eq!(with_default.select_extension(None), Ok("default".into()));
+        assert_eq!(with_default.select_extension(Some("a")), Ok("a".into()));
+
+        let clusters = parse(&fixture("valid", "service-clusters"));
+        let ambiguous = clusters.select_extension(None).unwrap_err();
+        assert_eq!(
+            ambiguous,
+            ConfigError::AmbiguousExtension {
+                source_name: "test.toml".into(),
+                available: "us-east, us-west, dmz".into(),
+            }
+        );
+        assert_eq!(ambiguous.code(), "ambiguous_extension");
+        assert_eq!(
+            ambiguous.hint().unwrap(),
+            "pass `--extension NAME` with one of: us-east, us-west, dmz"
+        );
+
+        // `[extensions]` is found whatever its case; an empty one has no extension.
+        let lower = parse("[extensions.default]\nProxyReplicas = 1\n");
+        assert_eq!(lower.select_extension(None), Ok("default".into()));
+        let empty = parse("[Extensions]\n");
+        assert_eq!(
+            empty.select_extension(None),
+            Err(ConfigError::NoExtensions("test.toml".into()))
+        );
+        let none = parse("ListenAddr = \":8080\"\n");
+        assert_eq!(
+            none.select_extension(None),
+            Err(ConfigError::NoExtensions("test.toml".into()))
+        );
+        assert_eq!(
+            none.extension("default"),
+            Err(ConfigError::NoExtensions("test.toml".into()))
+        );
+    }
+
+    #[test]
+    fn set_replaces_only_the_value() {
+        let text = fixture("valid", "hand-edited");
+        let mut config = parse(&text);
+        assert_eq!(
+            config.set_proxy_replicas("default", 5),
+            change("Extensions.default.ProxyReplicas", Some("2"), "5")
+        );
+        assert_eq!(
+            config.set_publish_mode("default", PublishMode::Host),
+            change(
+                "Extensions.default.PublishMode",
+                Some("\"ingress\""),
+                "\"host\""
+            )
+        );
+        assert_eq!(
+            config.set_extension_constraints("default", &strings(&["node.role!=manager"])),
+            change(
+                "Extensions.default.Constraints",
+                Some(
+                    "[\n\t\t\"node.labels.com.docker.ucp.orchestrator.swarm==true\",   # swarm workloads only\n\t\t\"node.platform.os==linux\",\n\t]"
+                ),
+                "[\"node.role!=manager\"]"
+            )
+        );
+        let expected = text
+            .replace(
+                "\tproxyReplicas     =   2   # was 3 until the DTR move\n",
+                "\tproxyReplicas     =   5   # was 3 until the DTR move\n",
+            )
+            .replace("\tPublishMode=\"ingress\"\n", "\tPublishMode=\"host\"\n")
+            .replace(
+                "\tconstraints = [\n\t\t\"node.labels.com.docker.ucp.orchestrator.swarm==true\",   # swarm workloads only\n\t\t\"node.platform.os==linux\",\n\t]\n",
+                "\tconstraints = [\"node.role!=manager\"]\n",
+            );
+        assert_ne!(expected, text);
+        assert_eq!(config.text(), expected);
+        // The escapes of MainLogFormat survive as written.
+        assert!(config.text().contains(
+            r#"MainLogFormat = "'$remote_addr - $remote_user [$time_local] \"$request\" '\n\t\t    '$status"#
+        ));
+    }
+
+    #[test]
+    fn setting_an_equal_value_changes_nothing() {
+        let text = "[Extensions.default]\n  ProxyReplicas = 2\n  PublishMode = 'host' # literal string\n  PublishedPort = 0x1F90\n  PublishedSSLPort = 8_443\n  ProxyConstraints = [ 'node.labels.role==dtr' , ] # pinned\n";
+        let mut config = parse(text);
+        assert_eq!(config.set_proxy_replicas("default", 2), None);
+        assert_eq!(config.set_publish_mode("default", PublishMode::Host), None);
+        assert_eq!(config.set_published_port("default", 8080), None);
+        assert_eq!(config.set_published_ssl_port("default", 8443), None);
+        assert_eq!(
+            config.set_proxy_constraints("default", &strings(&["node.labels.role==dtr"])),
+            None
+        );
+        assert_eq!(config.text(), text);
+        // A different value of the same kind is a change, and keeps the comment.
+        assert_eq!(
+            config.set_published_port("default", 80),
+            change("Extensions.default.PublishedPort", Some("0x1F90"), "80")
+        );
+        assert_eq!(
+            config.set_proxy_constraints("default", &strings(&["node.labels.role==lb"])),
+            change(
+                "Extensions.default.ProxyConstraints",
+                Some("[ 'node.labels.role==dtr' , ]"),
+                "[\"node.labels.role==lb\"]"
+            )
+        );
+        assert_eq!(
+            config.text(),
+            text.replace("0x1F90", "80").replace(
+                "[ 'node.labels.role==dtr' , ]",
+                "[\"node.labels.role==lb\"]"
+            )
+        );
+    }
+
+    #[test]
+    fn absent_keys_are_added_after_the_last_key_indented_like_the_first() {
+        let text = "[Extensions]\n  [Extensions.default]\n\n    # the proxy\n    ProxyReplicas = 2 # two\n  [Extensions.default.Config]\n    User = \"nginx\"\n";
+        let mut config = parse(text);
+        assert_eq!(
+            config.set_publish_mode("default", PublishMode::Host),
+            change("Extensions.default.PublishMode", None, "\"host\"")
+        );
+        assert_eq!(
+            config.set_published_port("default", 7080),
+            change("Extensions.default.PublishedPort", None, "7080")
+        );
+        assert_eq!(
+            config.text(),
+            "[Extensions]\n  [Extensions.default]\n\n    # the proxy\n    ProxyReplicas = 2 # two\n    PublishMode = \"host\"\n    PublishedPort = 7080\n  [Extensions.default.Config]\n    User = \"nginx\"\n"
+        );
+        let settings = parse(&config.text()).extension("default").unwrap();
+        assert_eq!(settings.publish_mode, PublishMode::Host);
+        assert_eq!(settings.published_port, Some(7080));
+
+        // Without a final newline, the new key still gets a line of its own.
+        let mut bare_end = parse("[Extensions.default]\n\tProxyReplicas = 2");
+        bare_end.set_published_ssl_port("default", 7443);
+        assert_eq!(
+            bare_end.text(),
+            "[Extensions.default]\n\tProxyReplicas = 2\n\tPublishedSSLPort = 7443\n"
+        );
+    }
+
+    #[test]
+    fn edits_of_a_missing_extension_change_nothing() {
+        let text = fixture("valid", "ucp-3.2");
+        let mut config = parse(&text);
+        assert_eq!(config.set_proxy_replicas("nope", 3), None);
+        assert_eq!(config.text(), text);
+    }
+
+    #[test]
+    fn invalid_fixtures_are_refused_naming_file_key_and_fix() {
+        let cases: &[(&str, ConfigError, &str, &str)] = &[
+            (
+                "bad-publish-mode",
+                ConfigError::InvalidPublishMode {
+                    source_name: "bad.toml".into(),
+                    extension: "default".into(),
+                    value: "\"routing-mesh\"".into(),
+                },
+                "invalid_publish_mode",
+                "set `PublishMode = \"ingress\"` or `PublishMode = \"host\"`",
+            ),
+            (
+                "case-duplicate-key",
+                ConfigError::DuplicateKey {
+                    source_name: "bad.toml".into(),
+                    extension: "default".into(),
+                    first: "ProxyReplicas".into(),
+                    second: "proxyreplicas".into(),
+                },
+                "duplicate_key",
+                "keep one of ProxyReplicas and proxyreplicas and delete the other",
+            ),
+            (
+                "missing-proxy-replicas",
+                ConfigError::MissingProxyReplicas {
+                    source_name: "bad.toml".into(),
+                    extension: "default".into(),
+                },
+                "missing_proxy_replicas",
+                "add `ProxyReplicas = 2` (or the count you want) to [Extensions.default]",
+            ),
+            (
+                "no-extensions",
+                ConfigError::NoExtensions("bad.toml".into()),
+                "no_extensions",
+                "add an `[Extensions.default]` table; Interlock needs at least one extension",
+            ),
+            (
+                "replicas-not-a-number",
+                ConfigError::WrongType {
+                    source_name: "bad.toml".into(),
+                    extension: "default".into(),
+                    key: "ProxyReplicas".into(),
+                    value: "\"two\"".into(),
+                    expected: "a whole number, 0 or more",
+                },
+                "invalid_value",
+                "make ProxyReplicas a whole number, 0 or more",
+            ),
+        ];
+        for (stem, expected, code, hint) in cases {
+            let config = InterlockConfig::parse("bad.toml", &fixture("invalid", stem)).unwrap();
+            let error = config
+                .select_extension(None)
+                .and_then(|name| config.extension(&name))
+                .unwrap_err();
+            assert_eq!(&error, expected, "{stem}");
+            assert_eq!(error.code(), *code, "{stem}");
+            assert_eq!(error.hint().as_deref(), Some(*hint), "{stem}");
+            assert!(error.to_string().starts_with("bad.toml"), "{error}");
+        }
+        assert_eq!(
+            ConfigError::MissingProxyReplicas {
+                source_name: "bad.toml".into(),
+                extension: "default".into(),
+            }
+            .to_string(),
+            "bad.toml: [Extensions.default] has no ProxyReplicas; the Interlock core crashes without it"
+        );
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_or_range_are_refused() {
+        for (line, key, value, expected) in [
+            (
+                "PublishedPort = 0",
+                "PublishedPort",
+                "0",
+                "a whole number from 1 to 65535",
+            ),
+            (
+                "TargetSSLPort = 65536",
+                "TargetSSLPort",
+                "65536",
+                "a whole number from 1 to 65535",
+            ),
+            (
+                "PublishedPort = \"80\"",
+                "PublishedPort",
+                "\"80\"",
+                "a whole number from 1 to 65535",
+            ),
+            (
+                "ProxyReplicas = -1",
+                "ProxyReplicas",
+                "-1",
+                "a whole number, 0 or more",
+            ),
+            (
+                "ProxyReplicas = 2.0",
+                "ProxyReplicas",
+                "2.0",
+                "a whole number, 0 or more",
+            ),
+            (
+                "ProxyConstraints = \"node.role==worker\"",
+                "ProxyConstraints",
+                "\"node.role==worker\"",
+                "an array of strings",
+            ),
+            (
+                "Constraints = [1]",
+                "Constraints",
+                "[1]",
+                "an array of strings",
+            ),
+            ("ProxyServiceName = 7", "ProxyServiceName", "7", "a string"),
+            ("PublishMode = true", "PublishMode", "true", "a string"),
+        ] {
+            let replicas = if key == "ProxyReplicas" {
+                ""
+            } else {
+                "ProxyReplicas = 1\n"
+            };
+            let text = format!("[Extensions.default]\n{replicas}{line}\n");
+            assert_eq!(
+                parse(&text).extension("default"),
+                Err(ConfigError::WrongType {
+                    source_name: "test.toml".into(),
+                    extension: "default".into(),
+                    key: key.into(),
+                    value: value.into(),
+                    expected,
+                }),
+                "{line}"
+            );
+        }
+        let host = parse("[Extensions.default]\nProxyReplicas = 1\nPublishMode = \"Host\"\n");
+        assert_eq!(
+            host.extension("default").unwrap_err().to_string(),
+            "test.toml: [Extensions.default] PublishMode = \"Host\" is neither \"ingress\" nor \"host\""
+        );
+    }
+
+    #[test]
+    fn keys_that_differ_only_in_case_are_refused() {
+        let config = parse(
+            "[Extensions.default]\nProxyReplicas = 1\nPublishMode = \"host\"\npublishmode = \"ingress\"\n",
+        );
+        let error = config.extension("default").unwrap_err();
+        assert_eq!(error.code(), "duplicate_key");
+        assert_eq!(
+            error.to_string(),
+            "test.toml: [Extensions.default] has both PublishMode and publishmode; Interlock reads key names case-insensitively, so only one of them takes effect"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_point_at_line_and_column() {
+        let error =
+            InterlockConfig::parse("not-toml.toml", &fixture("invalid", "not-toml")).unwrap_err();
+        let ConfigError::Syntax { line, column, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!((*line, *column), (4, 23));
+        assert_eq!(error.code(), "invalid_toml");
+        assert!(
+            error
+                .to_string()
+                .starts_with("not-toml.toml is not valid TOML (line 4, column 23): ")
+        );
+        assert_eq!(
+            error.hint().unwrap(),
+            "fix the TOML at line 4; `interlockctl show` prints the live config"
+        );
+
+        let duplicate = InterlockConfig::parse("d.toml", &fixture("invalid", "duplicate-key"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            duplicate,
+            "d.toml is not valid TOML (line 16, column 5): duplicate key"
+        );
+
+        assert_eq!(line_column("", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+        assert_eq!(line_column("ab\ncd", 99), (2, 3));
+        // Columns count characters, not bytes.
+        assert_eq!(line_column("é = x", "é ".len()), (1, 3));
+    }
+
+    #[test]
+    fn changes_from_lists_changed_added_and_removed_leaves() {
+        let before = parse(
+            "Top = 1\n[Extensions.default]\nProxyReplicas = 2\nGone = \"x\"\n[Extensions.default.Config]\nUser = \"nginx\"\n",
+        );
+        let after = parse(
+            "Top = 1\n[Extensions.default]\nProxyReplicas = 3 # more\nNew = [1, 2]\n[Extensions.default.Config]\nUser = \"nginx\"\n",
+        );
+        assert_eq!(
+            after.changes_from(&before),
+            vec![
+                KeyChange {
+                    key: "Extensions.default.ProxyReplicas".into(),
+                    before: Some("2".into()),
+                    after: "3".into(),
+                },
+                KeyChange {
+                    key: "Extensions.default.New".into(),
+                    before: None,
+                    after: "[1, 2]".into(),
+                },
+                KeyChange {
+                    key: "Extensions.default.Gone".into(),
+                    before: Some("\"x\"".into()),
+                    after: "(removed)".into(),
+                },
+            ]
+        );
+        assert_eq!(before.changes_from(&before), Vec::new());
+    }
+
+    #[test]
+    fn key_changes_serialize_as_the_json_report_shows_them() {
+        let json = serde_json::to_value(KeyChange {
+            key: "Extensions.default.PublishedPort".into(),
+            before: None,
+            after: "7080".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "key": "Extensions.default.PublishedPort", "before": null, "after": "7080" })
+        );
+        assert_eq!(
+            serde_json::to_value(PublishMode::Host).unwrap(),
+            serde_json::json!("host")
+        );
+    }
+}

@@ -89,7 +89,7 @@ impl NodeLabel {
             label: text.to_owned(),
             reason,
         };
-        check_lhs(&format!("node.labels.{key}")).map_err(chars_error)?;
+        check_label_key(key).map_err(chars_error)?;
         check_value(value).map_err(chars_error)?;
         Ok(NodeLabel {
             key: key.to_owned(),
@@ -197,6 +197,21 @@ fn check_lhs(lhs: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{lhs}` must start with a letter or `_` and hold only letters, digits, `.`, `_` and `-`"
+        ))
+    }
+}
+
+/// A label key as the hint describes it: it becomes `node.labels.KEY` in a constraint.
+fn check_label_key(key: &str) -> Result<(), String> {
+    let mut chars = key.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the key `{key}` must start with a letter or `_` and hold only letters, digits, `.`, `_` and `-`"
         ))
     }
 }

@@ -81,9 +81,7 @@ pub fn assess(service: &Service, tasks: &[Task], nodes: &[Node]) -> Assessment {
 fn task_problems(tasks: &[Task], nodes: &[Node]) -> Vec<String> {
     tasks
         .iter()
-        .filter(|task| {
-            !task.is_running() && task.desired_state == "running" || task.error.is_some()
-        })
+        .filter(|task| task.error.is_some() || matches!(task.state.as_str(), "failed" | "rejected"))
         .map(|task| {
             let node = task
                 .node_id
