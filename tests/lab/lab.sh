@@ -1,0 +1,720 @@
+#!/usr/bin/env bash
+# interlockctl test lab: a real 4-node Docker Swarm (1 manager + 3 workers) on this machine,
+# each node a network namespace with its own containerd + dockerd, plus the Interlock fixture
+# (services ucp-interlock / ucp-interlock-extension / ucp-interlock-proxy run as busybox
+# stand-ins, config com.docker.ucp.interlock.conf-1).
+#
+# Usage: lab.sh up|reset|down|status|rebuild-image|env|node NAME DOCKER-ARGS...
+#   up      start the lab (idempotent; fast when already up), create the fixture
+#   reset   bring the fixture back to its initial state: remove services ucp-interlock* and
+#           lab-*, configs com.docker.ucp.interlock.conf* and lab-*, secrets lab-*; restore
+#           node labels; create conf-1 (core-config.toml) and the three Interlock services
+#   down    stop and remove everything the lab created (safe when nothing is up)
+#   status  print nodes and services; exit 0 if the lab is up, 1 if not
+#   rebuild-image  rebuild the stand-in image, load it on every node, then reset
+#   env     print the env file (/run/interlockctl-lab/env)
+#   node NAME ARGS...  run `docker ARGS...` against node NAME's daemon (e.g. node ilab-w1 ps)
+#
+# Rules kept by this script: no image is ever pulled (services use the image ID with
+# --no-resolve-image); the node namespaces have no default route; only processes this lab
+# started are stopped (by recorded PID, checked against their command line, or found inside
+# the lab's own namespaces / cgroups); no other dockerd/containerd is touched.
+# Tests: source /run/interlockctl-lab/env (DOCKER_HOST, LAB_IMAGE, LAB_*_ADDRS, ...).
+set -euo pipefail
+
+LAB_DIR=$(cd "$(dirname "$0")" && pwd)
+export PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+STATE=/run/interlockctl-lab          # sockets, pid files, exec roots, logs, env file
+DATA=/var/lib/interlockctl-lab       # data roots, daemon configs, image build context
+ENV_FILE=$STATE/env
+LOCK_FILE=/run/lock/interlockctl-lab.lock
+NETFILES=/var/lib/docker/network/files   # libnetwork writes here whatever --data-root says
+# directories the daemons create whatever their roots are (dockerd: /run/docker/plugins,
+# libnetwork: $NETFILES, containerd shims: /run/containerd/s); down removes the ones up created
+SHARED_DIRS=("$NETFILES" /run/docker/plugins /run/containerd/s)
+CGROUP_PARENT=interlockctl-lab           # container cgroups: /sys/fs/cgroup/*/interlockctl-lab/<node>/
+FW_COMMENT=interlockctl-lab
+
+BR=ilab0
+SUBNET_PREFIX=10.231.0
+HOST_ADDR=$SUBNET_PREFIX.1
+SWARM_POOL=10.231.128.0/17               # overlay networks (ingress, ucp-interlock)
+NODES=(ilab-mgr ilab-w1 ilab-w2 ilab-w3)
+MGR=ilab-mgr
+declare -A ADDR=([ilab-mgr]=$SUBNET_PREFIX.10 [ilab-w1]=$SUBNET_PREFIX.11
+                 [ilab-w2]=$SUBNET_PREFIX.12 [ilab-w3]=$SUBNET_PREFIX.13)
+declare -A IDX=([ilab-mgr]=0 [ilab-w1]=1 [ilab-w2]=2 [ilab-w3]=3)
+declare -A ROLE=([ilab-mgr]="" [ilab-w1]=dtr [ilab-w2]=dtr [ilab-w3]="")
+SWARM_LABEL=com.docker.ucp.orchestrator.swarm=true
+
+IMAGE_TAG=interlockctl-lab/standin:latest
+INSTANCE_ID=ilab7q3m8x0t2kzv7c4w1n9b5d   # com.docker.ucp.InstanceID (same as core-config.toml)
+CONF_PREFIX=com.docker.ucp.interlock.conf
+CONF1=$CONF_PREFIX-1
+OVERLAY=ucp-interlock
+UCP_CONSTRAINTS=(node.labels.com.docker.ucp.orchestrator.swarm==true node.platform.os==linux)
+TIMEOUT=${LAB_TIMEOUT:-90}
+
+T0=$SECONDS
+log() { printf '[lab %3ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
+die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
+
+sock() { echo "$STATE/$1.sock"; }
+# dk NODE docker-args... : the docker CLI against one node's daemon
+dk() { local n=$1; shift; docker -H "unix://$(sock "$n")" "$@"; }
+veth_host() { echo "ilabh-${1#ilab-}"; }   # host end of a node's veth (<= 15 chars)
+
+# wait_until SECONDS DESCRIPTION CMD... : poll CMD every 0.2 s until it succeeds
+wait_until() {
+    local timeout=$1 desc=$2; shift 2
+    local end=$((SECONDS + timeout))
+    until "$@"; do
+        ((SECONDS < end)) || die "timeout (${timeout}s) waiting for $desc"
+        sleep 0.2
+    done
+}
+
+lock() {
+    mkdir -p "$(dirname "$LOCK_FILE")"
+    exec 9>"$LOCK_FILE"
+    flock -w 600 9 || die "another lab.sh holds $LOCK_FILE"
+}
+
+# ---------------------------------------------------------------- processes
+
+# alive PID: the process exists and is not a zombie
+alive() {
+    local st
+    [[ -r /proc/$1/stat ]] || return 1
+    st=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $st && $st != Z && $st != X ]]
+}
+# ours PID STRING: alive and its command line contains STRING (guards against PID reuse)
+ours() {
+    local pid=$1 want=$2
+    [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$want"
+}
+read_pid() { if [[ -r $1 ]]; then tr -dc '0-9' <"$1"; fi; }
+# stop_pids SECONDS PID... : SIGTERM, wait, then SIGKILL
+stop_pids() {
+    local timeout=$1; shift
+    local pids=("$@") p end
+    ((${#pids[@]})) || return 0
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    end=$((SECONDS + timeout))
+    while ((SECONDS < end)); do
+        local left=0
+        for p in "${pids[@]}"; do alive "$p" && left=1; done
+        ((left)) || return 0
+        sleep 0.2
+    done
+    for p in "${pids[@]}"; do
+        if alive "$p"; then log "pid $p did not stop in ${timeout}s: SIGKILL"; kill -KILL "$p" 2>/dev/null || true; fi
+    done
+    sleep 0.3
+}
+
+# ---------------------------------------------------------------- teardown
+
+# Everything `down` removes; also used by `up` to start from a clean slate.
+teardown() {
+    local n pid pids=() p d
+
+    netfiles_record
+    # 1. dockerd of every node (recorded PID, verified by its socket path on the command line)
+    for n in "${NODES[@]}"; do
+        for pid in "$(read_pid "$STATE/$n/dockerd.pid")" "$(read_pid "$STATE/$n/dockerd.launch.pid")"; do
+            if ours "$pid" "$(sock "$n")"; then pids+=("$pid"); fi
+        done
+    done
+    if ((${#pids[@]})); then
+        mapfile -t pids < <(printf '%s\n' "${pids[@]}" | sort -u)
+        log "stopping dockerd: ${pids[*]}"
+        stop_pids 25 "${pids[@]}"
+    fi
+
+    # 2. containers left behind (dockerd killed): processes in the lab's container cgroups
+    kill_lab_cgroups
+
+    # 3. containerd of every node (recorded PID, verified by its config path)
+    pids=()
+    for n in "${NODES[@]}"; do
+        pid=$(read_pid "$STATE/$n/containerd.pid")
+        if ours "$pid" "$DATA/$n/containerd.toml"; then pids+=("$pid"); fi
+    done
+    if ((${#pids[@]})); then log "stopping containerd: ${pids[*]}"; stop_pids 10 "${pids[@]}"; fi
+
+    # 4. anything still running inside the lab's own namespaces (shims of a killed containerd,
+    #    daemons whose pid files were lost): all started by this lab
+    for n in "${NODES[@]}"; do
+        [[ -e /run/netns/$n ]] || continue
+        mapfile -t pids < <(ip netns pids "$n" 2>/dev/null || true)
+        if ((${#pids[@]})); then
+            log "processes left in netns $n: ${pids[*]}"
+            stop_pids 5 "${pids[@]}"
+        fi
+    done
+    kill_lab_cgroups
+    remove_lab_cgroups
+
+    # 5. mounts under the lab's directories (overlay, shm, netns bind mounts of a killed dockerd)
+    local mnts
+    mapfile -t mnts < <(awk '{print $5}' /proc/self/mountinfo | grep -E "^($DATA|$STATE)(/|$)" | sort -r || true)
+    for p in "${mnts[@]}"; do umount -l "$p" 2>/dev/null || true; done
+
+    # 6. network: namespaces (their veth ends go with them), host veth ends, bridge
+    for n in "${NODES[@]}"; do
+        if [[ -e /run/netns/$n ]]; then ip netns del "$n" 2>/dev/null || true; fi
+        if ip link show "$(veth_host "$n")" >/dev/null 2>&1; then ip link del "$(veth_host "$n")" 2>/dev/null || true; fi
+    done
+    if ip link show "$BR" >/dev/null 2>&1; then ip link del "$BR"; fi
+
+    # 7. the iptables rules this lab added (found by their comment)
+    fw_remove
+
+    # 8. files libnetwork wrote under /var/lib/docker/network/files for lab sandboxes
+    netfiles_cleanup
+
+    # 9. shared directories the lab created (if empty now), state and data
+    if [[ -f $DATA/dirs.created ]]; then
+        while read -r d; do rmdir "$d" 2>/dev/null || true; done < <(awk '{print length, $0}' "$DATA/dirs.created" | sort -rn | cut -d' ' -f2-)
+    fi
+    rm -rf "$STATE" "$DATA"
+}
+
+lab_cgroup_dirs() { find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name "$CGROUP_PARENT" 2>/dev/null || true; }
+kill_lab_cgroups() {
+    local d pids
+    for d in $(lab_cgroup_dirs); do
+        mapfile -t pids < <(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+        if ((${#pids[@]})); then
+            log "killing container processes left in $d: ${pids[*]}"
+            kill -KILL "${pids[@]}" 2>/dev/null || true
+        fi
+    done
+}
+remove_lab_cgroups() {
+    local d i
+    for i in 1 2 3 4 5; do
+        for d in $(lab_cgroup_dirs); do
+            find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        done
+        [[ -z $(lab_cgroup_dirs) ]] && return 0
+        sleep 0.2
+    done
+}
+
+fw_remove() {
+    local rule
+    while read -r rule; do
+        [[ -n $rule ]] || continue
+        # shellcheck disable=SC2086  # split the saved rule into arguments
+        eval "iptables ${rule/#-A /-D }" || true
+    done < <(iptables -S FORWARD 2>/dev/null | grep -F -- "--comment $FW_COMMENT" || true)
+}
+fw_add() {
+    local dir
+    for dir in -i -o; do
+        iptables -C FORWARD "$dir" "$BR" -m comment --comment "$FW_COMMENT" -j ACCEPT 2>/dev/null ||
+            iptables -I FORWARD 1 "$dir" "$BR" -m comment --comment "$FW_COMMENT" -j ACCEPT
+    done
+}
+
+# libnetwork keeps hosts/resolv.conf of load-balancer sandboxes in $NETFILES/lb_<network id>/
+# (ingress, overlays) whatever --data-root says. While the daemons run, the entries that belong
+# to lab networks are recorded in $DATA/netfiles.lab (end of reset, start of down); down
+# removes them. If no daemon answered, entries that appeared since up are taken instead.
+netfiles_snapshot() {
+    if [[ -d $NETFILES ]]; then find "$NETFILES" -mindepth 1 -maxdepth 1 -printf '%f\n' >"$DATA/netfiles.before"
+    else : >"$DATA/netfiles.before"; fi
+}
+netfiles_record() {
+    [[ -d $NETFILES && -d $DATA ]] || return 0
+    local n ids e id
+    ids=$(for n in "${NODES[@]}"; do
+        [[ -S $(sock "$n") ]] && timeout 5 docker -H "unix://$(sock "$n")" network ls -q --no-trunc 2>/dev/null
+    done | sort -u) || true
+    for e in "$NETFILES"/*; do
+        [[ -e $e ]] || continue
+        e=${e##*/}
+        for id in $ids; do
+            if [[ $e == *"$id"* ]]; then echo "$e" >>"$DATA/netfiles.lab"; break; fi
+        done
+    done
+    if [[ -f $DATA/netfiles.lab ]]; then sort -u -o "$DATA/netfiles.lab" "$DATA/netfiles.lab"; fi
+}
+netfiles_cleanup() {
+    local e
+    [[ -d $NETFILES && -d $DATA ]] || return 0
+    if [[ ! -s $DATA/netfiles.lab && -f $DATA/netfiles.before ]]; then
+        find "$NETFILES" -mindepth 1 -maxdepth 1 -printf '%f\n' | grep -vxF -f "$DATA/netfiles.before" >"$DATA/netfiles.lab" || true
+    fi
+    [[ -f $DATA/netfiles.lab ]] || return 0
+    while read -r e; do
+        [[ -n $e && $e != */* && $e != . && $e != .. ]] && rm -rf "${NETFILES:?}/$e"
+    done <"$DATA/netfiles.lab"
+}
+# record the shared directories (and missing parents) that do not exist yet
+shared_dirs_snapshot() {
+    local d
+    : >"$DATA/dirs.created"
+    for d in "${SHARED_DIRS[@]}"; do
+        while [[ ! -e $d ]]; do echo "$d" >>"$DATA/dirs.created"; d=$(dirname "$d"); done
+    done
+}
+
+# ---------------------------------------------------------------- bring-up
+
+ensure_packages() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v containerd >/dev/null || missing+=(docker.io)
+    command -v busybox >/dev/null || missing+=(busybox-static)
+    command -v iptables >/dev/null || missing+=(iptables)
+    command -v docker >/dev/null || missing+=(docker.io)
+    ((${#missing[@]})) || return 0
+    log "installing packages: docker.io iptables busybox-static"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q docker.io iptables busybox-static
+}
+
+static_binary() { # PATH: true if statically linked
+    if command -v file >/dev/null; then
+        file -L "$1" | grep -q 'statically linked'
+    else
+        if ldd "$1" >/dev/null 2>&1; then return 1; fi
+    fi
+}
+
+setup_network() {
+    local n i
+    ip link add "$BR" type bridge
+    ip addr add "$HOST_ADDR/24" dev "$BR"
+    ip link set "$BR" up
+    fw_add
+    for n in "${NODES[@]}"; do
+        ip netns add "$n"
+        ip link add "$(veth_host "$n")" type veth peer name eth0 netns "$n"
+        ip link set "$(veth_host "$n")" master "$BR" up
+        ip -n "$n" link set lo up
+        ip -n "$n" addr add "${ADDR[$n]}/24" dev eth0
+        ip -n "$n" link set eth0 up
+        # no default route: the node reaches only the lab subnet and loopback
+    done
+}
+
+write_node_config() { # NODE
+    local n=$1 i=${IDX[$1]}
+    mkdir -p "$DATA/$n/docker" "$DATA/$n/containerd" "$STATE/$n/exec" "$STATE/$n/containerd"
+    cat >"$DATA/$n/containerd.toml" <<EOF
+version = 2
+root = "$DATA/$n/containerd"
+state = "$STATE/$n/containerd"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$STATE/$n/containerd/containerd.sock"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$DATA/$n/containerd/opt"
+EOF
+    cat >"$DATA/$n/daemon.json" <<EOF
+{
+  "deprecated-key-path": "$DATA/$n/key.json",
+  "bip": "10.231.$((10 + i)).1/24",
+  "default-address-pools": [{"base": "10.231.$((64 + 16 * i)).0/20", "size": 24}],
+  "swarm-default-advertise-addr": "${ADDR[$n]}",
+  "iptables": true,
+  "ip-forward": true,
+  "storage-driver": "overlay2",
+  "exec-opts": ["native.cgroupdriver=cgroupfs"],
+  "cgroup-parent": "/$CGROUP_PARENT/$n",
+  "log-driver": "json-file",
+  "log-opts": {"max-size": "1m", "max-file": "2"},
+  "live-restore": false
+}
+EOF
+}
+
+start_nodes() {
+    local n pid
+    for n in "${NODES[@]}"; do
+        write_node_config "$n"
+        # containerd inside the node's netns (containers sharing the runtime's netns, and shims,
+        # then live in the node, not on the host)
+        setsid nsenter --net="/run/netns/$n" containerd --config "$DATA/$n/containerd.toml" \
+            </dev/null >>"$STATE/$n/containerd.log" 2>&1 9>&- &
+        echo $! >"$STATE/$n/containerd.pid"
+    done
+    for n in "${NODES[@]}"; do
+        wait_until 20 "containerd of $n" test -S "$STATE/$n/containerd/containerd.sock"
+    done
+    for n in "${NODES[@]}"; do
+        # nsenter --net (not `ip netns exec`, which remounts /sys and breaks cgroups),
+        # unshare --uts for a per-node hostname; both exec, so $! is dockerd's PID
+        # shellcheck disable=SC2016  # $1/$@ belong to the inner sh
+        setsid nsenter --net="/run/netns/$n" unshare --uts \
+            sh -c 'hostname "$1" && shift && exec "$@"' sh "$n" \
+            dockerd --config-file "$DATA/$n/daemon.json" \
+            --data-root "$DATA/$n/docker" --exec-root "$STATE/$n/exec" \
+            --pidfile "$STATE/$n/dockerd.pid" -H "unix://$(sock "$n")" \
+            --containerd "$STATE/$n/containerd/containerd.sock" \
+            </dev/null >>"$STATE/$n/dockerd.log" 2>&1 9>&- &
+        echo $! >"$STATE/$n/dockerd.launch.pid"
+    done
+    for n in "${NODES[@]}"; do
+        wait_until 40 "dockerd of $n (log: $STATE/$n/dockerd.log)" node_answers "$n"
+        pid=$(read_pid "$STATE/$n/dockerd.pid")
+        ours "$pid" "$(sock "$n")" || die "dockerd of $n: pid file $STATE/$n/dockerd.pid does not match"
+    done
+}
+
+node_answers() { # NODE
+    local n=$1 pid
+    pid=$(read_pid "$STATE/$n/dockerd.launch.pid")
+    alive "$pid" || die "dockerd of $n exited: $(tail -n 5 "$STATE/$n/dockerd.log")"
+    dk "$n" version --format '{{.Server.APIVersion}}' >/dev/null 2>&1
+}
+
+nodes_ready() { # true if the swarm has all 4 nodes Ready
+    local ready
+    ready=$(dk "$MGR" node ls --format '{{.Hostname}} {{.Status}}' 2>/dev/null | grep -c ' Ready$') || return 1
+    [[ $ready -eq ${#NODES[@]} ]]
+}
+
+init_swarm() {
+    local n token pids=()
+    dk "$MGR" swarm init --advertise-addr "${ADDR[$MGR]}" --listen-addr "${ADDR[$MGR]}:2377" \
+        --default-addr-pool "$SWARM_POOL" --default-addr-pool-mask-length 24 >/dev/null
+    token=$(dk "$MGR" swarm join-token -q worker)
+    for n in "${NODES[@]}"; do
+        [[ $n == "$MGR" ]] && continue
+        dk "$n" swarm join --token "$token" --advertise-addr "${ADDR[$n]}" \
+            --listen-addr "${ADDR[$n]}:2377" "${ADDR[$MGR]}:2377" >/dev/null &
+        pids+=($!)
+    done
+    for n in "${pids[@]}"; do wait "$n" || die "swarm join failed"; done
+    wait_until 30 "4 Ready swarm nodes" nodes_ready
+}
+
+# node_labels: every node labelled exactly as the fixture wants (also used by reset)
+node_labels() {
+    local n want have args l
+    for n in "${NODES[@]}"; do
+        want=$SWARM_LABEL
+        [[ -n ${ROLE[$n]} ]] && want+=$'\n'"role=${ROLE[$n]}"
+        # shellcheck disable=SC2016  # Go template
+        have=$(dk "$MGR" node inspect "$n" --format '{{range $k, $v := .Spec.Labels}}{{$k}}={{$v}}{{"\n"}}{{end}}{{.Spec.Availability}}')
+        if [[ $(sort <<<"$want"$'\n'"active" | grep -v '^$') == $(sort <<<"$have" | grep -v '^$') ]]; then
+            continue
+        fi
+        args=(--availability active)
+        while read -r l; do
+            # drop labels the fixture does not have (the CLI adds before it removes)
+            [[ -n $l && $l == *=* ]] || continue
+            grep -q "^${l%%=*}=" <<<"$want" || args+=(--label-rm "${l%%=*}")
+        done <<<"$have"
+        while read -r l; do args+=(--label-add "$l"); done <<<"$want"
+        dk "$MGR" node update "${args[@]}" "$n" >/dev/null
+    done
+}
+
+image_src_hash() {
+    cat "$LAB_DIR/standin-core.sh" "$LAB_DIR/standin-proxy.sh" | sha256sum | cut -c1-16
+}
+
+build_image() {
+    local ctx=$DATA/build cli bb n a pids=() id
+    rm -rf "$ctx"
+    mkdir -p "$ctx/rootfs/bin" "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/www" "$ctx/rootfs/tmp" "$ctx/rootfs/etc"
+    cli=/usr/local/bin/docker
+    [[ -x $cli ]] && static_binary "$cli" || cli=$(command -v docker)
+    static_binary "$cli" || die "no statically linked docker CLI found (tried /usr/local/bin/docker, $cli)"
+    bb=$(command -v busybox)
+    static_binary "$bb" || die "$bb is not statically linked (install busybox-static)"
+    cp "$bb" "$ctx/rootfs/bin/busybox"
+    for a in $("$bb" --list); do
+        [[ $a == busybox ]] || ln -s busybox "$ctx/rootfs/bin/$a"
+    done
+    cp "$cli" "$ctx/rootfs/usr/local/bin/docker"
+    cp "$LAB_DIR/standin-core.sh" "$ctx/rootfs/standin-core.sh"
+    cp "$LAB_DIR/standin-proxy.sh" "$ctx/rootfs/standin-proxy.sh"
+    chmod 755 "$ctx/rootfs/standin-core.sh" "$ctx/rootfs/standin-proxy.sh"
+    chmod 1777 "$ctx/rootfs/tmp"
+    echo "interlock-proxy-standin" >"$ctx/rootfs/www/index.html"
+    printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ctx/rootfs/etc/passwd"
+    printf 'root:x:0:\n' >"$ctx/rootfs/etc/group"
+    cat >"$ctx/Dockerfile" <<EOF
+FROM scratch
+COPY rootfs/ /
+ENV PATH=/bin:/usr/local/bin HOME=/tmp
+LABEL com.interlockctl.lab.src=$(image_src_hash)
+CMD ["/bin/sh"]
+EOF
+    log "building the stand-in image on $MGR"
+    DOCKER_BUILDKIT=0 dk "$MGR" build -q --iidfile "$ctx/iid" -t "$IMAGE_TAG" "$ctx" >/dev/null 2>"$ctx/build.err" ||
+        die "image build failed: $(cat "$ctx/build.err")"
+    id=$(cat "$ctx/iid")
+    [[ $id == sha256:* ]] || die "bad image id '$id'"
+    dk "$MGR" save -o "$ctx/image.tar" "$IMAGE_TAG"
+    for n in "${NODES[@]}"; do
+        [[ $n == "$MGR" ]] && continue
+        dk "$n" load -q -i "$ctx/image.tar" >/dev/null &
+        pids+=($!)
+    done
+    for a in "${pids[@]}"; do wait "$a" || die "image load failed"; done
+    for n in "${NODES[@]}"; do
+        dk "$n" image inspect "$id" >/dev/null || die "image $id missing on $n"
+    done
+    rm -f "$ctx/image.tar"
+    LAB_IMAGE=$id
+}
+
+write_env() {
+    local n workers="" dtr="" all="" dtrn="" tmp
+    for n in "${NODES[@]}"; do
+        all+=" ${ADDR[$n]}"
+        [[ $n == "$MGR" ]] || workers+=" ${ADDR[$n]}"
+        [[ ${ROLE[$n]} == dtr ]] && { dtr+=" ${ADDR[$n]}"; dtrn+=" $n"; }
+    done
+    tmp=$ENV_FILE.tmp
+    {
+        echo "# interlockctl test lab, written by tests/lab/lab.sh up ($(date -u +%FT%TZ))"
+        echo "DOCKER_HOST=unix://$(sock "$MGR")"
+        echo "LAB_IMAGE=$LAB_IMAGE"
+        echo "LAB_IMAGE_SRC=$(image_src_hash)"
+        echo "LAB_MANAGER_ADDR=${ADDR[$MGR]}"
+        echo "LAB_NODE_ADDRS=\"${workers# }\""
+        echo "LAB_DTR_ADDRS=\"${dtr# }\""
+        echo "LAB_ALL_ADDRS=\"${all# }\""
+        echo "LAB_HOST_ADDR=$HOST_ADDR"
+        echo "LAB_NODES=\"${NODES[*]}\""
+        echo "LAB_DTR_NODES=\"${dtrn# }\""
+        for n in "${NODES[@]}"; do
+            echo "LAB_SOCK_$(tr 'a-z-' 'A-Z_' <<<"${n#ilab-}")=unix://$(sock "$n")"
+        done
+        echo "LAB_CONFIG_NAME=$CONF1"
+        echo "LAB_CORE_CONFIG=$LAB_DIR/core-config.toml"
+        echo "LAB_INSTANCE_ID=$INSTANCE_ID"
+        echo "LAB_NETWORK=$OVERLAY"
+        echo "LAB_SH=$LAB_DIR/lab.sh"
+    } >"$tmp"
+    mv "$tmp" "$ENV_FILE"
+}
+
+load_env() {
+    [[ -r $ENV_FILE ]] || return 1
+    LAB_IMAGE=$(sed -n 's/^LAB_IMAGE=//p' "$ENV_FILE")
+    LAB_IMAGE_SRC=$(sed -n 's/^LAB_IMAGE_SRC=//p' "$ENV_FILE")
+    [[ $LAB_IMAGE == sha256:* ]]
+}
+
+# ---------------------------------------------------------------- fixture
+
+lab_services() { dk "$MGR" service ls --format '{{.Name}}' | grep -E '^(ucp-interlock|lab-)' || true; }
+
+# containers (ID NAME) of the given services still running on node NODE
+running_task_containers() { # NODE SERVICE...
+    local n=$1; shift
+    dk "$n" ps --format '{{.ID}} {{.Label "com.docker.swarm.service.name"}}' |
+        awk 'NR == FNR { want[$0] = 1; next } ($2 in want) { print $1 }' <(printf '%s\n' "$@") -
+}
+# true when no container of the given services is running on any node. Exited containers
+# are destroyed by Swarm a few seconds later; their ports are already free.
+tasks_stopped() { # SERVICE...
+    local n ids
+    for n in "${NODES[@]}"; do
+        ids=$(running_task_containers "$n" "$@") || return 1
+        [[ -z $ids ]] || return 1
+    done
+}
+# Swarm stops the tasks of a removed service only after a fixed 2 s "gossip converge" sleep
+# (and ~1 s dispatch) when they have network attachments; the lab does not need a graceful
+# stop, so it kills them right away.
+kill_task_containers() { # SERVICE...
+    local n ids pids=()
+    for n in "${NODES[@]}"; do
+        mapfile -t ids < <(running_task_containers "$n" "$@")
+        if ((${#ids[@]})); then dk "$n" kill "${ids[@]}" >/dev/null 2>&1 & pids+=($!); fi
+    done
+    for n in "${pids[@]}"; do wait "$n" || true; done
+}
+
+# true when every NAME=N service has N running tasks (and no more)
+services_running() {
+    local want have line
+    have=$(dk "$MGR" service ls --format '{{.Name}} {{.Replicas}}') || return 1
+    for want in "$@"; do
+        line=$(grep -E "^${want%%=*} " <<<"$have") || return 1
+        [[ ${line#* } == "${want#*=}/${want#*=}" ]] || return 1
+    done
+}
+
+reset_fixture() {
+    local svcs configs secrets i
+    load_env || die "no lab env file $ENV_FILE: run lab.sh up"
+    node_labels
+    for i in 1 2 3; do
+        mapfile -t svcs < <(lab_services)
+        ((${#svcs[@]})) || break
+        log "removing services: ${svcs[*]}"
+        dk "$MGR" service rm "${svcs[@]}" >/dev/null || true
+        kill_task_containers "${svcs[@]}"
+        wait_until "$TIMEOUT" "tasks of removed services to stop" tasks_stopped "${svcs[@]}"
+    done
+    mapfile -t configs < <(dk "$MGR" config ls --format '{{.Name}}' | grep -E '^(com\.docker\.ucp\.interlock\.conf|lab-)' || true)
+    if ((${#configs[@]})); then dk "$MGR" config rm "${configs[@]}" >/dev/null; fi
+    mapfile -t secrets < <(dk "$MGR" secret ls --format '{{.Name}}' | grep -E '^lab-' || true)
+    if ((${#secrets[@]})); then dk "$MGR" secret rm "${secrets[@]}" >/dev/null; fi
+
+    if ! dk "$MGR" network inspect "$OVERLAY" >/dev/null 2>&1; then
+        dk "$MGR" network create --driver overlay --attachable \
+            --label "com.docker.ucp.InstanceID=$INSTANCE_ID" "$OVERLAY" >/dev/null
+    fi
+    dk "$MGR" config create --label "com.docker.ucp.InstanceID=$INSTANCE_ID" \
+        --label com.docker.ucp.access.label=/ "$CONF1" "$LAB_DIR/core-config.toml" >/dev/null
+
+    local c=()
+    for i in "${UCP_CONSTRAINTS[@]}"; do c+=(--constraint "$i"); done
+    local common=(--detach --quiet --no-resolve-image --stop-grace-period 1s
+        --update-delay 0s --update-monitor 2s
+        --label "com.docker.ucp.InstanceID=$INSTANCE_ID"
+        --container-label "com.docker.ucp.InstanceID=$INSTANCE_ID")
+    # proxy and extension first: the core creates the proxy itself if it is missing
+    dk "$MGR" service create "${common[@]}" --name ucp-interlock-proxy --replicas 2 \
+        --label type=com.docker.interlock.core.proxy "${c[@]}" \
+        --publish published=80,target=80 --publish published=8443,target=443 \
+        --stop-signal SIGQUIT --update-failure-action rollback --hostname '{{.Node.Hostname}}' \
+        "$LAB_IMAGE" /standin-proxy.sh 80 443 >/dev/null
+    dk "$MGR" service create "${common[@]}" --name ucp-interlock-extension --replicas 1 \
+        --network "$OVERLAY" "${c[@]}" \
+        "$LAB_IMAGE" sh -c 'trap "exit 0" TERM INT QUIT; echo "interlock-extension-standin"; while :; do sleep 1 & wait $!; done' >/dev/null
+    # the core: no --update-failure-action (Swarm's default, pause); rollback is the tool's job
+    dk "$MGR" service create "${common[@]}" --name ucp-interlock --replicas 1 \
+        --constraint node.role==manager --network "$OVERLAY" \
+        --config "source=$CONF1,target=/config.toml" \
+        --mount "type=bind,source=$(sock "$MGR"),target=/var/run/docker.sock" \
+        --env "LAB_IMAGE=$LAB_IMAGE" \
+        "$LAB_IMAGE" /standin-core.sh run -c /config.toml >/dev/null
+    log "fixture created, waiting for its tasks"
+    wait_until "$TIMEOUT" "fixture services to run" \
+        services_running ucp-interlock=1 ucp-interlock-extension=1 ucp-interlock-proxy=2
+    netfiles_record
+}
+
+fixture_present() {
+    local have
+    have=$(dk "$MGR" service ls --format '{{.Name}}' 2>/dev/null) || return 1
+    for s in ucp-interlock ucp-interlock-extension ucp-interlock-proxy; do
+        grep -qxF "$s" <<<"$have" || return 1
+    done
+}
+
+lab_is_up() {
+    local n
+    load_env || return 1
+    for n in "${NODES[@]}"; do
+        ours "$(read_pid "$STATE/$n/dockerd.pid")" "$(sock "$n")" || return 1
+        ours "$(read_pid "$STATE/$n/containerd.pid")" "$DATA/$n/containerd.toml" || return 1
+    done
+    nodes_ready || return 1
+    dk "$MGR" image inspect "$LAB_IMAGE" >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_up() {
+    lock
+    ensure_packages
+    if lab_is_up; then
+        fw_add
+        if [[ $LAB_IMAGE_SRC != "$(image_src_hash)" ]]; then
+            log "stand-in scripts changed: rebuilding the image"
+            build_image
+            write_env
+            reset_fixture
+        elif ! fixture_present; then
+            log "lab is up, fixture incomplete: resetting"
+            reset_fixture
+        fi
+        log "lab is up (env: $ENV_FILE)"
+        return 0
+    fi
+    log "starting the lab from scratch"
+    teardown
+    mkdir -p "$STATE" "$DATA"
+    netfiles_snapshot
+    shared_dirs_snapshot
+    setup_network
+    start_nodes
+    log "daemons answer"
+    init_swarm
+    node_labels
+    log "swarm has ${#NODES[@]} Ready nodes"
+    build_image
+    write_env
+    reset_fixture
+    log "lab is up (env: $ENV_FILE)"
+}
+
+cmd_reset() {
+    lock
+    lab_is_up || die "the lab is not up: run lab.sh up"
+    reset_fixture
+    log "fixture reset"
+}
+
+cmd_down() {
+    lock
+    teardown
+    rm -f "$LOCK_FILE"
+    log "lab is down"
+}
+
+cmd_status() {
+    if ! load_env || ! ours "$(read_pid "$STATE/$MGR/dockerd.pid")" "$(sock "$MGR")"; then
+        echo "lab is down"
+        return 1
+    fi
+    echo "== nodes ($(sock "$MGR"))"
+    dk "$MGR" node ls --format 'table {{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}\t{{.EngineVersion}}' || true
+    echo "== services"
+    dk "$MGR" service ls || true
+    echo "== env ($ENV_FILE)"
+    cat "$ENV_FILE"
+    nodes_ready || { echo "lab is NOT healthy: not all ${#NODES[@]} nodes Ready"; return 1; }
+}
+
+cmd_rebuild_image() {
+    lock
+    lab_is_up || die "the lab is not up: run lab.sh up"
+    build_image
+    write_env
+    reset_fixture
+}
+
+main() {
+    [[ $(id -u) -eq 0 ]] || die "run as root"
+    local cmd=${1:-}
+    shift || true
+    case "$cmd" in
+        up) cmd_up ;;
+        reset) cmd_reset ;;
+        down) cmd_down ;;
+        status) cmd_status ;;
+        rebuild-image) cmd_rebuild_image ;;
+        env) cat "$ENV_FILE" ;;
+        node)
+            [[ -n ${1:-} && -n ${ADDR[${1:-}]:-} ]] || die "usage: lab.sh node {${NODES[*]}} DOCKER-ARGS..."
+            dk "$@"
+            ;;
+        *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+    esac
+}
+
+main "$@"

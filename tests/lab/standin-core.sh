@@ -1,0 +1,185 @@
+#!/bin/sh
+# Stand-in for the Interlock core (service ucp-interlock) of the interlockctl test lab.
+# Runs inside the lab image (busybox + static docker CLI) as:  standin-core.sh run -c /config.toml
+#
+# Like the real core it:
+#  1. loads the TOML config (default /config.toml) and exits 1 with a reason on stderr if it
+#     cannot: file missing, no [Extensions.<name>] table, an extension without
+#     `ProxyReplicas = <int>`, PollInterval present but not a quoted Go duration ("3s", "500ms"),
+#     or a line that is neither a table header nor key = value;
+#  2. reconciles the proxy of the FIRST extension once, at start: if the service named by
+#     ProxyServiceName does not exist it is created (lab image, ports in PublishMode,
+#     ProxyReplicas, ProxyConstraints, labels); if it exists it is left untouched -- the real
+#     product's known bug: config changes (ProxyConstraints, ...) never reach an existing proxy;
+#  3. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
+#     8080) as its "gRPC" port (GET / returns "interlock-core-standin" and the summary) until
+#     SIGTERM/SIGINT/SIGQUIT, on which it exits at once.
+# The proxy image is $LAB_IMAGE (set on the service by lab.sh), else this container's image.
+
+CONFIG=/config.toml
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -c|--config) CONFIG=$2; shift 2 ;;
+        *) shift ;;
+    esac
+done
+
+log() { echo "standin-core: $*"; }
+die() { echo "standin-core: cannot load config $CONFIG: $*" >&2; exit 1; }
+
+[ -f "$CONFIG" ] || die "file missing"
+[ -r "$CONFIG" ] || die "file not readable"
+
+# The awk program validates the config and prints shell code: variable assignments, and
+# `set -- "$@" ...` lines that build the `docker service create` options of the proxy.
+# Keys are matched case-insensitively (like BurntSushi/toml).
+# shellcheck disable=SC2016  # awk program, not shell
+AWK_PROG='
+function trim(s) { sub(/^[ \t\r]+/, "", s); sub(/[ \t\r]+$/, "", s); return s }
+function nocomment(v,   i, c, inq, out) {
+    out = ""; inq = 0
+    for (i = 1; i <= length(v); i++) {
+        c = substr(v, i, 1)
+        if (c == "\"" && (i == 1 || substr(v, i - 1, 1) != "\\")) inq = !inq
+        if (c == "#" && !inq) break
+        out = out c
+    }
+    return trim(out)
+}
+function unq(v) { if (v ~ /^".*"$/) { v = substr(v, 2, length(v) - 2); gsub(/\\"/, "\"", v) } return v }
+function shq(s) { gsub(/\047/, "\047\\\047\047", s); return "\047" s "\047" }
+function store(k, v,   lk) {
+    gsub(/"/, "", k); lk = tolower(k)
+    if (sect == "") { top[lk] = v; return }
+    if (sect in extof) { e = extof[sect]; val[e, lk] = v; has[e, lk] = 1; return }
+    if (sect in mapof) { m = mapof[sect]; nmap[m]++; mapk[m, nmap[m]] = k; mapv[m, nmap[m]] = unq(v) }
+}
+function err(msg) { if (errmsg == "") errmsg = msg }
+# print one `set -- "$@" opt value` line per string of a TOML array of strings
+function arrayopts(v, opt,   s, q) {
+    s = v
+    while (match(s, /"[^"]*"/)) {
+        q = substr(s, RSTART + 1, RLENGTH - 2)
+        print "set -- \"$@\" " opt " " shq(q)
+        s = substr(s, RSTART + RLENGTH)
+    }
+}
+BEGIN { sect = ""; next_ = 0; pending = ""; errmsg = "" }
+{
+    line = $0
+    if (pending != "") {
+        pv = pv " " nocomment(line)
+        if (index(nocomment(line), "]")) { store(pending, pv); pending = "" }
+        next
+    }
+    t = trim(line)
+    if (t == "" || substr(t, 1, 1) == "#") next
+    if (substr(t, 1, 1) == "[") {
+        h = nocomment(t)
+        if (h !~ /\]$/) { err("line " NR ": bad table header: " t); next }
+        sub(/^\[+[ \t]*/, "", h); sub(/[ \t]*\]+$/, "", h)
+        sect = h
+        if (h ~ /^Extensions\.[^.]+$/) {
+            e = h; sub(/^Extensions\./, "", e); gsub(/"/, "", e)
+            exts[++next_] = e; extof[h] = e
+        } else if (h ~ /^Extensions\.[^.]+\.[A-Za-z]+$/) {
+            m = h; sub(/^Extensions\./, "", m); gsub(/"/, "", m); mapof[h] = m
+        }
+        next
+    }
+    eq = index(t, "=")
+    if (eq == 0) { err("line " NR ": not a key = value line: " t); next }
+    k = trim(substr(t, 1, eq - 1)); v = nocomment(substr(t, eq + 1))
+    if (k == "" || v == "") { err("line " NR ": incomplete key = value line: " t); next }
+    if (substr(v, 1, 1) == "[" && index(v, "]") == 0) { pending = k; pv = v; next }
+    store(k, v)
+}
+END {
+    if (pending != "") err("unterminated array for key " pending)
+    if (next_ == 0) err("no [Extensions.<name>] table (at least one extension is required)")
+    for (i = 1; i <= next_; i++) {
+        e = exts[i]
+        if (!has[e, "proxyreplicas"]) err("extension " e ": ProxyReplicas missing")
+        else if (val[e, "proxyreplicas"] !~ /^[0-9]+$/) err("extension " e ": ProxyReplicas is not an integer: " val[e, "proxyreplicas"])
+    }
+    if ("pollinterval" in top && top["pollinterval"] !~ /^"([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+"$/)
+        err("PollInterval is not a duration: " top["pollinterval"])
+    if (errmsg != "") { print "die " shq(errmsg); exit 0 }
+
+    e = exts[1]; list = ""
+    for (i = 1; i <= next_; i++) list = list (i > 1 ? "," : "") exts[i]
+    print "EXTENSIONS=" shq(list)
+    print "EXT=" shq(e)
+    print "POLL=" shq(("pollinterval" in top) ? unq(top["pollinterval"]) : "3s")
+    print "LISTEN=" shq(("listenaddr" in top) ? unq(top["listenaddr"]) : ":8080")
+    split("proxyservicename=ucp-interlock-proxy proxyreplicas=2 publishmode=ingress publishedport=80 publishedsslport=8443 targetport=80 targetsslport=443 proxystopsignal=SIGQUIT proxystopgraceperiod=5s proxyupdatedelay=", defs, " ")
+    for (d in defs) {
+        kv = defs[d]; k = substr(kv, 1, index(kv, "=") - 1); dv = substr(kv, index(kv, "=") + 1)
+        v = has[e, k] ? unq(val[e, k]) : dv
+        print "C_" toupper(k) "=" shq(v)
+    }
+    if (has[e, "proxyconstraints"]) arrayopts(val[e, "proxyconstraints"], "--constraint")
+    else { arrayopts("\"node.labels.com.docker.ucp.orchestrator.swarm==true\" \"node.platform.os==linux\"", "--constraint") }
+    if (has[e, "proxyargs"]) arrayopts(val[e, "proxyargs"], "--args-ignored")
+    for (j = 1; j <= nmap[e ".ProxyLabels"]; j++)
+        print "set -- \"$@\" --label " shq(mapk[e ".ProxyLabels", j] "=" mapv[e ".ProxyLabels", j])
+    for (j = 1; j <= nmap[e ".ProxyContainerLabels"]; j++)
+        print "set -- \"$@\" --container-label " shq(mapk[e ".ProxyContainerLabels", j] "=" mapv[e ".ProxyContainerLabels", j])
+}
+'
+
+set --
+code=$(awk "$AWK_PROG" "$CONFIG") || die "parser failed"
+# Drop ProxyArgs: the stand-in proxy takes only its ports as arguments.
+code=$(printf '%s\n' "$code" | grep -v -- ' --args-ignored ')
+eval "$code"
+
+log "loaded $CONFIG: extensions=$EXTENSIONS; using extension \"$EXT\": ProxyServiceName=$C_PROXYSERVICENAME ProxyReplicas=$C_PROXYREPLICAS PublishMode=$C_PUBLISHMODE PublishedPort=$C_PUBLISHEDPORT->$C_TARGETPORT PublishedSSLPort=$C_PUBLISHEDSSLPORT->$C_TARGETSSLPORT PollInterval=$POLL ListenAddr=$LISTEN"
+
+case "$C_PUBLISHMODE" in
+    ingress|host) ;;
+    *) die "extension $EXT: PublishMode must be ingress or host, not '$C_PUBLISHMODE'" ;;
+esac
+
+if docker service inspect "$C_PROXYSERVICENAME" >/dev/null 2>&1; then
+    log "proxy service $C_PROXYSERVICENAME exists: left untouched"
+else
+    image=${LAB_IMAGE:-}
+    [ -n "$image" ] || image=$(docker inspect --format '{{.Image}}' "$(hostname)" 2>/dev/null) || true
+    if [ -z "$image" ]; then
+        echo "standin-core: cannot find the proxy image (LAB_IMAGE unset)" >&2
+        exit 1
+    fi
+    if [ -n "$C_PROXYUPDATEDELAY" ]; then set -- "$@" --update-delay "$C_PROXYUPDATEDELAY"; fi
+    log "creating proxy service $C_PROXYSERVICENAME ($C_PROXYREPLICAS replicas, $C_PUBLISHMODE mode)"
+    if ! docker service create --detach --quiet --no-resolve-image \
+        --name "$C_PROXYSERVICENAME" \
+        --label type=com.docker.interlock.core.proxy \
+        --replicas "$C_PROXYREPLICAS" \
+        --publish "mode=$C_PUBLISHMODE,published=$C_PUBLISHEDPORT,target=$C_TARGETPORT" \
+        --publish "mode=$C_PUBLISHMODE,published=$C_PUBLISHEDSSLPORT,target=$C_TARGETSSLPORT" \
+        --stop-signal "$C_PROXYSTOPSIGNAL" --stop-grace-period "$C_PROXYSTOPGRACEPERIOD" \
+        --update-failure-action rollback \
+        --hostname '{{.Node.Hostname}}' \
+        "$@" "$image" /standin-proxy.sh "$C_TARGETPORT" "$C_TARGETSSLPORT" >/dev/null; then
+        echo "standin-core: creating proxy service $C_PROXYSERVICENAME failed" >&2
+        exit 1
+    fi
+fi
+
+port=${LISTEN##*:}
+case "$port" in ''|*[!0-9]*) port=8080 ;; esac
+# the "gRPC" port answers HTTP GET / with the loaded config summary
+mkdir -p /tmp/core-www
+{
+    echo "interlock-core-standin"
+    echo "config=$CONFIG extensions=$EXTENSIONS extension=$EXT"
+    echo "ProxyServiceName=$C_PROXYSERVICENAME ProxyReplicas=$C_PROXYREPLICAS PublishMode=$C_PUBLISHMODE"
+    echo "PublishedPort=$C_PUBLISHEDPORT TargetPort=$C_TARGETPORT PublishedSSLPort=$C_PUBLISHEDSSLPORT TargetSSLPort=$C_TARGETSSLPORT"
+    echo "PollInterval=$POLL ListenAddr=$LISTEN"
+} >/tmp/core-www/index.html
+httpd -f -p "$port" -h /tmp/core-www &
+pid=$!
+trap 'kill $pid 2>/dev/null; exit 0' TERM INT QUIT
+log "serving on :$port"
+wait $pid
