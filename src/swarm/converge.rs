@@ -94,6 +94,29 @@ fn task_problems(tasks: &[Task], nodes: &[Node]) -> Vec<String> {
         .collect()
 }
 
+/// Why the tasks of the failed update failed: failed or rejected tasks created since the
+/// update started. Swarm replaces them quickly, so polling alone can miss them.
+pub fn failure_reasons(service: &Service, history: &[Task], nodes: &[Node]) -> Vec<String> {
+    let started = service
+        .update_started_at
+        .as_deref()
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    let since_update = |task: &&Task| {
+        let created = humantime::parse_rfc3339_weak(&task.created_at).ok();
+        match (started, created) {
+            (Some(started), Some(created)) => created >= started,
+            _ => true,
+        }
+    };
+    let failed: Vec<Task> = history
+        .iter()
+        .filter(since_update)
+        .filter(|task| matches!(task.state.as_str(), "failed" | "rejected"))
+        .cloned()
+        .collect();
+    task_problems(&failed, nodes)
+}
+
 fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
@@ -150,6 +173,12 @@ pub async fn wait<S: SwarmApi>(
         let now = Instant::now();
         match assessment.phase {
             Phase::Paused(_) | Phase::RolledBack(_) => {
+                let history = api.task_history(&service.id).await?;
+                for problem in failure_reasons(&service, &history, &nodes) {
+                    if !seen_problems.contains(&problem) {
+                        seen_problems.push(problem);
+                    }
+                }
                 assessment.task_problems = seen_problems;
                 return Err(WaitError::Failed(assessment));
             }
@@ -183,6 +212,7 @@ mod tests {
             previous_spec: None,
             update_state: state.map(str::to_owned),
             update_message: state.map(|s| format!("update {s}")),
+            update_started_at: Some("2026-11-28T03:00:00.5Z".into()),
             endpoint_ports: vec![],
         }
     }
@@ -191,6 +221,7 @@ mod tests {
         Task {
             id: id.into(),
             node_id: Some(node.into()),
+            created_at: "2026-11-28T03:00:01.123456789Z".into(),
             desired_state: "running".into(),
             state: state.into(),
             message: state.into(),
@@ -252,6 +283,22 @@ mod tests {
         assert_eq!(
             assess(&service(1, Some("rollback_started")), &tasks, &nodes).phase,
             Phase::RollingBack("update rollback_started".into())
+        );
+    }
+
+    #[test]
+    fn failure_reasons_come_from_tasks_of_this_update() {
+        let nodes = [node("n1", true)];
+        let mut old = task("oldfailedtask", "n1", "failed");
+        old.created_at = "2026-11-28T02:59:59Z".into();
+        let history = [
+            old,
+            task("newfailedtask", "n1", "failed"),
+            task("running", "n1", "running"),
+        ];
+        assert_eq!(
+            failure_reasons(&service(1, Some("rollback_completed")), &history, &nodes),
+            vec!["task newfailedtas on host-n1: failed (task: non-zero exit (1))".to_owned()]
         );
     }
 

@@ -243,10 +243,24 @@ impl SwarmApi for DockerSwarm {
     }
 
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError> {
-        let filters = HashMap::from([
-            ("service".to_owned(), vec![service_id.to_owned()]),
-            ("_up-to-date".to_owned(), vec!["true".to_owned()]),
-        ]);
+        self.list_tasks(service_id, true).await
+    }
+
+    async fn task_history(&self, service_id: &str) -> Result<Vec<Task>, SwarmError> {
+        self.list_tasks(service_id, false).await
+    }
+}
+
+impl DockerSwarm {
+    async fn list_tasks(
+        &self,
+        service_id: &str,
+        current_only: bool,
+    ) -> Result<Vec<Task>, SwarmError> {
+        let mut filters = HashMap::from([("service".to_owned(), vec![service_id.to_owned()])]);
+        if current_only {
+            filters.insert("_up-to-date".to_owned(), vec!["true".to_owned()]);
+        }
         let tasks = self
             .docker
             .list_tasks(Some(ListTasksOptions {
@@ -275,6 +289,7 @@ fn service_from_json(body: &Value) -> Service {
         previous_spec: body.get("PreviousSpec").cloned(),
         update_state: text("/UpdateStatus/State"),
         update_message: text("/UpdateStatus/Message"),
+        update_started_at: text("/UpdateStatus/StartedAt"),
         endpoint_ports: spec::ports_at(body, "/Endpoint/Ports"),
     }
 }
@@ -333,6 +348,7 @@ fn task_from_model(task: bollard::models::Task) -> Task {
     Task {
         id: task.id.unwrap_or_default(),
         node_id: task.node_id,
+        created_at: task.created_at.unwrap_or_default(),
         desired_state: task
             .desired_state
             .map(|s| s.to_string())

@@ -44,6 +44,8 @@ pub struct Service {
     pub update_state: Option<String>,
     /// `UpdateStatus.Message`.
     pub update_message: Option<String>,
+    /// `UpdateStatus.StartedAt`, in the engine's clock.
+    pub update_started_at: Option<String>,
     /// `Endpoint.Ports`: what the swarm actually publishes (ingress).
     pub endpoint_ports: Vec<Port>,
 }
@@ -144,6 +146,8 @@ pub struct Task {
     pub id: String,
     /// The node it was assigned to.
     pub node_id: Option<String>,
+    /// `CreatedAt`, RFC 3339 in the engine's clock.
+    pub created_at: String,
     /// `DesiredState`.
     pub desired_state: String,
     /// `Status.State`.
@@ -263,4 +267,6 @@ pub trait SwarmApi {
     async fn nodes(&self) -> Result<Vec<Node>, SwarmError>;
     /// The tasks of a service that run its current spec (`_up-to-date`).
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError>;
+    /// All tasks Swarm still keeps for a service, including replaced and failed ones.
+    async fn task_history(&self, service_id: &str) -> Result<Vec<Task>, SwarmError>;
 }
