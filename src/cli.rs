@@ -71,6 +71,17 @@ pub struct GlobalArgs {
     /// Change nothing; exit 3 if changes are pending, 0 if not
     #[arg(long, global = true, conflicts_with = "dry_run")]
     pub check: bool,
+    /// Where to save the previous config and service specs before changing anything
+    /// [default: $XDG_STATE_HOME/interlockctl/backups]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// Show secret values (AdminPass, keys, tokens) in diffs and JSON instead of <redacted>
+    #[arg(long, global = true)]
+    pub show_secrets: bool,
+    /// Proceed despite preflight refusals a user can knowingly accept (too few eligible
+    /// nodes, a port in use); never despite missing objects or an update in progress
+    #[arg(long, global = true)]
+    pub force: bool,
     /// How long to wait for the swarm to converge after each update
     #[arg(long, global = true, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -137,6 +148,10 @@ pub enum Command {
     Status,
     /// Put the core back on its previous config and make the proxy match it again
     Rollback(RollbackArgs),
+    /// List the core's config lineage: name, created, operation, parent, digest
+    History,
+    /// Delete old configs of the lineage (never the current one or a rollback target)
+    Prune(PruneArgs),
 }
 
 /// Arguments of `pin-proxy`.
@@ -170,6 +185,14 @@ pub struct RollbackArgs {
     /// Return to this config of the lineage instead of the previous one
     #[arg(long, value_name = "NAME")]
     pub to: Option<String>,
+}
+
+/// Arguments of `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// How many of the newest configs to keep besides the protected ones
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub keep: usize,
 }
 
 /// Arguments of `apply`.

@@ -5,6 +5,7 @@
 //! back on failure. `interlock` and `plan` are pure; `swarm` is the only module that talks
 //! to Docker; `output` is the only one that writes to the terminal.
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod error;

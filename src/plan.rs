@@ -16,7 +16,7 @@ use crate::interlock::config::{ExtensionSettings, PublishMode};
 use crate::interlock::input::Constraint;
 use crate::output::report::Action;
 use crate::swarm::spec::{self, SpecEdit};
-use crate::swarm::{ConfigObject, Node, Port, Service};
+use crate::swarm::{ConfigObject, Node, Port, Service, Task};
 
 /// Where the core mounts its config.
 pub const CONFIG_TARGET: &str = "/config.toml";
@@ -44,6 +44,10 @@ pub struct Observed {
     pub nodes: Vec<Node>,
     /// The selected extension's proxy service.
     pub proxy: Service,
+    /// Every service of the swarm (for port conflicts).
+    pub services: Vec<Service>,
+    /// Every task meant to be running (for host-mode port conflicts).
+    pub running_tasks: Vec<Task>,
 }
 
 /// The config step of a plan.
@@ -321,19 +325,21 @@ pub fn in_lineage(base: &str, name: &str) -> bool {
 /// number as version 1. `com.docker.ucp.interlock.conf-9` -> `...conf-10`.
 pub fn next_config_name(current: &str, existing: &[&str]) -> String {
     let base = lineage_base(current);
-    let number = |name: &str| -> Option<u64> {
-        if name == base {
-            return Some(1);
-        }
-        name.strip_prefix(base)?.strip_prefix('-')?.parse().ok()
-    };
     let highest = existing
         .iter()
         .chain(std::iter::once(&current))
-        .filter_map(|name| number(name))
+        .filter_map(|name| lineage_number(base, name))
         .max()
         .unwrap_or(1);
     format!("{base}-{}", highest + 1)
+}
+
+/// A config's version in the lineage `base`: `base-N` is N, `base` itself is 1.
+pub fn lineage_number(base: &str, name: &str) -> Option<u64> {
+    if name == base {
+        return Some(1);
+    }
+    name.strip_prefix(base)?.strip_prefix('-')?.parse().ok()
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use crate::commands::edit::Edit;
 use crate::error::{Diagnostic, Problem};
 use crate::interlock::config::{ExtensionSettings, PublishMode};
 use crate::interlock::input::Constraint;
-use crate::plan::Observed;
+use crate::plan::{Observed, desired_proxy_ports};
 use crate::swarm::Node;
+use crate::swarm::spec;
 
 /// An object the migration needs is missing.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,16 @@ pub enum Refusal {
         /// The constraints.
         constraints: String,
     },
+    /// Another service already publishes a port the proxy needs.
+    #[error("port {port} is already published by service {service} ({how})")]
+    PortInUse {
+        /// The port.
+        port: u16,
+        /// The other service.
+        service: String,
+        /// Where: through ingress, or in host mode on which node.
+        how: String,
+    },
     /// A previous update has not finished.
     #[error("a previous update of {service} is {state}")]
     UpdateInProgress {
@@ -70,12 +81,24 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// Whether `--force` may override it: the swarm stays consistent, only proxy tasks may
+    /// stay pending. An update still in progress never can be.
+    pub fn can_be_forced(&self) -> bool {
+        matches!(
+            self,
+            Refusal::TooFewNodes { .. } | Refusal::PortInUse { .. }
+        )
+    }
+}
+
 impl Diagnostic for Refusal {
     fn code(&self) -> &'static str {
         match self {
             Refusal::NoLabelledNodes(_) => "no_labelled_nodes",
             Refusal::TooFewNodes { .. } => "too_few_nodes",
             Refusal::UpdateInProgress { .. } => "update_in_progress",
+            Refusal::PortInUse { .. } => "port_in_use",
         }
     }
 
@@ -95,6 +118,9 @@ impl Diagnostic for Refusal {
             Refusal::UpdateInProgress { .. } => {
                 "wait until it completes (`docker service ps`), then re-run".into()
             }
+            Refusal::PortInUse { service, .. } => format!(
+                "pick another port (`--http`/`--https`), or unpublish it from {service}; the proxy task would stay pending"
+            ),
         })
     }
 }
@@ -115,8 +141,13 @@ pub fn labelled_nodes(edit: &Edit, nodes: &[Node]) -> Result<Option<u64>, Refusa
     Ok(Some(count))
 }
 
-/// Every check of the desired settings against the observed swarm; all problems at once.
-pub fn check(observed: &Observed, settings: &ExtensionSettings) -> Result<(), Vec<Problem>> {
+/// Every check of the desired settings against the observed swarm, all problems at once.
+/// With `force`, the refusals a user can knowingly accept become warnings (returned).
+pub fn check(
+    observed: &Observed,
+    settings: &ExtensionSettings,
+    force: bool,
+) -> Result<Vec<String>, Vec<Problem>> {
     let mut refusals = Vec::new();
     for service in [&observed.core, &observed.proxy] {
         if let Some(state) = service.update_state.as_deref().filter(|s| {
@@ -131,8 +162,9 @@ pub fn check(observed: &Observed, settings: &ExtensionSettings) -> Result<(), Ve
             });
         }
     }
+    refusals.extend(port_conflicts(observed, settings));
     if settings.publish_mode == PublishMode::Host {
-        let eligible = eligible_nodes(&observed.nodes, &settings.proxy_constraints);
+        let eligible = eligible_nodes(&observed.nodes, &settings.proxy_constraints).len() as u64;
         if eligible < settings.proxy_replicas {
             refusals.push(Refusal::TooFewNodes {
                 replicas: settings.proxy_replicas,
@@ -141,15 +173,61 @@ pub fn check(observed: &Observed, settings: &ExtensionSettings) -> Result<(), Ve
             });
         }
     }
-    if refusals.is_empty() {
-        Ok(())
+    let (accepted, refused): (Vec<Refusal>, Vec<Refusal>) = refusals
+        .into_iter()
+        .partition(|r| force && r.can_be_forced());
+    if refused.is_empty() {
+        Ok(accepted.iter().map(|r| format!("--force: {r}")).collect())
     } else {
-        Err(refusals.iter().map(Problem::from_diagnostic).collect())
+        Err(refused.iter().map(Problem::from_diagnostic).collect())
     }
 }
 
+/// Ports the proxy needs that another service publishes: through ingress anywhere (the
+/// routing mesh reserves the port on every node), or in host mode on a node the proxy may
+/// run on.
+fn port_conflicts(observed: &Observed, settings: &ExtensionSettings) -> Vec<Refusal> {
+    let eligible = eligible_nodes(&observed.nodes, &settings.proxy_constraints);
+    let mut conflicts = Vec::new();
+    for port in desired_proxy_ports(settings)
+        .iter()
+        .filter_map(|p| p.published)
+    {
+        for service in observed
+            .services
+            .iter()
+            .filter(|s| s.id != observed.proxy.id)
+        {
+            let ingress = spec::ports(&service.spec)
+                .iter()
+                .chain(&service.endpoint_ports)
+                .any(|p| p.published == Some(port) && p.mode == "ingress");
+            let host_node = observed
+                .running_tasks
+                .iter()
+                .filter(|t| {
+                    t.service_id == service.id && t.ports.iter().any(|p| p.published == Some(port))
+                })
+                .find_map(|t| eligible.iter().find(|n| Some(&n.id) == t.node_id.as_ref()));
+            let how = if ingress {
+                Some("through ingress, on every node".to_owned())
+            } else {
+                host_node.map(|node| format!("in host mode on {}", node.hostname))
+            };
+            if let Some(how) = how {
+                conflicts.push(Refusal::PortInUse {
+                    port,
+                    service: service.name.clone(),
+                    how,
+                });
+            }
+        }
+    }
+    conflicts
+}
+
 /// Schedulable nodes that satisfy every constraint.
-fn eligible_nodes(nodes: &[Node], constraints: &[String]) -> u64 {
+fn eligible_nodes<'a>(nodes: &'a [Node], constraints: &[String]) -> Vec<&'a Node> {
     let parsed: Vec<Constraint> = constraints
         .iter()
         .filter_map(|c| Constraint::parse("ProxyConstraints", c).ok())
@@ -159,5 +237,5 @@ fn eligible_nodes(nodes: &[Node], constraints: &[String]) -> u64 {
         .filter(|node| {
             node.schedulable() && parsed.iter().all(|c| c.matches(|lhs| node.attribute(lhs)))
         })
-        .count() as u64
+        .collect()
 }

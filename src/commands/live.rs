@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use tokio::time::Instant;
 
+use crate::backup;
 use crate::cli::GlobalArgs;
 use crate::commands::edit::{Edit, unified_diff};
 use crate::error::{Error, Problem, Result};
@@ -119,6 +120,8 @@ pub async fn observe<S: SwarmApi>(api: &S, global: &GlobalArgs) -> Result<LiveSt
         .filter(|c| plan::in_lineage(&base, &c.name))
         .collect();
     let nodes = api.nodes().await.map_err(swarm_failed)?;
+    let services = api.services().await.map_err(swarm_failed)?;
+    let running_tasks = api.running_tasks().await.map_err(swarm_failed)?;
     Ok(LiveState {
         observed: Observed {
             core,
@@ -127,6 +130,8 @@ pub async fn observe<S: SwarmApi>(api: &S, global: &GlobalArgs) -> Result<LiveSt
             lineage,
             nodes,
             proxy,
+            services,
+            running_tasks,
         },
         config,
         extension,
@@ -164,7 +169,8 @@ pub async fn apply_edit<S: SwarmApi>(
         .config
         .extension(&state.extension)
         .map_err(|e| Error::refused(&e))?;
-    preflight::check(&state.observed, &settings).map_err(Error::refused_all)?;
+    let forced =
+        preflight::check(&state.observed, &settings, global.force).map_err(Error::refused_all)?;
     let plan = plan::build(
         &state.observed,
         &new_text,
@@ -175,9 +181,11 @@ pub async fn apply_edit<S: SwarmApi>(
 
     report.extension = Some(state.extension.clone());
     report.warnings = edited.warnings;
+    report.warnings.extend(forced);
+    printer.warnings(&report.warnings);
     report.changed = !plan.is_empty();
     let next = plan.config.as_ref().map(|c| c.name().to_owned());
-    report.config = Some(ConfigReport {
+    let config = ConfigReport {
         service: state.observed.core.name.clone(),
         current: Some(state.observed.config.name.clone()),
         next: next.clone(),
@@ -189,15 +197,9 @@ pub async fn apply_edit<S: SwarmApi>(
         ),
         changes: edited.changes,
         content: None,
-    });
+    };
+    super::present_config(report, config, global, printer);
     report.actions = plan.actions(&state.observed, &new_text);
-    printer.diff(
-        &report
-            .config
-            .as_ref()
-            .map(|c| c.diff.clone())
-            .unwrap_or_default(),
-    );
     printer.plan(report);
 
     if plan.is_empty() {
@@ -215,6 +217,12 @@ pub async fn apply_edit<S: SwarmApi>(
         });
     }
     confirm(global, printer)?;
+    let backup = save_backup(&state.observed, global, report.command)?;
+    printer.status(&format!(
+        "Saved the previous config and service specs to {}",
+        backup.display()
+    ));
+    report.backup = Some(backup.display().to_string());
     let applied = execute(api, &plan, state, &settings, &new_text, global, printer).await?;
     if let (Some(config), Some(name)) = (report.config.as_mut(), applied) {
         config.next = Some(name);
@@ -222,6 +230,22 @@ pub async fn apply_edit<S: SwarmApi>(
     report.status = RunStatus::Applied;
     printer.finish(report, "Applied and verified.");
     Ok(ExitCode::Success)
+}
+
+/// Saves the state before the first change; refuses to change anything without a backup.
+fn save_backup(observed: &Observed, global: &GlobalArgs, command: &str) -> Result<PathBuf> {
+    let root = global
+        .backup_dir
+        .clone()
+        .or_else(|| backup::default_root(&|name| std::env::var(name).ok()))
+        .ok_or_else(|| {
+            Error::other(
+                "no_backup_dir",
+                "no directory for the backup: neither XDG_STATE_HOME nor HOME is set",
+                Some("pass `--backup-dir DIR`".into()),
+            )
+        })?;
+    backup::write(&root, command, observed)
 }
 
 /// Asks before changing anything, unless `--yes`.
@@ -294,6 +318,13 @@ async fn execute<S: SwarmApi>(
             let _ = rollback(api, &observed.core.name, global, printer).await;
         }
     };
+    let core_config = config_name
+        .clone()
+        .unwrap_or_else(|| observed.config.name.clone());
+    // Another run's change is left alone: rolling the core back would undo it.
+    ensure_core_config(api, &observed.core.name, &core_config)
+        .await
+        .map_err(|failure| failure.into_error(&observed.core.name, false))?;
     if !plan.proxy_edits.is_empty() {
         printer.status(&format!("Updating {} ...", observed.proxy.name));
         if let Err(failure) = update_and_wait(
@@ -346,6 +377,14 @@ async fn ensure_config<S: SwarmApi>(
             Err(SwarmError::NameConflict(_)) => {
                 let base = plan::lineage_base(&observed.config.name);
                 let taken = api.configs(base).await.map_err(|e| Error::failed(&e))?;
+                // A concurrent run with the same desired state may have created it.
+                let digest = labels.get(plan::LABEL_DIGEST);
+                if let Some(same) = taken
+                    .iter()
+                    .find(|c| c.labels.get(plan::LABEL_DIGEST) == digest)
+                {
+                    return Ok((same.name.clone(), same.id.clone()));
+                }
                 let names: Vec<&str> = taken.iter().map(|c| c.name.as_str()).collect();
                 name = plan::next_config_name(&observed.config.name, &names);
             }
@@ -355,10 +394,32 @@ async fn ensure_config<S: SwarmApi>(
     Err(Error::failed(&SwarmError::NameConflict(name)))
 }
 
+/// Checks that the core still mounts `expected`: the proxy is only made to match the config
+/// this run put in place, never one another run rotated in meanwhile.
+async fn ensure_core_config<S: SwarmApi>(
+    api: &S,
+    core: &str,
+    expected: &str,
+) -> Result<(), UpdateFailure> {
+    let service = api.service(core).await.map_err(UpdateFailure::Swarm)?;
+    let mounted = service
+        .and_then(|s| spec::config_ref(&s.spec, CONFIG_TARGET))
+        .map(|(name, _)| name);
+    match mounted {
+        Some(name) if name == expected => Ok(()),
+        other => Err(UpdateFailure::ChangedUnderneath(format!(
+            "it now mounts {} instead of {expected}",
+            other.as_deref().unwrap_or("no config")
+        ))),
+    }
+}
+
 /// Why a service update did not converge.
 enum UpdateFailure {
     Swarm(SwarmError),
     Wait(WaitError),
+    /// Another change rotated the core's config after this run read it.
+    ChangedUnderneath(String),
 }
 
 impl UpdateFailure {
@@ -370,6 +431,14 @@ impl UpdateFailure {
     fn into_error(self, service: &str, core_restored: bool) -> Error {
         match self {
             UpdateFailure::Swarm(error) | UpdateFailure::Wait(WaitError::Swarm(error)) => Error::failed(&error),
+            UpdateFailure::ChangedUnderneath(message) => Error::new(
+                ExitCode::Failure,
+                Problem::new(
+                    "changed_underneath",
+                    format!("{service} was changed underneath us: {message}"),
+                    Some("another change ran at the same time; run the command again to plan from the new state".into()),
+                ),
+            ),
             UpdateFailure::Wait(WaitError::TimedOut(assessment)) => Error::new(
                 ExitCode::TimedOut,
                 Problem::new(
@@ -432,6 +501,9 @@ async fn update_and_wait<S: SwarmApi>(
                     message: "the service disappeared".into(),
                 })
             })?;
+        if let Some(conflict) = spec::swap_conflict(&service.spec, edits) {
+            return Err(UpdateFailure::ChangedUnderneath(conflict));
+        }
         let mut spec = service.spec.clone();
         edits.iter().for_each(|edit| spec::apply(&mut spec, edit));
         if spec == service.spec {

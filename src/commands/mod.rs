@@ -3,19 +3,36 @@
 //! run still reports what it planned.
 
 pub mod edit;
+pub mod history;
 pub mod live;
 pub mod offline;
+pub mod prune;
 pub mod rollback;
 pub mod show;
 pub mod status;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::output::printer::Printer;
-use crate::output::report::Report;
+use crate::output::report::{ConfigReport, Report};
 
 use edit::Edit;
+
+/// Puts the config part into the report, secrets hidden unless `--show-secrets`, and
+/// prints its diff.
+fn present_config(
+    report: &mut Report,
+    mut config: ConfigReport,
+    global: &GlobalArgs,
+    printer: &Printer,
+) {
+    if !global.show_secrets {
+        config.redact_secrets();
+    }
+    printer.diff(&config.diff);
+    report.config = Some(config);
+}
 
 /// The name a command has on the command line (and in the JSON report).
 pub fn command_name(command: &Command) -> &'static str {
@@ -26,6 +43,8 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Apply(_) => "apply",
         Command::Status => "status",
         Command::Rollback(_) => "rollback",
+        Command::History => "history",
+        Command::Prune(_) => "prune",
     }
 }
 
@@ -43,6 +62,12 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Command::Show => return show::run(&live::connect(global)?, global, printer, report).await,
         Command::Status => {
             return status::run(&live::connect(global)?, global, printer, report).await;
+        }
+        Command::History => {
+            return history::run(&live::connect(global)?, global, printer, report).await;
+        }
+        Command::Prune(args) => {
+            return prune::run(&live::connect(global)?, args, global, printer, report).await;
         }
         Command::Rollback(args) => {
             return rollback::run(&live::connect(global)?, args, global, printer, report).await;

@@ -52,18 +52,16 @@ pub fn run(
     report.extension = Some(extension);
     report.warnings = edited.warnings;
     report.changed = new_text != text;
-    report.config = Some(ConfigReport {
+    let config = ConfigReport {
         service: global.service.clone(),
         current: Some(source),
         next: None,
-        diff: diff.clone(),
+        diff,
         changes: edited.changes,
         content: None,
-    });
-    for warning in &report.warnings {
-        printer.status(&format!("warning: {warning}"));
-    }
-    printer.diff(&diff);
+    };
+    printer.warnings(&report.warnings);
+    super::present_config(report, config, global, printer);
     if report.changed {
         report.actions.push(Action {
             kind: "write_file",
@@ -91,7 +89,7 @@ pub fn run(
         });
     }
 
-    write_output(global.out.as_deref(), &new_text, printer, report)?;
+    write_output(global, &new_text, printer, report)?;
     report.status = if report.changed {
         RunStatus::Applied
     } else {
@@ -138,12 +136,12 @@ pub fn read_source(path: &Path) -> Result<String> {
 /// Writes the edited TOML to `--out` (atomically: a temp file renamed into place), or to
 /// stdout in text mode, or into the JSON report.
 fn write_output(
-    out: Option<&Path>,
+    global: &GlobalArgs,
     text: &str,
     printer: &Printer,
     report: &mut Report,
 ) -> Result<()> {
-    let Some(out) = out else {
+    let Some(out) = global.out.as_deref() else {
         if printer.is_json() {
             if let Some(config) = report.config.as_mut() {
                 config.content = Some(text.to_owned());

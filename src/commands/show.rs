@@ -20,12 +20,13 @@ pub async fn run<S: SwarmApi>(
     let name = state.observed.config.name.clone();
     report.extension = Some(state.extension);
     if printer.is_json() {
-        report.config = Some(ConfigReport {
+        let config = ConfigReport {
             service: state.observed.core.name,
             current: Some(name),
             content: Some(state.observed.config_text),
             ..ConfigReport::default()
-        });
+        };
+        super::present_config(report, config, global, printer);
         printer.finish(report, "");
     } else {
         printer.status(&name);

@@ -9,7 +9,7 @@ use crate::output::printer::Printer;
 use crate::output::report::{
     CoreStatus, LineageEntry, ProxyStatus, Report, StatusReport, TaskStatus,
 };
-use crate::plan::{self, LABEL_OPERATION, LABEL_PARENT};
+use crate::plan::{self, LABEL_DIGEST, LABEL_OPERATION, LABEL_PARENT, Observed};
 use crate::swarm::{Port, SwarmApi, spec};
 use crate::verify;
 
@@ -28,18 +28,6 @@ pub async fn run<S: SwarmApi>(
         .await
         .map_err(|e| Error::failed(&e))?;
     let check = verify::check_proxy(&state.settings, &observed.proxy, &tasks, &observed.nodes);
-    let mut lineage: Vec<LineageEntry> = observed
-        .lineage
-        .iter()
-        .map(|config| LineageEntry {
-            name: config.name.clone(),
-            created: config.created_at.clone(),
-            operation: config.labels.get(LABEL_OPERATION).cloned(),
-            parent: config.labels.get(LABEL_PARENT).cloned(),
-            current: config.id == observed.config.id,
-        })
-        .collect();
-    lineage.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)));
     let mut task_rows: Vec<TaskStatus> = tasks
         .iter()
         .filter(|task| task.desired_state == "running" || task.is_running())
@@ -61,7 +49,7 @@ pub async fn run<S: SwarmApi>(
     task_rows.sort_by(|a, b| a.node.cmp(&b.node));
     let status = StatusReport {
         config: observed.config.name.clone(),
-        lineage,
+        lineage: lineage(observed),
         core: CoreStatus {
             service: observed.core.name.clone(),
             update_state: observed.core.update_state.clone(),
@@ -94,6 +82,25 @@ pub async fn run<S: SwarmApi>(
     report.state = Some(status);
     printer.finish(report, "");
     Ok(ExitCode::Success)
+}
+
+/// The core's config lineage, oldest first.
+pub fn lineage(observed: &Observed) -> Vec<LineageEntry> {
+    let base = plan::lineage_base(&observed.config.name);
+    let mut entries: Vec<LineageEntry> = observed
+        .lineage
+        .iter()
+        .map(|config| LineageEntry {
+            name: config.name.clone(),
+            created: config.created_at.clone(),
+            operation: config.labels.get(LABEL_OPERATION).cloned(),
+            parent: config.labels.get(LABEL_PARENT).cloned(),
+            digest: config.labels.get(LABEL_DIGEST).cloned(),
+            current: config.id == observed.config.id,
+        })
+        .collect();
+    entries.sort_by_key(|entry| plan::lineage_number(base, &entry.name));
+    entries
 }
 
 fn ports(ports: &[Port]) -> String {

@@ -94,6 +94,13 @@ impl Printer {
         }
     }
 
+    /// Warnings that did not stop the run, one `warning:` line each.
+    pub fn warnings(&self, warnings: &[String]) {
+        for warning in warnings {
+            self.status(&format!("warning: {warning}"));
+        }
+    }
+
     /// A line only `-v` shows.
     pub fn detail(&self, line: &str) {
         if self.verbose && !self.quiet {

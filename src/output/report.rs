@@ -51,6 +51,21 @@ pub struct ConfigReport {
     pub content: Option<String>,
 }
 
+impl ConfigReport {
+    /// Hides secret values in the diff and the changes. `content` is the data the user
+    /// asked for (like the TOML on stdout) and stays whole.
+    pub fn redact_secrets(&mut self) {
+        use crate::interlock::secrets::{REDACTED, is_secret_key, redact_text};
+        self.diff = redact_text(&self.diff);
+        for change in &mut self.changes {
+            if change.key.rsplit('.').next().is_some_and(is_secret_key) {
+                change.before = change.before.as_ref().map(|_| REDACTED.to_owned());
+                change.after = REDACTED.to_owned();
+            }
+        }
+    }
+}
+
 /// One step of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Action {
@@ -81,6 +96,12 @@ pub struct Report {
     /// The config part; absent for commands that do not touch one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigReport>,
+    /// Where the state before this run's changes was saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// `history`: the config lineage, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<LineageEntry>>,
     /// `status`: what the swarm looks like.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<StatusReport>,
@@ -104,6 +125,8 @@ impl Report {
             status: RunStatus::NoChanges,
             extension: None,
             config: None,
+            backup: None,
+            history: None,
             state: None,
             actions: Vec::new(),
             warnings: Vec::new(),
@@ -140,6 +163,8 @@ pub struct LineageEntry {
     pub operation: Option<String>,
     /// The config it was derived from, if known.
     pub parent: Option<String>,
+    /// Content digest recorded when interlockctl created it.
+    pub digest: Option<String>,
     /// Whether the core uses it now.
     pub current: bool,
 }

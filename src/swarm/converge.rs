@@ -220,6 +220,7 @@ mod tests {
     fn task(id: &str, node: &str, state: &str) -> Task {
         Task {
             id: id.into(),
+            service_id: "s1".into(),
             node_id: Some(node.into()),
             created_at: "2026-11-28T03:00:01.123456789Z".into(),
             desired_state: "running".into(),

@@ -154,6 +154,24 @@ impl SwarmApi for DockerSwarm {
         Ok(Some(service_from_json(&body)))
     }
 
+    async fn services(&self) -> Result<Vec<Service>, SwarmError> {
+        let operation = "list services";
+        let (status, body) = self.raw(operation, Method::GET, "/services", None).await?;
+        if !status.is_success() {
+            return Err(Self::api_error(operation, status, &body));
+        }
+        Ok(body
+            .as_array()
+            .map(|list| list.iter().map(service_from_json).collect())
+            .unwrap_or_default())
+    }
+
+    async fn running_tasks(&self) -> Result<Vec<Task>, SwarmError> {
+        let filters = HashMap::from([("desired-state".to_owned(), vec!["running".to_owned()])]);
+        self.list_tasks_filtered("list running tasks", filters)
+            .await
+    }
+
     async fn update_service(&self, id: &str, version: u64, spec: &Value) -> Result<(), SwarmError> {
         self.post_update(id, format!("version={version}"), spec)
             .await
@@ -233,6 +251,13 @@ impl SwarmApi for DockerSwarm {
         }
     }
 
+    async fn delete_config(&self, id: &str) -> Result<(), SwarmError> {
+        self.docker
+            .delete_config(id)
+            .await
+            .map_err(|e| self.error(&format!("delete config {id}"), e))
+    }
+
     async fn nodes(&self) -> Result<Vec<Node>, SwarmError> {
         let nodes = self
             .docker
@@ -261,13 +286,22 @@ impl DockerSwarm {
         if current_only {
             filters.insert("_up-to-date".to_owned(), vec!["true".to_owned()]);
         }
+        self.list_tasks_filtered(&format!("list tasks of {service_id}"), filters)
+            .await
+    }
+
+    async fn list_tasks_filtered(
+        &self,
+        operation: &str,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<Task>, SwarmError> {
         let tasks = self
             .docker
             .list_tasks(Some(ListTasksOptions {
                 filters: Some(filters),
             }))
             .await
-            .map_err(|e| self.error(&format!("list tasks of {service_id}"), e))?;
+            .map_err(|e| self.error(operation, e))?;
         Ok(tasks.into_iter().map(task_from_model).collect())
     }
 }
@@ -347,6 +381,7 @@ fn task_from_model(task: bollard::models::Task) -> Task {
     ports.dedup();
     Task {
         id: task.id.unwrap_or_default(),
+        service_id: task.service_id.unwrap_or_default(),
         node_id: task.node_id,
         created_at: task.created_at.unwrap_or_default(),
         desired_state: task

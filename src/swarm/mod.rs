@@ -144,6 +144,8 @@ impl Node {
 pub struct Task {
     /// Task ID.
     pub id: String,
+    /// The service it belongs to.
+    pub service_id: String,
     /// The node it was assigned to.
     pub node_id: Option<String>,
     /// `CreatedAt`, RFC 3339 in the engine's clock.
@@ -246,6 +248,10 @@ impl Diagnostic for SwarmError {
 pub trait SwarmApi {
     /// The engine's API version and whether it is a swarm manager.
     async fn engine(&self) -> Result<Engine, SwarmError>;
+    /// Every service of the swarm.
+    async fn services(&self) -> Result<Vec<Service>, SwarmError>;
+    /// Every task of the swarm that is meant to be running.
+    async fn running_tasks(&self) -> Result<Vec<Task>, SwarmError>;
     /// A service by name or ID; `None` if it does not exist.
     async fn service(&self, name: &str) -> Result<Option<Service>, SwarmError>;
     /// Replaces a service's spec; `version` is the `Version.Index` it was read at.
@@ -263,6 +269,8 @@ pub trait SwarmApi {
         data: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<String, SwarmError>;
+    /// Deletes a config (the engine refuses while a service spec references it).
+    async fn delete_config(&self, id: &str) -> Result<(), SwarmError>;
     /// All nodes.
     async fn nodes(&self) -> Result<Vec<Node>, SwarmError>;
     /// The tasks of a service that run its current spec (`_up-to-date`).

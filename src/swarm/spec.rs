@@ -94,6 +94,24 @@ impl std::fmt::Display for SpecEdit {
     }
 }
 
+/// Why `edits` no longer fit `spec`: a config swap whose target mounts neither the config
+/// it was planned from nor the one it swaps to (another run rotated it meanwhile).
+pub fn swap_conflict(spec: &Value, edits: &[SpecEdit]) -> Option<String> {
+    edits.iter().find_map(|edit| {
+        let SpecEdit::SwapConfig {
+            target, from, to, ..
+        } = edit
+        else {
+            return None;
+        };
+        let mounted = config_ref(spec, target)
+            .map(|(name, _)| name)
+            .unwrap_or_default();
+        (mounted != *from && mounted != *to)
+            .then(|| format!("{target} mounts {mounted}, planned from {from}"))
+    })
+}
+
 /// The config reference mounted at `target`: `(ConfigName, ConfigID)`.
 pub fn config_ref(spec: &Value, target: &str) -> Option<(String, String)> {
     spec.pointer("/TaskTemplate/ContainerSpec/Configs")?
@@ -312,6 +330,29 @@ mod tests {
         expected["TaskTemplate"]["ContainerSpec"]["Configs"][1]["ConfigName"] = json!("conf-2");
         expected["TaskTemplate"]["ContainerSpec"]["Configs"][1]["ConfigID"] = json!("c2");
         assert_eq!(spec, expected);
+    }
+
+    #[test]
+    fn a_swap_conflicts_only_when_someone_else_rotated_the_config() {
+        let swap = |from: &str, to: &str| SpecEdit::SwapConfig {
+            target: "/config.toml".into(),
+            from: from.into(),
+            to: to.into(),
+            to_id: None,
+        };
+        assert_eq!(
+            swap_conflict(&core_spec(), &[swap("conf-1", "conf-2")]),
+            None
+        );
+        assert_eq!(
+            swap_conflict(&core_spec(), &[swap("conf-0", "conf-1")]),
+            None
+        );
+        assert_eq!(
+            swap_conflict(&core_spec(), &[swap("conf-0", "conf-2")]),
+            Some("/config.toml mounts conf-1, planned from conf-0".into())
+        );
+        assert_eq!(swap_conflict(&core_spec(), &[SpecEdit::ForceUpdate]), None);
     }
 
     #[test]

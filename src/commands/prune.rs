@@ -1,0 +1,100 @@
+//! `prune --keep N`: deletes old configs of the core's lineage. Config objects pile up
+//! because each change creates one; this removes them only when asked, and never one that
+//! is in use, that Swarm's rollback of the core or the proxy would return to, or one of
+//! the N newest.
+
+use serde_json::Value;
+
+use crate::cli::{GlobalArgs, PruneArgs};
+use crate::commands::live;
+use crate::error::{Error, Result};
+use crate::exit::ExitCode;
+use crate::output::printer::Printer;
+use crate::output::report::{Action, Report, RunStatus};
+use crate::plan::{self, Observed};
+use crate::swarm::{ConfigObject, SwarmApi};
+
+/// Deletes the prunable configs after the usual plan and confirmation.
+pub async fn run<S: SwarmApi>(
+    api: &S,
+    args: &PruneArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+    report: &mut Report,
+) -> Result<ExitCode> {
+    live::check_engine(api).await?;
+    let state = live::observe(api, global).await?;
+    let doomed = prunable(&state.observed, args.keep);
+    report.extension = Some(state.extension.clone());
+    report.changed = !doomed.is_empty();
+    report.actions = doomed
+        .iter()
+        .map(|config| Action {
+            kind: "delete_config",
+            target: config.name.clone(),
+            detail: format!("created {}", config.created_at),
+        })
+        .collect();
+    printer.plan(report);
+    if doomed.is_empty() {
+        report.status = RunStatus::NoChanges;
+        printer.finish(report, "Nothing to prune.");
+        return Ok(ExitCode::Success);
+    }
+    if global.check || global.dry_run {
+        report.status = RunStatus::Planned;
+        printer.finish(report, "Nothing was deleted (--dry-run/--check).");
+        return Ok(if global.check {
+            ExitCode::ChangesPending
+        } else {
+            ExitCode::Success
+        });
+    }
+    live::confirm(global, printer)?;
+    for config in &doomed {
+        api.delete_config(&config.id)
+            .await
+            .map_err(|e| Error::failed(&e))?;
+        printer.status(&format!("Deleted {}.", config.name));
+    }
+    report.status = RunStatus::Applied;
+    printer.finish(report, "Pruned.");
+    Ok(ExitCode::Success)
+}
+
+/// The lineage configs that may go: not the current one, not one a previous spec of the
+/// core or the proxy references, not one of the `keep` newest. Pure.
+pub fn prunable(observed: &Observed, keep: usize) -> Vec<ConfigObject> {
+    let protected: Vec<&str> = [
+        observed.core.previous_spec.as_ref(),
+        observed.proxy.previous_spec.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(referenced_configs)
+    .collect();
+    let base = plan::lineage_base(&observed.config.name);
+    let mut candidates: Vec<&ConfigObject> = observed.lineage.iter().collect();
+    candidates.sort_by_key(|config| std::cmp::Reverse(plan::lineage_number(base, &config.name)));
+    candidates
+        .into_iter()
+        .skip(keep)
+        .filter(|config| {
+            config.id != observed.config.id && !protected.contains(&config.id.as_str())
+        })
+        .cloned()
+        .collect()
+}
+
+/// The IDs of every config a service spec mounts.
+fn referenced_configs(spec: &Value) -> Vec<&str> {
+    spec.pointer("/TaskTemplate/ContainerSpec/Configs")
+        .and_then(Value::as_array)
+        .map(|configs| {
+            configs
+                .iter()
+                .filter_map(|c| c.get("ConfigID").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default()
+}
