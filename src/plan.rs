@@ -163,13 +163,7 @@ pub fn build(
                 NextConfig::Create { .. } => None,
             },
         });
-        let failure_action = spec::failure_action(&observed.core.spec);
-        if failure_action != "rollback" {
-            core_edits.push(SpecEdit::FailureAction {
-                from: failure_action,
-                to: "rollback".into(),
-            });
-        }
+        core_edits.extend(rollback_on_failure(&observed.core.spec));
     }
     if settings.publish_mode == PublishMode::Host && !publishes_grpc_on_host(&observed.core.spec) {
         core_edits.push(SpecEdit::AddPort(Port {
@@ -224,7 +218,20 @@ pub fn proxy_edits(settings: &ExtensionSettings, proxy_spec: &serde_json::Value)
         // ports-only change and keeps its old ports; re-create all of them in this update.
         edits.push(SpecEdit::ForceUpdate);
     }
+    if !edits.is_empty() {
+        edits.extend(rollback_on_failure(proxy_spec));
+    }
     edits
+}
+
+/// Makes Swarm roll an update back by itself when its tasks fail (its default is to pause,
+/// leaving the service half-updated): set on every service this tool updates.
+fn rollback_on_failure(spec: &serde_json::Value) -> Option<SpecEdit> {
+    let failure_action = spec::failure_action(spec);
+    (failure_action != "rollback").then(|| SpecEdit::FailureAction {
+        from: failure_action,
+        to: "rollback".into(),
+    })
 }
 
 /// The ports an extension's proxy must publish, sorted.

@@ -7,7 +7,7 @@ use crate::commands::edit::Edit;
 use crate::error::{Diagnostic, Problem};
 use crate::interlock::config::{ExtensionSettings, PublishMode};
 use crate::interlock::input::Constraint;
-use crate::plan::{Observed, desired_proxy_ports};
+use crate::plan::{Observed, Plan, desired_proxy_ports};
 use crate::swarm::Node;
 use crate::swarm::spec;
 
@@ -146,16 +146,20 @@ pub fn labelled_nodes(edit: &Edit, nodes: &[Node]) -> Result<Option<u64>, Refusa
 pub fn check(
     observed: &Observed,
     settings: &ExtensionSettings,
+    plan: &Plan,
     force: bool,
 ) -> Result<Vec<String>, Vec<Problem>> {
     let mut refusals = Vec::new();
-    for service in [&observed.core, &observed.proxy] {
-        if let Some(state) = service.update_state.as_deref().filter(|s| {
-            matches!(
-                *s,
-                "updating" | "paused" | "rollback_started" | "rollback_paused"
-            )
-        }) {
+    let services = [
+        (&observed.core, !plan.core_edits.is_empty()),
+        (&observed.proxy, !plan.proxy_edits.is_empty()),
+    ];
+    for (service, edited) in services {
+        if let Some(state) = service
+            .update_state
+            .as_deref()
+            .filter(|state| blocks(state, edited))
+        {
             refusals.push(Refusal::UpdateInProgress {
                 service: service.name.clone(),
                 state: state.to_owned(),
@@ -180,6 +184,17 @@ pub fn check(
         Ok(accepted.iter().map(|r| format!("--force: {r}")).collect())
     } else {
         Err(refused.iter().map(Problem::from_diagnostic).collect())
+    }
+}
+
+/// Whether a service's update state stops this run. A paused update needs a human. An update
+/// still running blocks only if this run would change the service again; otherwise it is
+/// the rollout of the same change (an interrupted earlier run), and this run waits for it.
+fn blocks(update_state: &str, edited: bool) -> bool {
+    match update_state {
+        "paused" | "rollback_paused" => true,
+        "updating" | "rollback_started" => edited,
+        _ => false,
     }
 }
 

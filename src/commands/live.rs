@@ -169,8 +169,6 @@ pub async fn apply_edit<S: SwarmApi>(
         .config
         .extension(&state.extension)
         .map_err(|e| Error::refused(&e))?;
-    let forced =
-        preflight::check(&state.observed, &settings, global.force).map_err(Error::refused_all)?;
     let plan = plan::build(
         &state.observed,
         &new_text,
@@ -178,6 +176,8 @@ pub async fn apply_edit<S: SwarmApi>(
         &settings,
         report.command,
     );
+    let forced = preflight::check(&state.observed, &settings, &plan, global.force)
+        .map_err(Error::refused_all)?;
 
     report.extension = Some(state.extension.clone());
     report.warnings = edited.warnings;
@@ -203,6 +203,12 @@ pub async fn apply_edit<S: SwarmApi>(
     printer.plan(report);
 
     if plan.is_empty() {
+        if !global.check
+            && !global.dry_run
+            && finish_rollouts(api, &state.observed, global, printer).await?
+        {
+            verify_proxy(api, &settings, global, printer).await?;
+        }
         report.status = RunStatus::NoChanges;
         printer.finish(report, "No changes: the swarm already matches.");
         return Ok(ExitCode::Success);
@@ -288,6 +294,7 @@ async fn execute<S: SwarmApi>(
     printer: &Printer,
 ) -> Result<Option<String>> {
     let observed = &state.observed;
+    finish_rollouts(api, observed, global, printer).await?;
     let mut core_edits = plan.core_edits.clone();
     let config_name = match &plan.config {
         Some(next) => {
@@ -336,6 +343,9 @@ async fn execute<S: SwarmApi>(
         )
         .await
         {
+            if failure.paused() {
+                let _ = rollback(api, &observed.proxy.name, global, printer).await;
+            }
             if failure.rolls_back() {
                 undo_core.await;
             }
@@ -352,6 +362,33 @@ async fn execute<S: SwarmApi>(
         return Err(error);
     }
     Ok(config_name)
+}
+
+/// Waits for rollouts still running on the core or the proxy: an interrupted earlier run of
+/// the same change left them (preflight refused any other). Returns whether there were any.
+async fn finish_rollouts<S: SwarmApi>(
+    api: &S,
+    observed: &Observed,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<bool> {
+    let mut waited = false;
+    for service in [&observed.core, &observed.proxy] {
+        if matches!(
+            service.update_state.as_deref(),
+            Some("updating" | "rollback_started")
+        ) {
+            printer.status(&format!(
+                "Waiting for the rollout already running on {} ...",
+                service.name
+            ));
+            wait(api, &service.id, global, printer)
+                .await
+                .map_err(|e| UpdateFailure::Wait(e).into_error(&service.name, false))?;
+            waited = true;
+        }
+    }
+    Ok(waited)
 }
 
 /// Creates the planned config (or takes the identical one an earlier run created). When
@@ -423,9 +460,14 @@ enum UpdateFailure {
 }
 
 impl UpdateFailure {
-    /// Whether Swarm restored the service's previous spec (so the others must follow).
+    /// Whether the update failed for good (so the other services must be restored too).
     fn rolls_back(&self) -> bool {
         matches!(self, UpdateFailure::Wait(WaitError::Failed(_)))
+    }
+
+    /// Whether Swarm paused the update instead of rolling it back (we must roll it back).
+    fn paused(&self) -> bool {
+        matches!(self, UpdateFailure::Wait(WaitError::Failed(a)) if matches!(a.phase, Phase::Paused(_)))
     }
 
     fn into_error(self, service: &str, core_restored: bool) -> Error {
@@ -453,7 +495,7 @@ impl UpdateFailure {
                     ExitCode::RolledBack,
                     Problem::new(
                         "rolled_back",
-                        format!("the update of {service} failed and Swarm restored its previous spec{also}: {}", summary(&assessment)),
+                        format!("the update of {service} failed and was rolled back to its previous spec{also}: {}", summary(&assessment)),
                         Some("the swarm serves with its previous config; fix the cause above and run the command again".into()),
                     ),
                 )

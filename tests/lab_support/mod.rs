@@ -1,0 +1,248 @@
+//! Shared helpers of the end-to-end tests: the lab swarm that `tests/lab/lab.sh` starts
+//! (one dockerd per node, workers in network namespaces), the interlockctl binary run
+//! against it, and small readers of the swarm's state through the docker CLI.
+//!
+//! Tests that change the swarm hold one lock and start from `lab.sh reset`. Set
+//! `INTERLOCKCTL_SKIP_LAB=1` to skip them on a machine where the lab cannot run (it needs
+//! root); they then say so loudly instead of passing silently.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const CORE: &str = "ucp-interlock";
+pub const PROXY: &str = "ucp-interlock-proxy";
+pub const CONF: &str = "com.docker.ucp.interlock.conf";
+
+/// The lab's addresses and socket, from the env file `lab.sh up` writes.
+pub struct Lab {
+    pub docker_host: String,
+    pub dtr_addrs: Vec<String>,
+    pub other_addrs: Vec<String>,
+}
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn lab_script() -> PathBuf {
+    manifest_dir().join("tests/lab/lab.sh")
+}
+
+fn run_script(args: &[&str]) {
+    let status = Command::new("bash")
+        .arg(lab_script())
+        .args(args)
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "tests/lab/lab.sh {args:?} failed");
+}
+
+fn start_lab() -> Lab {
+    run_script(&["up"]);
+    let env = std::fs::read_to_string("/run/interlockctl-lab/env")
+        .expect("lab.sh up writes its env file");
+    let value = |key: &str| -> String {
+        env.lines()
+            .find_map(|line| line.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} missing from the lab env file"))
+            .trim_matches('"')
+            .to_owned()
+    };
+    let words = |key: &str| {
+        value(key)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let dtr_addrs = words("LAB_DTR_ADDRS");
+    let other_addrs = words("LAB_NODE_ADDRS")
+        .into_iter()
+        .filter(|a| !dtr_addrs.contains(a))
+        .collect();
+    Lab {
+        docker_host: value("DOCKER_HOST"),
+        dtr_addrs,
+        other_addrs,
+    }
+}
+
+/// The lab, started once per test process, and held exclusively by one test at a time.
+pub fn lab() -> Option<MutexGuard<'static, Lab>> {
+    if std::env::var_os("INTERLOCKCTL_SKIP_LAB").is_some() {
+        eprintln!("SKIPPED: INTERLOCKCTL_SKIP_LAB is set; this end-to-end test did not run");
+        return None;
+    }
+    static LAB: OnceLock<Mutex<Lab>> = OnceLock::new();
+    let guard = LAB
+        .get_or_init(|| Mutex::new(start_lab()))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    reset();
+    Some(guard)
+}
+
+/// Brings the lab's fixture back to its initial state.
+pub fn reset() {
+    run_script(&["reset"]);
+}
+
+impl Lab {
+    /// The interlockctl command against the lab, under a cleared environment.
+    pub fn interlockctl_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_interlockctl"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("DOCKER_HOST", &self.docker_host)
+            .env("NO_COLOR", "1")
+            .env("HOME", manifest_dir().join("target/lab-home"))
+            .current_dir(manifest_dir());
+        command
+    }
+
+    /// Runs interlockctl to completion, echoing its stderr for the test log.
+    pub fn interlockctl(&self, args: &[&str]) -> Output {
+        let output = self
+            .interlockctl_command(args)
+            .output()
+            .expect("interlockctl runs");
+        eprintln!(
+            "$ interlockctl {}\n[exit {:?}]\n{}",
+            args.join(" "),
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    pub fn docker(&self, args: &[&str]) -> String {
+        let output = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &self.docker_host)
+            .output()
+            .expect("docker runs");
+        assert!(
+            output.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
+    pub fn inspect(&self, service: &str) -> Value {
+        let json: Value =
+            serde_json::from_str(&self.docker(&["service", "inspect", service])).expect("json");
+        json[0].clone()
+    }
+
+    pub fn configs(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .docker(&["config", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn core_config(&self) -> String {
+        self.inspect(CORE)["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]
+            .as_array()
+            .expect("configs")
+            .iter()
+            .find(|c| c["File"]["Name"] == "/config.toml")
+            .expect("a /config.toml config")["ConfigName"]
+            .as_str()
+            .expect("name")
+            .to_owned()
+    }
+
+    /// `Version.Index` of the core and the proxy; `None` for a service that does not exist.
+    pub fn versions(&self) -> (Option<u64>, Option<u64>) {
+        let version = |service: &str| {
+            let output = Command::new("docker")
+                .args([
+                    "service",
+                    "inspect",
+                    "--format",
+                    "{{.Version.Index}}",
+                    service,
+                ])
+                .env("DOCKER_HOST", &self.docker_host)
+                .output()
+                .expect("docker runs");
+            String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+        };
+        (version(CORE), version(PROXY))
+    }
+
+    /// The nodes running the proxy, as addresses.
+    pub fn proxy_node_addrs(&self) -> Vec<String> {
+        let mut addrs: Vec<String> = self
+            .docker(&[
+                "service",
+                "ps",
+                PROXY,
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Node}}",
+            ])
+            .lines()
+            .map(|node| self.docker(&["node", "inspect", node, "--format", "{{.Status.Addr}}"]))
+            .collect();
+        addrs.sort();
+        addrs
+    }
+
+    pub fn runbook(&self) {
+        assert_eq!(
+            code(&self.interlockctl(&["pin-proxy", "--label", "role=dtr", "--yes"])),
+            0
+        );
+        assert_eq!(
+            code(&self.interlockctl(&["host-mode", "--http", "7080", "--https", "7443", "--yes"])),
+            0
+        );
+    }
+}
+
+pub fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited")
+}
+
+pub fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).expect("stdout is one JSON document")
+}
+
+/// GET / from `addr:port`, retried for a few seconds while a host port comes up.
+pub fn http_get(addr: &str, port: u16) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let target = format!("{addr}:{port}").parse().expect("socket address");
+            let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
+            stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+            stream.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")?;
+            let mut body = String::new();
+            stream.read_to_string(&mut body)?;
+            Ok(body)
+        })();
+        match attempt {
+            Ok(body) if body.contains("interlock-proxy-standin") => return Some(body),
+            _ if Instant::now() > deadline => return None,
+            _ => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+}
