@@ -42,50 +42,23 @@ fn enrich_specs(lab: &lab_support::Lab) {
     create
         .args(["secret", "create", "--label", "lab=1", secret, "-"])
         .env("DOCKER_HOST", &lab.docker_host)
-        .stdin(std::process::Stdio::piped());
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
     let mut child = create.spawn().unwrap();
     child.stdin.take().unwrap().write_all(b"s3cret").unwrap();
     assert!(child.wait().unwrap().success());
-    let secret_ref = format!("source={secret},target=lab-secret,mode=0400");
-    let rich = [
-        "--env-add",
-        "LAB_ROUNDTRIP=1",
-        "--label-add",
-        "com.example.team=edge",
-        "--container-label-add",
-        "com.example.tier=lb",
-        "--mount-add",
-        "type=tmpfs,target=/scratch,tmpfs-size=1048576",
-        "--secret-add",
-        &secret_ref,
-        "--health-cmd",
-        "true",
-        "--health-interval",
-        "30s",
-        "--health-retries",
-        "2",
-        "--limit-memory",
-        "64M",
-        "--reserve-cpu",
-        "0.01",
-        "--restart-condition",
-        "on-failure",
-        "--restart-max-attempts",
-        "3",
-        "--placement-pref-add",
-        "spread=node.labels.role",
-        "--log-driver",
-        "json-file",
-        "--log-opt",
-        "max-size=1m",
-        "--update-order",
-        "stop-first",
-        "--rollback-monitor",
-        "2s",
-    ];
+    let rich = format!(
+        "--env-add LAB_ROUNDTRIP=1 --label-add com.example.team=edge --container-label-add com.example.tier=lb \
+         --mount-add type=tmpfs,target=/scratch,tmpfs-size=1048576 \
+         --secret-add source={secret},target=lab-secret,mode=0400 \
+         --health-cmd true --health-interval 1s --health-retries 2 \
+         --limit-memory 64M --reserve-cpu 0.01 --restart-condition on-failure --restart-max-attempts 3 \
+         --placement-pref-add spread=node.labels.role --log-driver json-file --log-opt max-size=1m \
+         --update-order stop-first --rollback-monitor 2s"
+    );
     for service in [CORE, PROXY] {
         let mut args = vec!["service", "update", "--quiet", "--no-resolve-image"];
-        args.extend(rich.iter().copied());
+        args.extend(rich.split_whitespace());
         args.push(service);
         lab.docker(&args);
     }

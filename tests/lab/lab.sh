@@ -585,8 +585,10 @@ reset_fixture() {
         --update-delay 0s --update-monitor 2s
         --label "com.docker.ucp.InstanceID=$INSTANCE_ID"
         --container-label "com.docker.ucp.InstanceID=$INSTANCE_ID")
-    # proxy and extension first: the core creates the proxy itself if it is missing
+    # proxy and extension first: the core creates the proxy itself if it is missing.
+    # Both proxy replicas are replaced at once (parallelism 2) to keep the suite fast.
     dk "$MGR" service create "${common[@]}" --name ucp-interlock-proxy --replicas 2 \
+        --update-parallelism 2 \
         --label type=com.docker.interlock.core.proxy "${c[@]}" \
         --publish published=80,target=80 --publish published=8443,target=443 \
         --stop-signal SIGQUIT --update-failure-action rollback --hostname '{{.Node.Hostname}}' \
