@@ -1043,7 +1043,7 @@ fn check_exits_3_when_changes_are_pending_and_0_when_not() {
                 assert!(
                     pending
                         .stderr
-                        .ends_with("Changes pending; nothing written.\n"),
+                        .ends_with("Changes pending; nothing was changed.\n"),
                     "{context}"
                 );
                 let json = run(&offline_args(
@@ -1116,7 +1116,7 @@ fn dry_run_writes_nothing() {
                     assert!(
                         result
                             .stderr
-                            .ends_with("Changes pending; nothing written.\n")
+                            .ends_with("Changes pending; nothing was changed.\n")
                     );
                 }
             }

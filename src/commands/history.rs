@@ -16,7 +16,6 @@ pub async fn run<S: SwarmApi>(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    live::check_engine(api).await?;
     let state = live::observe(api, global).await?;
     let entries = status::lineage(&state.observed);
     if !printer.is_json() {

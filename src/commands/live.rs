@@ -47,7 +47,7 @@ pub fn connect(global: &GlobalArgs) -> Result<DockerSwarm> {
 }
 
 /// Checks the engine is a manager that speaks configs (API >= 1.30).
-pub async fn check_engine<S: SwarmApi>(api: &S) -> Result<()> {
+async fn check_engine<S: SwarmApi>(api: &S) -> Result<()> {
     let engine = api.engine().await.map_err(|e| Error::failed(&e))?;
     let (major, minor) = engine.api_version.split_once('.').unwrap_or(("0", "0"));
     let version = (
@@ -75,8 +75,9 @@ pub struct LiveState {
     pub settings: ExtensionSettings,
 }
 
-/// Reads the core, its config, the proxy, the lineage and the nodes.
+/// Checks the engine, then reads the core, its config, the proxy, the lineage and the nodes.
 pub async fn observe<S: SwarmApi>(api: &S, global: &GlobalArgs) -> Result<LiveState> {
+    check_engine(api).await?;
     let swarm_failed = |e: SwarmError| Error::failed(&e);
     let core = api
         .service(&global.service)
@@ -147,7 +148,6 @@ pub async fn run_edit<S: SwarmApi>(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    check_engine(api).await?;
     let state = observe(api, global).await?;
     apply_edit(api, &state, edit, global, printer, report).await
 }
@@ -213,14 +213,8 @@ pub async fn apply_edit<S: SwarmApi>(
         printer.finish(report, "No changes: the swarm already matches.");
         return Ok(ExitCode::Success);
     }
-    if global.check || global.dry_run {
-        report.status = RunStatus::Planned;
-        printer.finish(report, "Nothing was changed (--dry-run/--check).");
-        return Ok(if global.check {
-            ExitCode::ChangesPending
-        } else {
-            ExitCode::Success
-        });
+    if let Some(code) = super::stop_when_planning(global, printer, report) {
+        return Ok(code);
     }
     confirm(global, printer)?;
     let backup = save_backup(&state.observed, global, report.command)?;

@@ -15,7 +15,7 @@ use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::output::printer::Printer;
-use crate::output::report::{ConfigReport, Report};
+use crate::output::report::{ConfigReport, Report, RunStatus};
 
 use edit::Edit;
 
@@ -32,6 +32,30 @@ fn present_config(
     }
     printer.diff(&config.diff);
     report.config = Some(config);
+}
+
+/// Ends a `--dry-run` or `--check` run after the plan was shown: status `planned`, exit 3
+/// for `--check` with changes pending, else 0. `None` when the run goes on to apply.
+fn stop_when_planning(
+    global: &GlobalArgs,
+    printer: &Printer,
+    report: &mut Report,
+) -> Option<ExitCode> {
+    if !global.check && !global.dry_run {
+        return None;
+    }
+    report.status = RunStatus::Planned;
+    let summary = if report.changed {
+        "Changes pending; nothing was changed."
+    } else {
+        "No changes."
+    };
+    printer.finish(report, summary);
+    Some(if global.check && report.changed {
+        ExitCode::ChangesPending
+    } else {
+        ExitCode::Success
+    })
 }
 
 /// The name a command has on the command line (and in the JSON report).

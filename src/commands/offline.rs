@@ -73,20 +73,8 @@ pub fn run(
         });
     }
 
-    if global.check || global.dry_run {
-        report.status = RunStatus::Planned;
-        let pending = global.check && report.changed;
-        let summary = if report.changed {
-            "Changes pending; nothing written."
-        } else {
-            "No changes."
-        };
-        printer.finish(report, summary);
-        return Ok(if pending {
-            ExitCode::ChangesPending
-        } else {
-            ExitCode::Success
-        });
+    if let Some(code) = super::stop_when_planning(global, printer, report) {
+        return Ok(code);
     }
 
     write_output(global, &new_text, printer, report)?;

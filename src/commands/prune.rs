@@ -22,7 +22,6 @@ pub async fn run<S: SwarmApi>(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    live::check_engine(api).await?;
     let state = live::observe(api, global).await?;
     let doomed = prunable(&state.observed, args.keep);
     report.extension = Some(state.extension.clone());
@@ -41,14 +40,8 @@ pub async fn run<S: SwarmApi>(
         printer.finish(report, "Nothing to prune.");
         return Ok(ExitCode::Success);
     }
-    if global.check || global.dry_run {
-        report.status = RunStatus::Planned;
-        printer.finish(report, "Nothing was deleted (--dry-run/--check).");
-        return Ok(if global.check {
-            ExitCode::ChangesPending
-        } else {
-            ExitCode::Success
-        });
+    if let Some(code) = super::stop_when_planning(global, printer, report) {
+        return Ok(code);
     }
     live::confirm(global, printer)?;
     for config in &doomed {

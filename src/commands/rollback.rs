@@ -23,7 +23,6 @@ pub async fn run<S: SwarmApi>(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    live::check_engine(api).await?;
     let state = live::observe(api, global).await?;
     let target = rollback_target(&state, args.to.as_deref())?;
     let text = api

@@ -15,7 +15,6 @@ pub async fn run<S: SwarmApi>(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    live::check_engine(api).await?;
     let state = live::observe(api, global).await?;
     let name = state.observed.config.name.clone();
     report.extension = Some(state.extension);

@@ -20,7 +20,6 @@ pub async fn run<S: SwarmApi>(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    live::check_engine(api).await?;
     let state = live::observe(api, global).await?;
     let observed = &state.observed;
     let tasks = api
