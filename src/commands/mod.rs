@@ -8,6 +8,7 @@ pub mod live;
 pub mod offline;
 pub mod prune;
 pub mod rollback;
+pub mod rollout;
 pub mod show;
 pub mod status;
 
