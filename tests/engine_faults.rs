@@ -789,6 +789,28 @@ fn a_missing_proxy_service_is_refused_with_exit_4() {
 }
 
 #[test]
+fn a_live_config_that_is_not_toml_is_refused_with_exit_4() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        let conf1 = swarm
+            .configs
+            .iter_mut()
+            .find(|c| c.name == conf(1))
+            .unwrap();
+        conf1.data = "ListenAddr = \":8080\"\n[Extensions.default\nProxyReplicas = 2\n".into();
+    });
+    let before = fingerprint(&engine);
+    let report = interlockctl(&engine, PIN_PROXY).assert_code(4);
+    assert_eq!(report["errors"][0]["code"], "invalid_toml");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("{} is not valid TOML (line 2, column", conf(1))),
+        "{message}"
+    );
+    assert_eq!(fingerprint(&engine), before, "nothing changed");
+    assert_eq!(writes(&engine), Vec::<String>::new());
+}
+
+#[test]
 fn an_update_in_progress_is_refused_with_exit_4() {
     let engine = FakeEngine::start_arranged(|swarm| {
         swarm.service_mut(CORE).unwrap().update_status = Some(json!({

@@ -1797,3 +1797,48 @@ proptest! {
         check_generated(&config, &edit, pick, explicit)?;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Secrets: hidden in diffs and change lists unless --show-secrets; the TOML output is whole
+
+#[test]
+fn secrets_are_redacted_in_diffs_unless_asked_for() {
+    let base = [
+        "--config-file",
+        "fixtures/configs/valid/hand-edited.toml",
+        "apply",
+        "fixtures/configs/desired/hand-edited.toml",
+    ];
+    let hidden = run(&[&base[..], &["-o", "json"]].concat());
+    hidden.assert_code(0);
+    let report = hidden.json();
+    let diff = report["config"]["diff"].as_str().unwrap();
+    assert!(diff.contains(" \t\tAdminPass = \"<redacted>\"\n"), "{diff}");
+    assert!(!diff.contains("s3cret-admin-pass"));
+    let content = report["config"]["content"].as_str().unwrap();
+    assert!(
+        content.contains("AdminPass = \"s3cret-admin-pass\""),
+        "content is the data itself"
+    );
+
+    let text = run(&base);
+    text.assert_code(0);
+    assert!(
+        text.stdout.contains("AdminPass = \"s3cret-admin-pass\""),
+        "the output file is whole"
+    );
+    assert!(
+        !text.stderr.contains("s3cret-admin-pass"),
+        "{}",
+        text.stderr
+    );
+
+    let shown = run(&[&base[..], &["-o", "json", "--show-secrets"]].concat());
+    shown.assert_code(0);
+    assert!(
+        shown.json()["config"]["diff"]
+            .as_str()
+            .unwrap()
+            .contains(" \t\tAdminPass = \"s3cret-admin-pass\"\n")
+    );
+}
