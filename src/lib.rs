@@ -15,6 +15,8 @@ pub mod output;
 pub mod plan;
 pub mod preflight;
 pub mod swarm;
+#[cfg(test)]
+mod testing;
 pub mod verify;
 
 use clap::Parser;

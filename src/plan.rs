@@ -401,3 +401,150 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::testing::{CONF_1, observed, settings_after};
+
+    fn pinned(text: &str) -> String {
+        text.replace(
+            "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
+            "ProxyConstraints = [\"node.labels.role==dtr\"]",
+        )
+    }
+
+    #[test]
+    fn a_changed_config_becomes_the_next_config_and_the_proxy_follows() {
+        let observed = observed();
+        let (text, settings) = settings_after(pinned);
+        let plan = build(&observed, &text, None, &settings, "pin-proxy");
+        let labels = BTreeMap::from([
+            (
+                "com.docker.interlockctl.digest".to_owned(),
+                content_digest(&text),
+            ),
+            (
+                "com.docker.interlockctl.operation".to_owned(),
+                "pin-proxy".to_owned(),
+            ),
+            (
+                "com.docker.interlockctl.parent".to_owned(),
+                CONF_1.to_owned(),
+            ),
+            ("com.docker.ucp.InstanceID".to_owned(), "x".to_owned()),
+        ]);
+        assert_eq!(
+            plan,
+            Plan {
+                config: Some(NextConfig::Create {
+                    name: "com.docker.ucp.interlock.conf-2".into(),
+                    labels,
+                }),
+                core_edits: vec![
+                    SpecEdit::SwapConfig {
+                        target: CONFIG_TARGET.into(),
+                        from: CONF_1.into(),
+                        to: "com.docker.ucp.interlock.conf-2".into(),
+                        to_id: None,
+                    },
+                    SpecEdit::FailureAction {
+                        from: "pause".into(),
+                        to: "rollback".into()
+                    },
+                ],
+                proxy_edits: vec![SpecEdit::Constraints {
+                    from: vec![
+                        "node.labels.com.docker.ucp.orchestrator.swarm==true".into(),
+                        "node.platform.os==linux".into()
+                    ],
+                    to: vec!["node.labels.role==dtr".into()],
+                }],
+            }
+        );
+    }
+
+    #[test]
+    fn host_mode_publishes_the_core_grpc_port_and_recreates_proxy_tasks() {
+        let (text, settings) = settings_after(|t| {
+            t.replace("PublishMode = \"ingress\"", "PublishMode = \"host\"")
+                .replace("PublishedPort = 80", "PublishedPort = 7080")
+                .replace("PublishedSSLPort = 8443", "PublishedSSLPort = 7443")
+        });
+        let plan = build(&observed(), &text, None, &settings, "host-mode");
+        assert_eq!(
+            plan.core_edits[2..],
+            [SpecEdit::AddPort(Port {
+                protocol: "tcp".into(),
+                target: 8080,
+                published: None,
+                mode: "host".into()
+            })]
+        );
+        assert_eq!(
+            plan.proxy_edits,
+            [
+                SpecEdit::Ports {
+                    from: vec![
+                        Port {
+                            protocol: "tcp".into(),
+                            target: 80,
+                            published: Some(80),
+                            mode: "ingress".into()
+                        },
+                        Port {
+                            protocol: "tcp".into(),
+                            target: 443,
+                            published: Some(8443),
+                            mode: "ingress".into()
+                        },
+                    ],
+                    to: vec![
+                        Port {
+                            protocol: "tcp".into(),
+                            target: 80,
+                            published: Some(7080),
+                            mode: "host".into()
+                        },
+                        Port {
+                            protocol: "tcp".into(),
+                            target: 443,
+                            published: Some(7443),
+                            mode: "host".into()
+                        },
+                    ],
+                },
+                SpecEdit::ForceUpdate,
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_to_do_when_config_and_proxy_already_match() {
+        let (text, settings) = settings_after(str::to_owned);
+        assert!(build(&observed(), &text, None, &settings, "apply").is_empty());
+    }
+
+    #[test]
+    fn identical_content_from_an_interrupted_run_is_reused() {
+        let mut observed = observed();
+        let (text, settings) = settings_after(pinned);
+        observed.lineage.push(ConfigObject {
+            id: "c2".into(),
+            name: "com.docker.ucp.interlock.conf-2".into(),
+            labels: BTreeMap::from([(LABEL_DIGEST.to_owned(), content_digest(&text))]),
+            created_at: String::new(),
+        });
+        let plan = build(&observed, &text, None, &settings, "pin-proxy");
+        assert_eq!(
+            plan.config,
+            Some(NextConfig::Reuse {
+                name: "com.docker.ucp.interlock.conf-2".into(),
+                id: "c2".into()
+            })
+        );
+        assert!(
+            matches!(&plan.core_edits[0], SpecEdit::SwapConfig { to_id: Some(id), .. } if id == "c2")
+        );
+    }
+}

@@ -254,3 +254,107 @@ fn eligible_nodes<'a>(nodes: &'a [Node], constraints: &[String]) -> Vec<&'a Node
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::build;
+    use serde_json::json;
+
+    use crate::testing::{observed, port, service, settings_after, task};
+
+    fn host_mode(text: &str) -> String {
+        text.replace("PublishMode = \"ingress\"", "PublishMode = \"host\"")
+            .replace("PublishedPort = 80", "PublishedPort = 7080")
+            .replace("PublishedSSLPort = 8443", "PublishedSSLPort = 7443")
+            .replace(
+                "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
+                "ProxyConstraints = [\"node.labels.role==dtr\"]",
+            )
+    }
+
+    fn codes(
+        observed: &Observed,
+        edit: impl Fn(&str) -> String,
+        force: bool,
+    ) -> Result<Vec<String>, Vec<String>> {
+        let (text, settings) = settings_after(edit);
+        let plan = build(observed, &text, None, &settings, "test");
+        check(observed, &settings, &plan, force)
+            .map_err(|problems| problems.into_iter().map(|p| p.code).collect())
+    }
+
+    #[test]
+    fn host_mode_needs_a_node_per_replica() {
+        let three = |t: &str| host_mode(t).replace("ProxyReplicas = 2", "ProxyReplicas = 3");
+        assert_eq!(
+            codes(&observed(), three, false),
+            Err(vec!["too_few_nodes".to_owned()])
+        );
+        assert_eq!(
+            codes(&observed(), three, true),
+            Ok(vec![
+                "--force: 3 proxy replicas in host mode need 3 eligible nodes, but only 2 Ready, Active nodes satisfy [\"node.labels.role==dtr\"]".to_owned()
+            ])
+        );
+        assert_eq!(codes(&observed(), host_mode, false), Ok(vec![]));
+    }
+
+    #[test]
+    fn ports_published_elsewhere_are_refused_where_they_collide() {
+        let mut ingress = observed();
+        let web = json!({"Name": "web", "EndpointSpec": {"Ports": [
+            {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 7443, "PublishMode": "ingress"}
+        ]}});
+        ingress.services.push(service("web", web));
+        assert_eq!(
+            codes(&ingress, host_mode, false),
+            Err(vec!["port_in_use".to_owned()])
+        );
+
+        // Host mode collides only on a node the proxy may use (w1, w2 carry role=dtr).
+        let mut on_w3 = observed();
+        on_w3.services.push(service("db", json!({"Name": "db"})));
+        on_w3
+            .running_tasks
+            .push(task("db", "w3", vec![port(7080, 5432, "host")]));
+        assert_eq!(codes(&on_w3, host_mode, false), Ok(vec![]));
+        let mut on_w1 = on_w3.clone();
+        on_w1
+            .running_tasks
+            .push(task("db", "w1", vec![port(7080, 5432, "host")]));
+        assert_eq!(
+            codes(&on_w1, host_mode, false),
+            Err(vec!["port_in_use".to_owned()])
+        );
+        assert_eq!(codes(&on_w1, host_mode, true).map(|w| w.len()), Ok(1));
+
+        // The proxy's own ports are no conflict.
+        let mut own = observed();
+        own.running_tasks
+            .push(task("proxy", "w1", vec![port(7080, 80, "host")]));
+        assert_eq!(codes(&own, host_mode, false), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_running_update_blocks_only_a_service_this_run_changes() {
+        let mut updating = observed();
+        updating.proxy.update_state = Some("updating".into());
+        assert_eq!(
+            codes(&updating, str::to_owned, false),
+            Ok(vec![]),
+            "nothing to change: wait for it"
+        );
+        assert_eq!(
+            codes(&updating, host_mode, true),
+            Err(vec!["update_in_progress".to_owned()]),
+            "--force never overrides"
+        );
+        let mut paused = observed();
+        paused.core.update_state = Some("paused".into());
+        assert_eq!(
+            codes(&paused, str::to_owned, false),
+            Err(vec!["update_in_progress".to_owned()])
+        );
+    }
+}

@@ -84,3 +84,65 @@ pub fn check_proxy(
     }
     check
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{observed, port, settings_after, task};
+
+    fn host_mode(text: &str) -> String {
+        text.replace("PublishMode = \"ingress\"", "PublishMode = \"host\"")
+            .replace("PublishedPort = 80", "PublishedPort = 7080")
+            .replace("PublishedSSLPort = 8443", "PublishedSSLPort = 7443")
+            .replace(
+                "node.platform.os==linux\"]",
+                "node.platform.os==linux\", \"node.labels.role==dtr\"]",
+            )
+    }
+
+    #[test]
+    fn tasks_must_run_on_eligible_nodes_and_bind_the_host_ports() {
+        let observed = observed();
+        let (_, settings) = settings_after(host_mode);
+        let bound = || vec![port(7080, 80, "host"), port(7443, 443, "host")];
+        let good = [task("proxy", "w1", bound()), task("proxy", "w2", bound())];
+        assert!(check_proxy(&settings, &observed.proxy, &good, &observed.nodes).is_ok());
+
+        let stale = [task("proxy", "w1", bound()), task("proxy", "w2", vec![])];
+        assert_eq!(
+            check_proxy(&settings, &observed.proxy, &stale, &observed.nodes),
+            ProxyCheck {
+                problems: vec![],
+                stale_tasks: vec![
+                    "proxy task on host-w2 does not bind the configured host ports".into()
+                ],
+            }
+        );
+
+        let misplaced = [task("proxy", "w1", bound()), task("proxy", "w3", bound())];
+        assert_eq!(
+            check_proxy(&settings, &observed.proxy, &misplaced, &observed.nodes).problems,
+            ["proxy task on host-w3 violates node.labels.role==dtr"]
+        );
+        assert_eq!(
+            check_proxy(&settings, &observed.proxy, &good[..1], &observed.nodes).problems,
+            ["1 of 2 proxy tasks are running"]
+        );
+    }
+
+    #[test]
+    fn ingress_ports_are_judged_from_the_service_endpoint() {
+        let mut observed = observed();
+        let (_, settings) = settings_after(str::to_owned);
+        let tasks = [task("proxy", "w1", vec![]), task("proxy", "w2", vec![])];
+        assert_eq!(
+            check_proxy(&settings, &observed.proxy, &tasks, &observed.nodes).problems,
+            [
+                "the swarm does not publish 80:80/tcp (ingress) for the proxy",
+                "the swarm does not publish 8443:443/tcp (ingress) for the proxy"
+            ]
+        );
+        observed.proxy.endpoint_ports = vec![port(80, 80, "ingress"), port(8443, 443, "ingress")];
+        assert!(check_proxy(&settings, &observed.proxy, &tasks, &observed.nodes).is_ok());
+    }
+}

@@ -91,3 +91,50 @@ fn referenced_configs(spec: &Value) -> Vec<&str> {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::observed;
+
+    fn lineage_config(n: u64) -> ConfigObject {
+        ConfigObject {
+            id: format!("c{n}"),
+            name: format!("com.docker.ucp.interlock.conf-{n}"),
+            labels: Default::default(),
+            created_at: String::new(),
+        }
+    }
+
+    fn names(configs: &[ConfigObject]) -> Vec<&str> {
+        configs.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn never_the_current_config_a_rollback_target_or_the_newest() {
+        let mut observed = observed();
+        observed.lineage = (1..=6).map(lineage_config).collect();
+        observed.config = lineage_config(5);
+        observed.core.previous_spec =
+            Some(json!({"TaskTemplate": {"ContainerSpec": {"Configs": [{"ConfigID": "c2"}]}}}));
+        assert_eq!(
+            names(&prunable(&observed, 0)),
+            [
+                "com.docker.ucp.interlock.conf-6",
+                "com.docker.ucp.interlock.conf-4",
+                "com.docker.ucp.interlock.conf-3",
+                "com.docker.ucp.interlock.conf-1"
+            ]
+        );
+        assert_eq!(
+            names(&prunable(&observed, 3)),
+            [
+                "com.docker.ucp.interlock.conf-3",
+                "com.docker.ucp.interlock.conf-1"
+            ]
+        );
+        assert!(prunable(&observed, 6).is_empty());
+    }
+}

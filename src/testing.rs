@@ -1,0 +1,136 @@
+//! Builders of observed swarm states for the pure modules' unit tests: a UCP-like swarm
+//! with a manager, two `role=dtr` workers and one other worker, the core on conf-1, and the
+//! proxy with two ingress replicas under UCP's default constraints.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::interlock::config::{ExtensionSettings, InterlockConfig};
+use crate::plan::Observed;
+use crate::swarm::{ConfigObject, Node, Port, Service, Task};
+
+/// The lab's config, as `lab.sh reset` stores it.
+pub const CONFIG: &str = include_str!("../tests/lab/core-config.toml");
+/// The config's name.
+pub const CONF_1: &str = "com.docker.ucp.interlock.conf-1";
+
+/// A Ready, Active node with labels (besides UCP's orchestrator label).
+pub fn node(id: &str, role: &str, labels: &[(&str, &str)]) -> Node {
+    let mut all: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    all.insert("com.docker.ucp.orchestrator.swarm".into(), "true".into());
+    Node {
+        id: id.into(),
+        hostname: format!("host-{id}"),
+        role: role.into(),
+        ready: true,
+        active: true,
+        addr: "10.0.0.1".into(),
+        labels: all,
+        engine_labels: BTreeMap::new(),
+        os: "linux".into(),
+        arch: "x86_64".into(),
+    }
+}
+
+/// A service with this spec.
+pub fn service(id: &str, spec: Value) -> Service {
+    Service {
+        id: id.into(),
+        name: spec["Name"].as_str().unwrap_or_default().into(),
+        version: 10,
+        spec,
+        previous_spec: None,
+        update_state: None,
+        update_message: None,
+        update_started_at: None,
+        endpoint_ports: vec![],
+    }
+}
+
+/// A running task of `service_id` on `node_id`, binding `ports`.
+pub fn task(service_id: &str, node_id: &str, ports: Vec<Port>) -> Task {
+    Task {
+        id: format!("task-{service_id}-{node_id}"),
+        service_id: service_id.into(),
+        node_id: Some(node_id.into()),
+        created_at: "2026-11-28T03:00:00Z".into(),
+        desired_state: "running".into(),
+        state: "running".into(),
+        message: "started".into(),
+        error: None,
+        ports,
+    }
+}
+
+/// A port.
+pub fn port(published: u16, target: u16, mode: &str) -> Port {
+    Port {
+        protocol: "tcp".into(),
+        target,
+        published: Some(published),
+        mode: mode.into(),
+    }
+}
+
+/// The observed state described in the module docs.
+pub fn observed() -> Observed {
+    let core = service(
+        "core",
+        json!({
+            "Name": "ucp-interlock",
+            "TaskTemplate": {"ContainerSpec": {"Configs": [
+                {"File": {"Name": "/config.toml", "UID": "0", "GID": "0", "Mode": 292}, "ConfigID": "c1", "ConfigName": CONF_1}
+            ]}},
+            "Mode": {"Replicated": {"Replicas": 1}}
+        }),
+    );
+    let proxy = service(
+        "proxy",
+        json!({
+            "Name": "ucp-interlock-proxy",
+            "TaskTemplate": {"Placement": {"Constraints": [
+                "node.labels.com.docker.ucp.orchestrator.swarm==true", "node.platform.os==linux"
+            ]}},
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "UpdateConfig": {"FailureAction": "rollback"},
+            "EndpointSpec": {"Ports": [
+                {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 80, "PublishMode": "ingress"},
+                {"Protocol": "tcp", "TargetPort": 443, "PublishedPort": 8443, "PublishMode": "ingress"}
+            ]}
+        }),
+    );
+    let config = ConfigObject {
+        id: "c1".into(),
+        name: CONF_1.into(),
+        labels: BTreeMap::from([("com.docker.ucp.InstanceID".to_owned(), "x".to_owned())]),
+        created_at: "2026-11-28T03:00:00Z".into(),
+    };
+    Observed {
+        services: vec![core.clone(), proxy.clone()],
+        core,
+        config: config.clone(),
+        config_text: CONFIG.into(),
+        lineage: vec![config],
+        nodes: vec![
+            node("mgr", "manager", &[]),
+            node("w1", "worker", &[("role", "dtr")]),
+            node("w2", "worker", &[("role", "dtr")]),
+            node("w3", "worker", &[]),
+        ],
+        proxy,
+        running_tasks: vec![],
+    }
+}
+
+/// The settings of the lab config's `default` extension after `edit` changed its text.
+pub fn settings_after(edit: impl Fn(&str) -> String) -> (String, ExtensionSettings) {
+    let text = edit(CONFIG);
+    let settings = InterlockConfig::parse("test", &text)
+        .and_then(|config| config.extension("default"))
+        .expect("a valid edited config");
+    (text, settings)
+}
