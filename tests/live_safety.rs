@@ -455,7 +455,10 @@ fn an_interrupted_run_is_finished_by_a_re_run_at_every_step() {
         );
         assert_pinned(&lab);
     }
-    println!("interruption points exercised on the lab: {}", steps.len());
+    lab_support::report(&format!(
+        "interruption points exercised on the lab: {}",
+        steps.len()
+    ));
 }
 
 #[test]
@@ -477,7 +480,10 @@ fn a_killed_run_is_finished_by_a_re_run() {
         assert_eq!(code(&rerun), 0, "the re-run after SIGKILL at {millis} ms");
         assert_pinned(&lab);
     }
-    println!("SIGKILL moments exercised on the lab: {}", moments.len());
+    lab_support::report(&format!(
+        "SIGKILL moments exercised on the lab: {}",
+        moments.len()
+    ));
 }
 
 #[test]
@@ -556,5 +562,8 @@ fn concurrent_runs_never_clash() {
             "round {round}: {status}"
         );
     }
-    println!("concurrent rounds: {}", rounds.len());
+    lab_support::report(&format!(
+        "concurrent rounds without a clash: {}",
+        rounds.len()
+    ));
 }

@@ -88,6 +88,12 @@ pub fn lab() -> Option<MutexGuard<'static, Lab>> {
     Some(guard)
 }
 
+/// Writes a line to the test output even when the harness captures it (how many
+/// interruption points a test exercised is part of what it shows).
+pub fn report(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// Brings the lab's fixture back to its initial state.
 pub fn reset() {
     run_script(&["reset"]);
