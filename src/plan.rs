@@ -405,14 +405,7 @@ mod tests {
 #[cfg(test)]
 mod plan_tests {
     use super::*;
-    use crate::testing::{CONF_1, observed, settings_after};
-
-    fn pinned(text: &str) -> String {
-        text.replace(
-            "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
-            "ProxyConstraints = [\"node.labels.role==dtr\"]",
-        )
-    }
+    use crate::testing::{CONF_1, host_mode, observed, pinned, settings_after};
 
     #[test]
     fn a_changed_config_becomes_the_next_config_and_the_proxy_follows() {
@@ -466,11 +459,7 @@ mod plan_tests {
 
     #[test]
     fn host_mode_publishes_the_core_grpc_port_and_recreates_proxy_tasks() {
-        let (text, settings) = settings_after(|t| {
-            t.replace("PublishMode = \"ingress\"", "PublishMode = \"host\"")
-                .replace("PublishedPort = 80", "PublishedPort = 7080")
-                .replace("PublishedSSLPort = 8443", "PublishedSSLPort = 7443")
-        });
+        let (text, settings) = settings_after(host_mode);
         let plan = build(&observed(), &text, None, &settings, "host-mode");
         assert_eq!(
             plan.core_edits[2..],

@@ -243,10 +243,7 @@ fn port_conflicts(observed: &Observed, settings: &ExtensionSettings) -> Vec<Refu
 
 /// Schedulable nodes that satisfy every constraint.
 fn eligible_nodes<'a>(nodes: &'a [Node], constraints: &[String]) -> Vec<&'a Node> {
-    let parsed: Vec<Constraint> = constraints
-        .iter()
-        .filter_map(|c| Constraint::parse("ProxyConstraints", c).ok())
-        .collect();
+    let parsed = Constraint::parse_proxy_constraints(constraints);
     nodes
         .iter()
         .filter(|node| {
@@ -261,17 +258,7 @@ mod tests {
     use crate::plan::build;
     use serde_json::json;
 
-    use crate::testing::{observed, port, service, settings_after, task};
-
-    fn host_mode(text: &str) -> String {
-        text.replace("PublishMode = \"ingress\"", "PublishMode = \"host\"")
-            .replace("PublishedPort = 80", "PublishedPort = 7080")
-            .replace("PublishedSSLPort = 8443", "PublishedSSLPort = 7443")
-            .replace(
-                "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
-                "ProxyConstraints = [\"node.labels.role==dtr\"]",
-            )
-    }
+    use crate::testing::{observed, pinned_host_mode, port, service, settings_after, task};
 
     fn codes(
         observed: &Observed,
@@ -286,7 +273,7 @@ mod tests {
 
     #[test]
     fn host_mode_needs_a_node_per_replica() {
-        let three = |t: &str| host_mode(t).replace("ProxyReplicas = 2", "ProxyReplicas = 3");
+        let three = |t: &str| pinned_host_mode(t).replace("ProxyReplicas = 2", "ProxyReplicas = 3");
         assert_eq!(
             codes(&observed(), three, false),
             Err(vec!["too_few_nodes".to_owned()])
@@ -297,7 +284,7 @@ mod tests {
                 "--force: 3 proxy replicas in host mode need 3 eligible nodes, but only 2 Ready, Active nodes satisfy [\"node.labels.role==dtr\"]".to_owned()
             ])
         );
-        assert_eq!(codes(&observed(), host_mode, false), Ok(vec![]));
+        assert_eq!(codes(&observed(), pinned_host_mode, false), Ok(vec![]));
     }
 
     #[test]
@@ -308,7 +295,7 @@ mod tests {
         ]}});
         ingress.services.push(service("web", web));
         assert_eq!(
-            codes(&ingress, host_mode, false),
+            codes(&ingress, pinned_host_mode, false),
             Err(vec!["port_in_use".to_owned()])
         );
 
@@ -318,22 +305,25 @@ mod tests {
         on_w3
             .running_tasks
             .push(task("db", "w3", vec![port(7080, 5432, "host")]));
-        assert_eq!(codes(&on_w3, host_mode, false), Ok(vec![]));
+        assert_eq!(codes(&on_w3, pinned_host_mode, false), Ok(vec![]));
         let mut on_w1 = on_w3.clone();
         on_w1
             .running_tasks
             .push(task("db", "w1", vec![port(7080, 5432, "host")]));
         assert_eq!(
-            codes(&on_w1, host_mode, false),
+            codes(&on_w1, pinned_host_mode, false),
             Err(vec!["port_in_use".to_owned()])
         );
-        assert_eq!(codes(&on_w1, host_mode, true).map(|w| w.len()), Ok(1));
+        assert_eq!(
+            codes(&on_w1, pinned_host_mode, true).map(|w| w.len()),
+            Ok(1)
+        );
 
         // The proxy's own ports are no conflict.
         let mut own = observed();
         own.running_tasks
             .push(task("proxy", "w1", vec![port(7080, 80, "host")]));
-        assert_eq!(codes(&own, host_mode, false), Ok(vec![]));
+        assert_eq!(codes(&own, pinned_host_mode, false), Ok(vec![]));
     }
 
     #[test]
@@ -346,7 +336,7 @@ mod tests {
             "nothing to change: wait for it"
         );
         assert_eq!(
-            codes(&updating, host_mode, true),
+            codes(&updating, pinned_host_mode, true),
             Err(vec!["update_in_progress".to_owned()]),
             "--force never overrides"
         );

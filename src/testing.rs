@@ -126,6 +126,26 @@ pub fn observed() -> Observed {
     }
 }
 
+/// The lab config pinned to `role=dtr` nodes, as `pin-proxy --label role=dtr` writes it.
+pub fn pinned(text: &str) -> String {
+    text.replace(
+        "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
+        "ProxyConstraints = [\"node.labels.role==dtr\"]",
+    )
+}
+
+/// The lab config in host mode on 7080/7443, as `host-mode --http 7080 --https 7443` writes it.
+pub fn host_mode(text: &str) -> String {
+    text.replace("PublishMode = \"ingress\"", "PublishMode = \"host\"")
+        .replace("PublishedPort = 80", "PublishedPort = 7080")
+        .replace("PublishedSSLPort = 8443", "PublishedSSLPort = 7443")
+}
+
+/// Both: the runbook's end state.
+pub fn pinned_host_mode(text: &str) -> String {
+    pinned(&host_mode(text))
+}
+
 /// The settings of the lab config's `default` extension after `edit` changed its text.
 pub fn settings_after(edit: impl Fn(&str) -> String) -> (String, ExtensionSettings) {
     let text = edit(CONFIG);

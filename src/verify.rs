@@ -43,11 +43,7 @@ pub fn check_proxy(
             settings.proxy_replicas
         ));
     }
-    let constraints: Vec<Constraint> = settings
-        .proxy_constraints
-        .iter()
-        .filter_map(|c| Constraint::parse("ProxyConstraints", c).ok())
-        .collect();
+    let constraints = Constraint::parse_proxy_constraints(&settings.proxy_constraints);
     let wanted_ports = desired_proxy_ports(settings);
     for task in running {
         let node = task
@@ -88,22 +84,12 @@ pub fn check_proxy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{observed, port, settings_after, task};
-
-    fn host_mode(text: &str) -> String {
-        text.replace("PublishMode = \"ingress\"", "PublishMode = \"host\"")
-            .replace("PublishedPort = 80", "PublishedPort = 7080")
-            .replace("PublishedSSLPort = 8443", "PublishedSSLPort = 7443")
-            .replace(
-                "node.platform.os==linux\"]",
-                "node.platform.os==linux\", \"node.labels.role==dtr\"]",
-            )
-    }
+    use crate::testing::{observed, pinned_host_mode, port, settings_after, task};
 
     #[test]
     fn tasks_must_run_on_eligible_nodes_and_bind_the_host_ports() {
         let observed = observed();
-        let (_, settings) = settings_after(host_mode);
+        let (_, settings) = settings_after(pinned_host_mode);
         let bound = || vec![port(7080, 80, "host"), port(7443, 443, "host")];
         let good = [task("proxy", "w1", bound()), task("proxy", "w2", bound())];
         assert!(check_proxy(&settings, &observed.proxy, &good, &observed.nodes).is_ok());

@@ -158,6 +158,15 @@ impl Constraint {
         })
     }
 
+    /// The constraints of a config's `ProxyConstraints`, skipping any Swarm would reject
+    /// anyway (such a proxy service could not be updated).
+    pub fn parse_proxy_constraints(constraints: &[String]) -> Vec<Constraint> {
+        constraints
+            .iter()
+            .filter_map(|c| Constraint::parse("ProxyConstraints", c).ok())
+            .collect()
+    }
+
     /// Whether a node with these attributes satisfies the constraint. `attribute` returns
     /// the node's value for a left-hand side, or `None` when the node lacks it.
     pub fn matches(&self, attribute: impl Fn(&str) -> Option<String>) -> bool {
