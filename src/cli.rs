@@ -91,7 +91,7 @@ pub struct GlobalArgs {
     /// Print only errors and the requested data
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print each API step as it happens
+    /// Print more detail: the engine used, each config created and each service update sent
     #[arg(short, long, global = true)]
     pub verbose: bool,
     /// When to colour the diff: auto honours NO_COLOR and terminals

@@ -16,7 +16,7 @@ use crate::interlock::config::{ExtensionSettings, PublishMode};
 use crate::interlock::input::Constraint;
 use crate::output::report::Action;
 use crate::swarm::spec::{self, SpecEdit};
-use crate::swarm::{ConfigObject, Node, Port, Service, Task};
+use crate::swarm::{ConfigObject, Node, Port, Service};
 
 /// Where the core mounts its config.
 pub const CONFIG_TARGET: &str = "/config.toml";
@@ -44,10 +44,6 @@ pub struct Observed {
     pub nodes: Vec<Node>,
     /// The selected extension's proxy service.
     pub proxy: Service,
-    /// Every service of the swarm (for port conflicts).
-    pub services: Vec<Service>,
-    /// Every task meant to be running (for host-mode port conflicts).
-    pub running_tasks: Vec<Task>,
 }
 
 /// The config step of a plan.

@@ -8,8 +8,8 @@ use crate::error::{Diagnostic, Problem};
 use crate::interlock::config::{ExtensionSettings, PublishMode};
 use crate::interlock::input::Constraint;
 use crate::plan::{Observed, Plan, desired_proxy_ports};
-use crate::swarm::Node;
 use crate::swarm::spec;
+use crate::swarm::{Node, Service, Task};
 
 /// An object the migration needs is missing.
 #[derive(Debug, thiserror::Error)]
@@ -141,12 +141,23 @@ pub fn labelled_nodes(edit: &Edit, nodes: &[Node]) -> Result<Option<u64>, Refusa
     Ok(Some(count))
 }
 
+/// Who publishes ports in the swarm. Read only by the editing commands: the port check is
+/// the one place that needs every service and every running task.
+#[derive(Debug, Clone, Default)]
+pub struct PortUsers {
+    /// Every service of the swarm.
+    pub services: Vec<Service>,
+    /// Every task meant to be running (host-mode ports are bound per task).
+    pub running_tasks: Vec<Task>,
+}
+
 /// Every check of the desired settings against the observed swarm, all problems at once.
 /// With `force`, the refusals a user can knowingly accept become warnings (returned).
 pub fn check(
     observed: &Observed,
     settings: &ExtensionSettings,
     plan: &Plan,
+    port_users: &PortUsers,
     force: bool,
 ) -> Result<Vec<String>, Vec<Problem>> {
     let mut refusals = Vec::new();
@@ -166,7 +177,7 @@ pub fn check(
             });
         }
     }
-    refusals.extend(port_conflicts(observed, settings));
+    refusals.extend(port_conflicts(observed, settings, port_users));
     if settings.publish_mode == PublishMode::Host {
         let eligible = eligible_nodes(&observed.nodes, &settings.proxy_constraints).len() as u64;
         if eligible < settings.proxy_replicas {
@@ -201,23 +212,23 @@ fn blocks(update_state: &str, edited: bool) -> bool {
 /// Ports the proxy needs that another service publishes: through ingress anywhere (the
 /// routing mesh reserves the port on every node), or in host mode on a node the proxy may
 /// run on.
-fn port_conflicts(observed: &Observed, settings: &ExtensionSettings) -> Vec<Refusal> {
+fn port_conflicts(
+    observed: &Observed,
+    settings: &ExtensionSettings,
+    users: &PortUsers,
+) -> Vec<Refusal> {
     let eligible = eligible_nodes(&observed.nodes, &settings.proxy_constraints);
     let mut conflicts = Vec::new();
     for port in desired_proxy_ports(settings)
         .iter()
         .filter_map(|p| p.published)
     {
-        for service in observed
-            .services
-            .iter()
-            .filter(|s| s.id != observed.proxy.id)
-        {
+        for service in users.services.iter().filter(|s| s.id != observed.proxy.id) {
             let ingress = spec::ports(&service.spec)
                 .iter()
                 .chain(&service.endpoint_ports)
                 .any(|p| p.published == Some(port) && p.mode == "ingress");
-            let host_node = observed
+            let host_node = users
                 .running_tasks
                 .iter()
                 .filter(|t| {
@@ -261,13 +272,13 @@ mod tests {
     use crate::testing::{observed, pinned_host_mode, port, service, settings_after, task};
 
     fn codes(
-        observed: &Observed,
+        (observed, users): (&Observed, &PortUsers),
         edit: impl Fn(&str) -> String,
         force: bool,
     ) -> Result<Vec<String>, Vec<String>> {
         let (text, settings) = settings_after(edit);
         let plan = build(observed, &text, None, &settings, "test");
-        check(observed, &settings, &plan, force)
+        check(observed, &settings, &plan, users, force)
             .map_err(|problems| problems.into_iter().map(|p| p.code).collect())
     }
 
@@ -275,55 +286,69 @@ mod tests {
     fn host_mode_needs_a_node_per_replica() {
         let three = |t: &str| pinned_host_mode(t).replace("ProxyReplicas = 2", "ProxyReplicas = 3");
         assert_eq!(
-            codes(&observed(), three, false),
+            codes((&observed(), &PortUsers::default()), three, false),
             Err(vec!["too_few_nodes".to_owned()])
         );
         assert_eq!(
-            codes(&observed(), three, true),
+            codes((&observed(), &PortUsers::default()), three, true),
             Ok(vec![
                 "--force: 3 proxy replicas in host mode need 3 eligible nodes, but only 2 Ready, Active nodes satisfy [\"node.labels.role==dtr\"]".to_owned()
             ])
         );
-        assert_eq!(codes(&observed(), pinned_host_mode, false), Ok(vec![]));
+        assert_eq!(
+            codes(
+                (&observed(), &PortUsers::default()),
+                pinned_host_mode,
+                false
+            ),
+            Ok(vec![])
+        );
     }
 
     #[test]
     fn ports_published_elsewhere_are_refused_where_they_collide() {
-        let mut ingress = observed();
+        let observed = observed();
+        let mut ingress = PortUsers::default();
         let web = json!({"Name": "web", "EndpointSpec": {"Ports": [
             {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 7443, "PublishMode": "ingress"}
         ]}});
         ingress.services.push(service("web", web));
         assert_eq!(
-            codes(&ingress, pinned_host_mode, false),
+            codes((&observed, &ingress), pinned_host_mode, false),
             Err(vec!["port_in_use".to_owned()])
         );
 
         // Host mode collides only on a node the proxy may use (w1, w2 carry role=dtr).
-        let mut on_w3 = observed();
+        let mut on_w3 = PortUsers::default();
         on_w3.services.push(service("db", json!({"Name": "db"})));
         on_w3
             .running_tasks
             .push(task("db", "w3", vec![port(7080, 5432, "host")]));
-        assert_eq!(codes(&on_w3, pinned_host_mode, false), Ok(vec![]));
+        assert_eq!(
+            codes((&observed, &on_w3), pinned_host_mode, false),
+            Ok(vec![])
+        );
         let mut on_w1 = on_w3.clone();
         on_w1
             .running_tasks
             .push(task("db", "w1", vec![port(7080, 5432, "host")]));
         assert_eq!(
-            codes(&on_w1, pinned_host_mode, false),
+            codes((&observed, &on_w1), pinned_host_mode, false),
             Err(vec!["port_in_use".to_owned()])
         );
         assert_eq!(
-            codes(&on_w1, pinned_host_mode, true).map(|w| w.len()),
+            codes((&observed, &on_w1), pinned_host_mode, true).map(|w| w.len()),
             Ok(1)
         );
 
         // The proxy's own ports are no conflict.
-        let mut own = observed();
+        let mut own = PortUsers::default();
         own.running_tasks
             .push(task("proxy", "w1", vec![port(7080, 80, "host")]));
-        assert_eq!(codes(&own, pinned_host_mode, false), Ok(vec![]));
+        assert_eq!(
+            codes((&observed, &own), pinned_host_mode, false),
+            Ok(vec![])
+        );
     }
 
     #[test]
@@ -331,19 +356,19 @@ mod tests {
         let mut updating = observed();
         updating.proxy.update_state = Some("updating".into());
         assert_eq!(
-            codes(&updating, str::to_owned, false),
+            codes((&updating, &PortUsers::default()), str::to_owned, false),
             Ok(vec![]),
             "nothing to change: wait for it"
         );
         assert_eq!(
-            codes(&updating, pinned_host_mode, true),
+            codes((&updating, &PortUsers::default()), pinned_host_mode, true),
             Err(vec!["update_in_progress".to_owned()]),
             "--force never overrides"
         );
         let mut paused = observed();
         paused.core.update_state = Some("paused".into());
         assert_eq!(
-            codes(&paused, str::to_owned, false),
+            codes((&paused, &PortUsers::default()), str::to_owned, false),
             Err(vec!["update_in_progress".to_owned()])
         );
     }

@@ -110,7 +110,6 @@ pub fn observed() -> Observed {
         created_at: "2026-11-28T03:00:00Z".into(),
     };
     Observed {
-        services: vec![core.clone(), proxy.clone()],
         core,
         config: config.clone(),
         config_text: CONFIG.into(),
@@ -122,7 +121,6 @@ pub fn observed() -> Observed {
             node("w3", "worker", &[]),
         ],
         proxy,
-        running_tasks: vec![],
     }
 }
 

@@ -19,8 +19,9 @@ use crate::swarm::endpoint::{self, ConnectionFlags};
 use crate::swarm::spec;
 use crate::swarm::{SwarmApi, SwarmError};
 
-/// Connects to the engine the flags and environment select, as the docker CLI would.
-pub fn connect(global: &GlobalArgs) -> Result<DockerSwarm> {
+/// Connects to the engine the flags and environment select, as the docker CLI would; `-v`
+/// says which one and why.
+pub fn connect(global: &GlobalArgs, printer: &Printer) -> Result<DockerSwarm> {
     let flags = ConnectionFlags {
         host: global.host.clone(),
         context: global.context.clone(),
@@ -32,8 +33,12 @@ pub fn connect(global: &GlobalArgs) -> Result<DockerSwarm> {
     };
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let resolved = endpoint::resolve(&flags, &|name| std::env::var(name).ok(), home.as_deref())
-        .map_err(|e| Error::new(ExitCode::Failure, Problem::from_diagnostic(&e)))?;
+        .map_err(|e| Error::failed(&e))?;
     let address = resolved.endpoint.to_string();
+    printer.detail(&format!(
+        "engine {address} (context {}, from {})",
+        resolved.context, resolved.source
+    ));
     DockerSwarm::connect(&resolved.endpoint, address).map_err(|e| Error::failed(&e))
 }
 
@@ -112,8 +117,6 @@ pub async fn observe<S: SwarmApi>(api: &S, global: &GlobalArgs) -> Result<LiveSt
         .filter(|c| plan::in_lineage(&base, &c.name))
         .collect();
     let nodes = api.nodes().await.map_err(swarm_failed)?;
-    let services = api.services().await.map_err(swarm_failed)?;
-    let running_tasks = api.running_tasks().await.map_err(swarm_failed)?;
     Ok(LiveState {
         observed: Observed {
             core,
@@ -122,8 +125,6 @@ pub async fn observe<S: SwarmApi>(api: &S, global: &GlobalArgs) -> Result<LiveSt
             lineage,
             nodes,
             proxy,
-            services,
-            running_tasks,
         },
         config,
         extension,
@@ -167,7 +168,11 @@ pub async fn apply_edit<S: SwarmApi>(
         &settings,
         report.command,
     );
-    let forced = preflight::check(&state.observed, &settings, &plan, global.force)
+    let port_users = preflight::PortUsers {
+        services: api.services().await.map_err(|e| Error::failed(&e))?,
+        running_tasks: api.running_tasks().await.map_err(|e| Error::failed(&e))?,
+    };
+    let forced = preflight::check(&state.observed, &settings, &plan, &port_users, global.force)
         .map_err(Error::refused_all)?;
 
     report.extension = Some(state.extension.clone());

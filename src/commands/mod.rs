@@ -84,22 +84,47 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
             text: offline::read_source(&args.file)?,
             existing: None,
         },
-        Command::Show => return show::run(&live::connect(global)?, global, printer, report).await,
+        Command::Show => {
+            return show::run(&live::connect(global, printer)?, global, printer, report).await;
+        }
         Command::Status => {
-            return status::run(&live::connect(global)?, global, printer, report).await;
+            return status::run(&live::connect(global, printer)?, global, printer, report).await;
         }
         Command::History => {
-            return history::run(&live::connect(global)?, global, printer, report).await;
+            return history::run(&live::connect(global, printer)?, global, printer, report).await;
         }
         Command::Prune(args) => {
-            return prune::run(&live::connect(global)?, args, global, printer, report).await;
+            return prune::run(
+                &live::connect(global, printer)?,
+                args,
+                global,
+                printer,
+                report,
+            )
+            .await;
         }
         Command::Rollback(args) => {
-            return rollback::run(&live::connect(global)?, args, global, printer, report).await;
+            return rollback::run(
+                &live::connect(global, printer)?,
+                args,
+                global,
+                printer,
+                report,
+            )
+            .await;
         }
     };
     match &global.config_file {
         Some(path) => offline::run(&edit, path, global, printer, report),
-        None => live::run_edit(&live::connect(global)?, &edit, global, printer, report).await,
+        None => {
+            live::run_edit(
+                &live::connect(global, printer)?,
+                &edit,
+                global,
+                printer,
+                report,
+            )
+            .await
+        }
     }
 }

@@ -333,7 +333,7 @@ pub async fn rollback<S: SwarmApi>(
     let Some(service) = api.service(name).await? else {
         return Ok(());
     };
-    api.rollback_service(&service.id, service.version).await?;
+    api.rollback_service(&service).await?;
     match wait(api, &service.id, global, printer).await {
         Ok(_) | Err(WaitError::Failed(_) | WaitError::TimedOut(_)) => Ok(()),
         Err(WaitError::Swarm(error)) => Err(error),

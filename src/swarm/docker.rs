@@ -177,14 +177,11 @@ impl SwarmApi for DockerSwarm {
             .await
     }
 
-    async fn rollback_service(&self, id: &str, version: u64) -> Result<(), SwarmError> {
-        let current = self
-            .service(id)
-            .await?
-            .map(|s| s.spec)
-            .unwrap_or(Value::Null);
-        self.post_update(id, format!("version={version}&rollback=previous"), &current)
-            .await
+    async fn rollback_service(&self, service: &Service) -> Result<(), SwarmError> {
+        // The engine ignores the body of a rollback; like the docker CLI we send the spec
+        // it holds now.
+        let query = format!("version={}&rollback=previous", service.version);
+        self.post_update(&service.id, query, &service.spec).await
     }
 
     async fn configs(&self, prefix: &str) -> Result<Vec<ConfigObject>, SwarmError> {

@@ -256,8 +256,8 @@ pub trait SwarmApi {
     async fn service(&self, name: &str) -> Result<Option<Service>, SwarmError>;
     /// Replaces a service's spec; `version` is the `Version.Index` it was read at.
     async fn update_service(&self, id: &str, version: u64, spec: &Value) -> Result<(), SwarmError>;
-    /// Asks Swarm to swap the service back to its `PreviousSpec`.
-    async fn rollback_service(&self, id: &str, version: u64) -> Result<(), SwarmError>;
+    /// Asks Swarm to swap the service, as just read, back to its `PreviousSpec`.
+    async fn rollback_service(&self, service: &Service) -> Result<(), SwarmError>;
     /// Configs whose names start with `prefix`.
     async fn configs(&self, prefix: &str) -> Result<Vec<ConfigObject>, SwarmError>;
     /// A config's content, by ID or name.
