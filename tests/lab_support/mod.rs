@@ -73,17 +73,32 @@ fn start_lab() -> Lab {
     }
 }
 
+/// Held by the test process that uses the lab: test binaries of several checkouts (or a
+/// benchmark) share one lab swarm, and each starts from `lab.sh reset`.
+const PROCESS_LOCK: &str = "/run/lock/interlockctl-lab-tests.lock";
+
+/// Takes the lab for this process, waiting while another process holds it.
+fn lock_lab_for_this_process() -> std::fs::File {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(PROCESS_LOCK)
+        .expect("the lab's process lock file opens");
+    file.lock().expect("the lab's process lock is taken");
+    file
+}
+
 /// The lab, started once per test process, and held exclusively by one test at a time.
 pub fn lab() -> Option<MutexGuard<'static, Lab>> {
     if std::env::var_os("INTERLOCKCTL_SKIP_LAB").is_some() {
         eprintln!("SKIPPED: INTERLOCKCTL_SKIP_LAB is set; this end-to-end test did not run");
         return None;
     }
-    static LAB: OnceLock<Mutex<Lab>> = OnceLock::new();
-    let guard = LAB
-        .get_or_init(|| Mutex::new(start_lab()))
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    static LAB: OnceLock<(std::fs::File, Mutex<Lab>)> = OnceLock::new();
+    let (_process_lock, lab) =
+        LAB.get_or_init(|| (lock_lab_for_this_process(), Mutex::new(start_lab())));
+    let guard = lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     reset();
     Some(guard)
 }
