@@ -218,10 +218,10 @@ pub fn apply(spec: &mut Value, edit: &SpecEdit) {
         } => swap_config(spec, target, to, to_id.as_deref()),
         SpecEdit::FailureAction { to, .. } => {
             let update = object_at(spec, &["UpdateConfig"]);
-            if update.is_empty() {
-                if let Value::Object(defaults) = default_update_config() {
-                    *update = defaults;
-                }
+            if update.is_empty()
+                && let Value::Object(defaults) = default_update_config()
+            {
+                *update = defaults;
             }
             update.insert("FailureAction".into(), json!(to));
         }
