@@ -5,19 +5,16 @@
 //! back on failure. `interlock` and `plan` are pure; `swarm` is the only module that talks
 //! to Docker; `output` is the only one that writes to the terminal.
 
-pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod exit;
 pub mod interlock;
 pub mod output;
-pub mod plan;
-pub mod preflight;
+pub mod runbook;
 pub mod swarm;
 #[cfg(test)]
 mod testing;
-pub mod verify;
 
 use clap::Parser;
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::interlock::config::{ExtensionSettings, InterlockConfig};
-use crate::plan::Observed;
+use crate::runbook::plan::Observed;
 use crate::swarm::{ConfigObject, Node, Port, Service, Task};
 
 /// The lab's config, as `lab.sh reset` stores it.

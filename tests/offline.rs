@@ -17,9 +17,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::{Fixture, Run, fixtures, run, run_with_stdin};
-use interlockctl::cli::{HostModeArgs, PinProxyArgs};
-use interlockctl::commands::edit::Edit;
 use interlockctl::interlock::config::InterlockConfig;
+use interlockctl::interlock::edit::Edit;
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
 
@@ -1570,17 +1569,14 @@ impl GenEdit {
                 value,
                 replicas,
                 constraints,
-            } => Edit::pin_proxy(&PinProxyArgs {
-                label: format!("{key}={value}"),
-                replicas: *replicas,
-                extension_constraints: constraints.iter().map(|(c, s)| spaced(c, *s)).collect(),
-            })
-            .expect("generated flags are valid"),
-            GenEdit::Host { http, https } => Edit::host_mode(&HostModeArgs {
-                http: i64::from(*http),
-                https: i64::from(*https),
-            })
-            .expect("generated ports are valid"),
+            } => {
+                let constraints: Vec<String> =
+                    constraints.iter().map(|(c, s)| spaced(c, *s)).collect();
+                Edit::pin_proxy(&format!("{key}={value}"), *replicas, &constraints)
+                    .expect("generated flags are valid")
+            }
+            GenEdit::Host { http, https } => Edit::host_mode(i64::from(*http), i64::from(*https))
+                .expect("generated ports are valid"),
         }
     }
 
@@ -1671,7 +1667,7 @@ fn check_generated(
     );
     let parsed = parsed.unwrap();
     prop_assert_eq!(parsed.select_extension(requested), Ok(extension.clone()));
-    let edited = edit.edit().apply(&parsed, &extension, None);
+    let edited = edit.edit().edited_config(&parsed, &extension, None);
     prop_assert!(
         edited.is_ok(),
         "edit refused: {}\n{}",
@@ -1764,7 +1760,7 @@ fn check_generated(
     // Idempotent: the same edit on the output changes nothing.
     let again = edit
         .edit()
-        .apply(
+        .edited_config(
             &InterlockConfig::parse("out", &out).unwrap(),
             &extension,
             None,
@@ -1779,7 +1775,7 @@ fn check_generated(
         text: out.clone(),
         existing: None,
     };
-    let applied = replace.apply(&parsed, &extension, None).unwrap();
+    let applied = replace.edited_config(&parsed, &extension, None).unwrap();
     prop_assert_eq!(applied.config.text(), out);
     Ok(())
 }

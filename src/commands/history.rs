@@ -1,22 +1,23 @@
 //! `history`: the core's config lineage, read from the labels interlockctl puts on the
 //! configs it creates (parent, operation, content digest).
 
-use crate::cli::GlobalArgs;
-use crate::commands::{live, status};
+use crate::commands::status;
 use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::output::printer::Printer;
 use crate::output::report::Report;
+use crate::runbook::Options;
+use crate::runbook::observe::observe;
 use crate::swarm::SwarmApi;
 
 /// Prints the lineage, oldest first.
 pub async fn run<S: SwarmApi>(
     api: &S,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    let state = live::observe(api, global).await?;
+    let state = observe(api, options).await?;
     let entries = status::lineage(&state.observed);
     if !printer.is_json() {
         let mut text = format!(

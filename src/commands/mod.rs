@@ -1,63 +1,25 @@
-//! Command dispatch: each subcommand reads state, plans, confirms, applies and verifies
-//! through the shared pieces here. Commands fill in the [`Report`] as they go, so a failed
-//! run still reports what it planned.
+//! The commands, thin on top of the runbook: each turns its flags into an intent, calls the
+//! runbook's steps and fills in the [`Report`] as it goes, so a failed run still reports what
+//! it planned.
 
-pub mod edit;
 pub mod history;
-pub mod live;
 pub mod offline;
 pub mod prune;
 pub mod rollback;
-pub mod rollout;
 pub mod show;
 pub mod status;
+
+use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
+use crate::interlock::edit::Edit;
 use crate::output::printer::Printer;
-use crate::output::report::{ConfigReport, Report, RunStatus};
-
-use edit::Edit;
-
-/// Puts the config part into the report, secrets hidden unless `--show-secrets`, and
-/// prints its diff.
-fn present_config(
-    report: &mut Report,
-    mut config: ConfigReport,
-    global: &GlobalArgs,
-    printer: &Printer,
-) {
-    if !global.show_secrets {
-        config.redact_secrets();
-    }
-    printer.diff(&config.diff);
-    report.config = Some(config);
-}
-
-/// Ends a `--dry-run` or `--check` run after the plan was shown: status `planned`, exit 3
-/// for `--check` with changes pending, else 0. `None` when the run goes on to apply.
-fn stop_when_planning(
-    global: &GlobalArgs,
-    printer: &Printer,
-    report: &mut Report,
-) -> Option<ExitCode> {
-    if !global.check && !global.dry_run {
-        return None;
-    }
-    report.status = RunStatus::Planned;
-    let summary = if report.changed {
-        "Changes pending; nothing was changed."
-    } else {
-        "No changes."
-    };
-    printer.finish(report, summary);
-    Some(if global.check && report.changed {
-        ExitCode::ChangesPending
-    } else {
-        ExitCode::Success
-    })
-}
+use crate::output::report::Report;
+use crate::runbook::{self, Options};
+use crate::swarm::docker::DockerSwarm;
+use crate::swarm::endpoint::{self, ConnectionFlags};
 
 /// The name a command has on the command line (and in the JSON report).
 pub fn command_name(command: &Command) -> &'static str {
@@ -73,58 +35,85 @@ pub fn command_name(command: &Command) -> &'static str {
     }
 }
 
+/// The runbook's view of the global flags.
+pub fn options(global: &GlobalArgs) -> Options {
+    Options {
+        core_service: global.service.clone(),
+        extension: global.extension.clone(),
+        timeout: global.timeout,
+        force: global.force,
+        yes: global.yes,
+        dry_run: global.dry_run,
+        check: global.check,
+        backup_dir: global.backup_dir.clone(),
+        show_secrets: global.show_secrets,
+    }
+}
+
+/// Connects to the engine the flags and environment select, as the docker CLI would; `-v`
+/// says which one and why.
+pub fn connect(global: &GlobalArgs, printer: &Printer) -> Result<DockerSwarm> {
+    let flags = ConnectionFlags {
+        host: global.host.clone(),
+        context: global.context.clone(),
+        tls: global.tls,
+        tlsverify: global.tlsverify,
+        tlscacert: global.tlscacert.clone(),
+        tlscert: global.tlscert.clone(),
+        tlskey: global.tlskey.clone(),
+    };
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let resolved = endpoint::resolve(&flags, &|name| std::env::var(name).ok(), home.as_deref())
+        .map_err(|e| Error::failed(&e))?;
+    let address = resolved.endpoint.to_string();
+    printer.detail(&format!(
+        "engine {address} (context {}, from {})",
+        resolved.context, resolved.source
+    ));
+    DockerSwarm::connect(&resolved.endpoint, address).map_err(|e| Error::failed(&e))
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<ExitCode> {
     let global = &cli.global;
+    let options = options(global);
     let edit = match &cli.command {
-        Command::PinProxy(args) => Edit::pin_proxy(args).map_err(|e| Error::refused(&e))?,
-        Command::HostMode(args) => Edit::host_mode(args).map_err(|e| Error::refused(&e))?,
+        Command::PinProxy(args) => {
+            Edit::pin_proxy(&args.label, args.replicas, &args.extension_constraints)
+                .map_err(|e| Error::refused(&e))?
+        }
+        Command::HostMode(args) => {
+            Edit::host_mode(args.http, args.https).map_err(|e| Error::refused(&e))?
+        }
         Command::Apply(args) => Edit::Replace {
             source: args.file.display().to_string(),
             text: offline::read_source(&args.file)?,
             existing: None,
         },
         Command::Show => {
-            return show::run(&live::connect(global, printer)?, global, printer, report).await;
+            return show::run(&connect(global, printer)?, &options, printer, report).await;
         }
         Command::Status => {
-            return status::run(&live::connect(global, printer)?, global, printer, report).await;
+            return status::run(&connect(global, printer)?, &options, printer, report).await;
         }
         Command::History => {
-            return history::run(&live::connect(global, printer)?, global, printer, report).await;
+            return history::run(&connect(global, printer)?, &options, printer, report).await;
         }
         Command::Prune(args) => {
-            return prune::run(
-                &live::connect(global, printer)?,
-                args,
-                global,
-                printer,
-                report,
-            )
-            .await;
+            let api = connect(global, printer)?;
+            return prune::run(&api, args, &options, printer, report).await;
         }
         Command::Rollback(args) => {
-            return rollback::run(
-                &live::connect(global, printer)?,
-                args,
-                global,
-                printer,
-                report,
-            )
-            .await;
+            let api = connect(global, printer)?;
+            return rollback::run(&api, args, &options, printer, report).await;
         }
     };
     match &global.config_file {
-        Some(path) => offline::run(&edit, path, global, printer, report),
+        Some(path) => offline::run(&edit, path, global, &options, printer, report),
         None => {
-            live::run_edit(
-                &live::connect(global, printer)?,
-                &edit,
-                global,
-                printer,
-                report,
-            )
-            .await
+            let api = connect(global, printer)?;
+            let state = runbook::observe::observe(&api, &options).await?;
+            runbook::change(&api, &state, &edit, &options, printer, report).await
         }
     }
 }

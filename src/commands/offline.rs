@@ -7,18 +7,20 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::cli::GlobalArgs;
-use crate::commands::edit::{Edit, unified_diff};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::interlock::config::InterlockConfig;
+use crate::interlock::edit::{Edit, unified_diff};
 use crate::output::printer::Printer;
 use crate::output::report::{Action, ConfigReport, Report, RunStatus};
+use crate::runbook::{self, Options};
 
 /// Runs an editing command against `path` (`-` = stdin).
 pub fn run(
     edit: &Edit,
     path: &Path,
     global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
@@ -41,7 +43,7 @@ pub fn run(
     config
         .extension(&extension)
         .map_err(|e| Error::refused(&e))?;
-    let edited = edit.apply(&config, &extension, None)?;
+    let edited = edit.edited_config(&config, &extension, None)?;
     let new_text = edited.config.text();
     let target = global
         .out
@@ -61,7 +63,7 @@ pub fn run(
         content: None,
     };
     printer.warnings(&report.warnings);
-    super::present_config(report, config, global, printer);
+    runbook::present_config(report, config, options, printer);
     if report.changed {
         report.actions.push(Action {
             kind: "write_file",
@@ -73,7 +75,7 @@ pub fn run(
         });
     }
 
-    if let Some(code) = super::stop_when_planning(global, printer, report) {
+    if let Some(code) = runbook::stop_when_planning(options, printer, report) {
         return Ok(code);
     }
 

@@ -5,24 +5,25 @@
 
 use serde_json::Value;
 
-use crate::cli::{GlobalArgs, PruneArgs};
-use crate::commands::live;
+use crate::cli::PruneArgs;
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::output::printer::Printer;
 use crate::output::report::{Action, Report, RunStatus};
-use crate::plan::{self, Observed};
+use crate::runbook::observe::observe;
+use crate::runbook::plan::{self, Observed};
+use crate::runbook::{self, Options};
 use crate::swarm::{ConfigObject, SwarmApi};
 
 /// Deletes the prunable configs after the usual plan and confirmation.
 pub async fn run<S: SwarmApi>(
     api: &S,
     args: &PruneArgs,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    let state = live::observe(api, global).await?;
+    let state = observe(api, options).await?;
     let doomed = prunable(&state.observed, args.keep);
     report.extension = Some(state.extension.clone());
     report.changed = !doomed.is_empty();
@@ -40,10 +41,10 @@ pub async fn run<S: SwarmApi>(
         printer.finish(report, "Nothing to prune.");
         return Ok(ExitCode::Success);
     }
-    if let Some(code) = super::stop_when_planning(global, printer, report) {
+    if let Some(code) = runbook::stop_when_planning(options, printer, report) {
         return Ok(code);
     }
-    live::confirm(global, printer)?;
+    runbook::confirm(options, printer)?;
     for config in &doomed {
         api.delete_config(&config.id)
             .await

@@ -5,25 +5,26 @@
 //! automatic rollback Swarm clears that spec, and the current config's recorded parent
 //! is used instead. The old config object is reused, never copied.
 
-use crate::cli::{GlobalArgs, RollbackArgs};
-use crate::commands::edit::Edit;
-use crate::commands::live::{self, LiveState};
+use crate::cli::RollbackArgs;
 use crate::error::{Error, Problem, Result};
 use crate::exit::ExitCode;
+use crate::interlock::edit::Edit;
 use crate::output::printer::Printer;
 use crate::output::report::Report;
-use crate::plan::{CONFIG_TARGET, LABEL_PARENT};
+use crate::runbook::observe::{LiveState, observe};
+use crate::runbook::plan::{CONFIG_TARGET, LABEL_PARENT};
+use crate::runbook::{self, Options};
 use crate::swarm::{ConfigObject, SwarmApi, spec};
 
 /// Rolls the core back to the previous config and the proxy to match it.
 pub async fn run<S: SwarmApi>(
     api: &S,
     args: &RollbackArgs,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    let state = live::observe(api, global).await?;
+    let state = observe(api, options).await?;
     let target = rollback_target(&state, args.to.as_deref())?;
     let text = api
         .config_data(&target.id)
@@ -34,7 +35,7 @@ pub async fn run<S: SwarmApi>(
         text,
         existing: Some(target),
     };
-    live::apply_edit(api, &state, &edit, global, printer, report).await
+    runbook::change(api, &state, &edit, options, printer, report).await
 }
 
 /// The config to return to: `--to`, else the core's previous spec, else the recorded parent.

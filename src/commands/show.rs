@@ -1,21 +1,21 @@
 //! `show`: the runbook's "fetch" step — the live config's TOML on stdout, its name on stderr.
 
-use crate::cli::GlobalArgs;
-use crate::commands::live;
 use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::output::printer::Printer;
 use crate::output::report::{ConfigReport, Report};
+use crate::runbook::observe::observe;
+use crate::runbook::{self, Options};
 use crate::swarm::SwarmApi;
 
 /// Prints the live config.
 pub async fn run<S: SwarmApi>(
     api: &S,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    let state = live::observe(api, global).await?;
+    let state = observe(api, options).await?;
     let name = state.observed.config.name.clone();
     report.extension = Some(state.extension);
     if printer.is_json() {
@@ -25,7 +25,7 @@ pub async fn run<S: SwarmApi>(
             content: Some(state.observed.config_text),
             ..ConfigReport::default()
         };
-        super::present_config(report, config, global, printer);
+        runbook::present_config(report, config, options, printer);
         printer.finish(report, "");
     } else {
         printer.status(&name);

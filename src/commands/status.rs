@@ -1,26 +1,26 @@
 //! `status`: what an operator checks — the config and its lineage, the proxy's placement
 //! and ports, where its tasks run and why any do not, and drift between config and proxy.
 
-use crate::cli::GlobalArgs;
-use crate::commands::live;
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::output::printer::Printer;
 use crate::output::report::{
     CoreStatus, LineageEntry, ProxyStatus, Report, StatusReport, TaskStatus,
 };
-use crate::plan::{self, LABEL_DIGEST, LABEL_OPERATION, LABEL_PARENT, Observed};
+use crate::runbook::Options;
+use crate::runbook::observe::observe;
+use crate::runbook::plan::{self, LABEL_DIGEST, LABEL_OPERATION, LABEL_PARENT, Observed};
+use crate::runbook::verify;
 use crate::swarm::{Port, SwarmApi, spec};
-use crate::verify;
 
 /// Reports the state of the core and the selected extension's proxy.
 pub async fn run<S: SwarmApi>(
     api: &S,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    let state = live::observe(api, global).await?;
+    let state = observe(api, options).await?;
     let observed = &state.observed;
     let tasks = api
         .tasks(&observed.proxy.id)

@@ -87,6 +87,16 @@ impl Printer {
         self.can_prompt
     }
 
+    /// Asks a yes/no question on the terminal (default no); `Ok(false)` when declined.
+    pub fn confirm(&self, prompt: &str) -> std::io::Result<bool> {
+        dialoguer::Confirm::new()
+            .with_prompt(prompt)
+            .default(false)
+            .interact_opt()
+            .map(|answer| answer == Some(true))
+            .map_err(std::io::Error::other)
+    }
+
     /// A status line on stderr (text mode, not quiet).
     pub fn status(&self, line: &str) {
         if self.shows_status() {

@@ -210,46 +210,49 @@ fn text(value: &Value, pointer: &str) -> String {
         .to_owned()
 }
 
-/// Applies one edit to `spec`, creating only the objects on the edited path.
-pub fn apply(spec: &mut Value, edit: &SpecEdit) {
-    match edit {
-        SpecEdit::SwapConfig {
-            target, to, to_id, ..
-        } => swap_config(spec, target, to, to_id.as_deref()),
-        SpecEdit::FailureAction { to, .. } => {
-            let update = object_at(spec, &["UpdateConfig"]);
-            if update.is_empty()
-                && let Value::Object(defaults) = default_update_config()
-            {
-                *update = defaults;
+impl SpecEdit {
+    /// Writes this edit into `spec`, creating only the objects on the edited path.
+    pub fn write_into(&self, spec: &mut Value) {
+        match self {
+            SpecEdit::SwapConfig {
+                target, to, to_id, ..
+            } => swap_config(spec, target, to, to_id.as_deref()),
+            SpecEdit::FailureAction { to, .. } => {
+                let update = object_at(spec, &["UpdateConfig"]);
+                if update.is_empty()
+                    && let Value::Object(defaults) = default_update_config()
+                {
+                    *update = defaults;
+                }
+                update.insert("FailureAction".into(), json!(to));
             }
-            update.insert("FailureAction".into(), json!(to));
-        }
-        SpecEdit::AddPort(port) => {
-            let endpoint = object_at(spec, &["EndpointSpec"]);
-            let ports = endpoint.entry("Ports").or_insert_with(|| json!([]));
-            if let Value::Array(ports) = ports {
-                ports.push(port_to_json(port));
+            SpecEdit::AddPort(port) => {
+                let endpoint = object_at(spec, &["EndpointSpec"]);
+                let ports = endpoint.entry("Ports").or_insert_with(|| json!([]));
+                if let Value::Array(ports) = ports {
+                    ports.push(port_to_json(port));
+                }
             }
-        }
-        SpecEdit::Replicas { to, .. } => {
-            object_at(spec, &["Mode", "Replicated"]).insert("Replicas".into(), json!(to));
-        }
-        SpecEdit::Constraints { to, .. } => {
-            object_at(spec, &["TaskTemplate", "Placement"]).insert("Constraints".into(), json!(to));
-        }
-        SpecEdit::Ports { to, .. } => {
-            let ports = to.iter().map(port_to_json).collect();
-            object_at(spec, &["EndpointSpec"]).insert("Ports".into(), Value::Array(ports));
-        }
-        SpecEdit::ForceUpdate => {
-            let template = object_at(spec, &["TaskTemplate"]);
-            let next = template
-                .get("ForceUpdate")
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-                + 1;
-            template.insert("ForceUpdate".into(), json!(next));
+            SpecEdit::Replicas { to, .. } => {
+                object_at(spec, &["Mode", "Replicated"]).insert("Replicas".into(), json!(to));
+            }
+            SpecEdit::Constraints { to, .. } => {
+                object_at(spec, &["TaskTemplate", "Placement"])
+                    .insert("Constraints".into(), json!(to));
+            }
+            SpecEdit::Ports { to, .. } => {
+                let ports = to.iter().map(port_to_json).collect();
+                object_at(spec, &["EndpointSpec"]).insert("Ports".into(), Value::Array(ports));
+            }
+            SpecEdit::ForceUpdate => {
+                let template = object_at(spec, &["TaskTemplate"]);
+                let next = template
+                    .get("ForceUpdate")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    + 1;
+                template.insert("ForceUpdate".into(), json!(next));
+            }
         }
     }
 }
@@ -325,7 +328,7 @@ mod tests {
             to: "conf-2".into(),
             to_id: Some("c2".into()),
         };
-        apply(&mut spec, &edit);
+        edit.write_into(&mut spec);
         let mut expected = core_spec();
         expected["TaskTemplate"]["ContainerSpec"]["Configs"][1]["ConfigName"] = json!("conf-2");
         expected["TaskTemplate"]["ContainerSpec"]["Configs"][1]["ConfigID"] = json!("c2");
@@ -358,25 +361,21 @@ mod tests {
     #[test]
     fn failure_action_starts_from_swarm_defaults() {
         let mut spec = core_spec();
-        apply(
-            &mut spec,
-            &SpecEdit::FailureAction {
-                from: "pause".into(),
-                to: "rollback".into(),
-            },
-        );
+        (SpecEdit::FailureAction {
+            from: "pause".into(),
+            to: "rollback".into(),
+        })
+        .write_into(&mut spec);
         assert_eq!(
             spec["UpdateConfig"],
             json!({"Parallelism": 1, "FailureAction": "rollback", "Monitor": 5_000_000_000_u64, "MaxFailureRatio": 0, "Order": "stop-first"})
         );
         spec["UpdateConfig"]["Parallelism"] = json!(3);
-        apply(
-            &mut spec,
-            &SpecEdit::FailureAction {
-                from: "rollback".into(),
-                to: "pause".into(),
-            },
-        );
+        (SpecEdit::FailureAction {
+            from: "rollback".into(),
+            to: "pause".into(),
+        })
+        .write_into(&mut spec);
         assert_eq!(spec["UpdateConfig"]["Parallelism"], json!(3));
     }
 
@@ -389,16 +388,14 @@ mod tests {
             published: None,
             mode: "host".into(),
         };
-        apply(&mut spec, &SpecEdit::AddPort(port.clone()));
-        apply(&mut spec, &SpecEdit::Replicas { from: 1, to: 3 });
-        apply(
-            &mut spec,
-            &SpecEdit::Constraints {
-                from: vec![],
-                to: vec!["node.labels.role==dtr".into()],
-            },
-        );
-        apply(&mut spec, &SpecEdit::ForceUpdate);
+        (SpecEdit::AddPort(port.clone())).write_into(&mut spec);
+        (SpecEdit::Replicas { from: 1, to: 3 }).write_into(&mut spec);
+        (SpecEdit::Constraints {
+            from: vec![],
+            to: vec!["node.labels.role==dtr".into()],
+        })
+        .write_into(&mut spec);
+        (SpecEdit::ForceUpdate).write_into(&mut spec);
         assert_eq!(ports(&spec), vec![port]);
         assert_eq!(replicas(&spec), Some(3));
         assert_eq!(constraints(&spec), vec!["node.labels.role==dtr".to_owned()]);

@@ -3,11 +3,11 @@
 //! A refusal here costs nothing; the same problem found by Swarm halfway through a
 //! migration leaves proxy tasks pending and inbound traffic at risk.
 
-use crate::commands::edit::Edit;
 use crate::error::{Diagnostic, Problem};
 use crate::interlock::config::{ExtensionSettings, PublishMode};
+use crate::interlock::edit::Edit;
 use crate::interlock::input::Constraint;
-use crate::plan::{Observed, Plan, desired_proxy_ports};
+use crate::runbook::plan::{Observed, Plan, desired_proxy_ports};
 use crate::swarm::spec;
 use crate::swarm::{Node, Service, Task};
 
@@ -266,7 +266,7 @@ fn eligible_nodes<'a>(nodes: &'a [Node], constraints: &[String]) -> Vec<&'a Node
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::build;
+    use crate::runbook::plan::build;
     use serde_json::json;
 
     use crate::testing::{observed, pinned_host_mode, port, service, settings_after, task};

@@ -5,19 +5,18 @@
 
 use tokio::time::Instant;
 
-use crate::cli::GlobalArgs;
-use crate::commands::live::LiveState;
 use crate::error::{Error, Problem, Result};
 use crate::exit::ExitCode;
 use crate::interlock::config::ExtensionSettings;
 use crate::output::printer::Printer;
 use crate::output::progress::Progress;
-use crate::plan::{self, CONFIG_TARGET, NextConfig, Observed, Plan};
-use crate::preflight;
+use crate::runbook::Options;
+use crate::runbook::observe::LiveState;
+use crate::runbook::plan::{self, CONFIG_TARGET, NextConfig, Observed, Plan};
+use crate::runbook::{preflight, verify};
 use crate::swarm::converge::{self, Assessment, Phase, WaitError};
 use crate::swarm::spec::{self, SpecEdit};
 use crate::swarm::{SwarmApi, SwarmError};
-use crate::verify;
 
 /// How often an update is retried when someone else updated the service in between.
 const UPDATE_ATTEMPTS: usize = 5;
@@ -31,11 +30,11 @@ pub async fn execute<S: SwarmApi>(
     state: &LiveState,
     settings: &ExtensionSettings,
     new_text: &str,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
 ) -> Result<Option<String>> {
     let observed = &state.observed;
-    finish_rollouts(api, observed, global, printer).await?;
+    finish_rollouts(api, observed, options, printer).await?;
     let mut core_edits = plan.core_edits.clone();
     let config_name = match &plan.config {
         Some(next) => {
@@ -53,7 +52,7 @@ pub async fn execute<S: SwarmApi>(
     let core_changed = !core_edits.is_empty();
     if core_changed {
         printer.status(&format!("Updating {} ...", observed.core.name));
-        update_and_wait(api, &observed.core.name, &core_edits, global, printer)
+        update_and_wait(api, &observed.core.name, &core_edits, options, printer)
             .await
             .map_err(|failure| failure.into_error(&observed.core.name, false))?;
     }
@@ -63,7 +62,7 @@ pub async fn execute<S: SwarmApi>(
                 "Rolling {} back to its previous spec ...",
                 observed.core.name
             ));
-            let _ = rollback(api, &observed.core.name, global, printer).await;
+            let _ = rollback(api, &observed.core.name, options, printer).await;
         }
     };
     let core_config = config_name
@@ -79,13 +78,13 @@ pub async fn execute<S: SwarmApi>(
             api,
             &observed.proxy.name,
             &plan.proxy_edits,
-            global,
+            options,
             printer,
         )
         .await
         {
             if failure.paused() {
-                let _ = rollback(api, &observed.proxy.name, global, printer).await;
+                let _ = rollback(api, &observed.proxy.name, options, printer).await;
             }
             if failure.rolls_back() {
                 undo_core.await;
@@ -93,10 +92,10 @@ pub async fn execute<S: SwarmApi>(
             return Err(failure.into_error(&observed.proxy.name, core_changed));
         }
     }
-    if let Err(error) = verify_proxy(api, settings, global, printer).await {
+    if let Err(error) = verify_proxy(api, settings, options, printer).await {
         if error.exit == ExitCode::RolledBack {
             if !plan.proxy_edits.is_empty() {
-                let _ = rollback(api, &observed.proxy.name, global, printer).await;
+                let _ = rollback(api, &observed.proxy.name, options, printer).await;
             }
             undo_core.await;
         }
@@ -110,7 +109,7 @@ pub async fn execute<S: SwarmApi>(
 pub async fn finish_rollouts<S: SwarmApi>(
     api: &S,
     observed: &Observed,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
 ) -> Result<bool> {
     let mut waited = false;
@@ -123,7 +122,7 @@ pub async fn finish_rollouts<S: SwarmApi>(
                 "Waiting for the rollout already running on {} ...",
                 service.name
             ));
-            wait(api, &service.id, global, printer)
+            wait(api, &service.id, options, printer)
                 .await
                 .map_err(|e| UpdateFailure::Wait(e).into_error(&service.name, false))?;
             waited = true;
@@ -269,7 +268,7 @@ async fn update_and_wait<S: SwarmApi>(
     api: &S,
     name: &str,
     edits: &[SpecEdit],
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
 ) -> Result<(), UpdateFailure> {
     let mut attempts = 0;
@@ -288,7 +287,7 @@ async fn update_and_wait<S: SwarmApi>(
             return Err(UpdateFailure::ChangedUnderneath(conflict));
         }
         let mut spec = service.spec.clone();
-        edits.iter().for_each(|edit| spec::apply(&mut spec, edit));
+        edits.iter().for_each(|edit| edit.write_into(&mut spec));
         if spec == service.spec {
             break service.id;
         }
@@ -302,7 +301,7 @@ async fn update_and_wait<S: SwarmApi>(
             Err(error) => return Err(UpdateFailure::Swarm(error)),
         }
     };
-    wait(api, &id, global, printer)
+    wait(api, &id, options, printer)
         .await
         .map(drop)
         .map_err(UpdateFailure::Wait)
@@ -311,11 +310,11 @@ async fn update_and_wait<S: SwarmApi>(
 async fn wait<S: SwarmApi>(
     api: &S,
     id: &str,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
 ) -> Result<Assessment, WaitError> {
     let mut progress = Progress::start(printer);
-    let outcome = converge::wait(api, id, Instant::now() + global.timeout, &mut |a| {
+    let outcome = converge::wait(api, id, Instant::now() + options.timeout, &mut |a| {
         progress.update(a)
     })
     .await;
@@ -327,14 +326,14 @@ async fn wait<S: SwarmApi>(
 pub async fn rollback<S: SwarmApi>(
     api: &S,
     name: &str,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
 ) -> Result<(), SwarmError> {
     let Some(service) = api.service(name).await? else {
         return Ok(());
     };
     api.rollback_service(&service).await?;
-    match wait(api, &service.id, global, printer).await {
+    match wait(api, &service.id, options, printer).await {
         Ok(_) | Err(WaitError::Failed(_) | WaitError::TimedOut(_)) => Ok(()),
         Err(WaitError::Swarm(error)) => Err(error),
     }
@@ -344,7 +343,7 @@ pub async fn rollback<S: SwarmApi>(
 pub async fn verify_proxy<S: SwarmApi>(
     api: &S,
     settings: &ExtensionSettings,
-    global: &GlobalArgs,
+    options: &Options,
     printer: &Printer,
 ) -> Result<()> {
     for attempt in 0..2 {
@@ -372,7 +371,7 @@ pub async fn verify_proxy<S: SwarmApi>(
                 "{}; re-creating the proxy tasks ...",
                 check.stale_tasks.join("; ")
             ));
-            update_and_wait(api, &proxy.name, &[SpecEdit::ForceUpdate], global, printer)
+            update_and_wait(api, &proxy.name, &[SpecEdit::ForceUpdate], options, printer)
                 .await
                 .map_err(|failure| failure.into_error(&proxy.name, false))?;
             continue;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::interlock::config::{ExtensionSettings, PublishMode};
 use crate::interlock::input::Constraint;
-use crate::plan::desired_proxy_ports;
+use crate::runbook::plan::desired_proxy_ports;
 use crate::swarm::{Node, Service, Task};
 
 /// What is wrong with the proxy, if anything.

@@ -1,7 +1,6 @@
-//! The config edits of `pin-proxy`, `host-mode` and `apply`, shared by the offline and the
-//! live path so both produce byte-identical TOML for the same request.
+//! The config edits of `pin-proxy`, `host-mode`, `apply` and `rollback`, shared by the
+//! offline and the live path so both produce byte-identical TOML for the same request. Pure.
 
-use crate::cli::{HostModeArgs, PinProxyArgs};
 use crate::error::{Error, Result};
 use crate::interlock::config::{InterlockConfig, KeyChange, PublishMode};
 use crate::interlock::input::{self, Constraint, InputError, NodeLabel};
@@ -58,11 +57,14 @@ impl Edit {
     }
 
     /// Validates `pin-proxy`'s flags.
-    pub fn pin_proxy(args: &PinProxyArgs) -> Result<Self, InputError> {
-        let label = NodeLabel::parse(&args.label)?;
-        let replicas = args.replicas.map(input::replicas).transpose()?;
-        let extension_constraints = args
-            .extension_constraints
+    pub fn pin_proxy(
+        label: &str,
+        replicas: Option<u64>,
+        extension_constraints: &[String],
+    ) -> Result<Self, InputError> {
+        let label = NodeLabel::parse(label)?;
+        let replicas = replicas.map(input::replicas).transpose()?;
+        let extension_constraints = extension_constraints
             .iter()
             .map(|expr| Constraint::parse("--extension-constraint", expr).map(|c| c.to_string()))
             .collect::<Result<_, _>>()?;
@@ -74,14 +76,14 @@ impl Edit {
     }
 
     /// Validates `host-mode`'s flags.
-    pub fn host_mode(args: &HostModeArgs) -> Result<Self, InputError> {
-        let (http, https) = input::http_https_ports(args.http, args.https)?;
+    pub fn host_mode(http: i64, https: i64) -> Result<Self, InputError> {
+        let (http, https) = input::http_https_ports(http, https)?;
         Ok(Edit::HostMode { http, https })
     }
 
-    /// Applies the edit to `config`'s extension `extension`. `labelled_nodes` is the number
-    /// of Ready, Active nodes carrying the pin-proxy label, when a swarm was asked.
-    pub fn apply(
+    /// The config after this edit of its extension `extension`. `labelled_nodes` is the
+    /// number of Ready, Active nodes carrying the pin-proxy label, when a swarm was asked.
+    pub fn edited_config(
         &self,
         config: &InterlockConfig,
         extension: &str,

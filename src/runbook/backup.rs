@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
-use crate::plan::Observed;
+use crate::runbook::plan::Observed;
 
 /// Where backups go unless `--backup-dir` says otherwise: `$XDG_STATE_HOME/interlockctl/backups`,
 /// else `~/.local/state/interlockctl/backups`.

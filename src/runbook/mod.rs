@@ -1,0 +1,232 @@
+//! The runbook: the steps an operator performs to change Interlock, in the order they are
+//! performed. [`observe`] reads the swarm; [`plan`] computes what must change and
+//! [`preflight`] refuses what would fail (both pure); [`backup`] saves the previous state;
+//! [`rollout`] applies the plan step by step, waits, and restores on failure; [`verify`]
+//! judges the proxy from its tasks (pure). [`change`] runs them in that order for every
+//! command that changes the swarm.
+//!
+//! Nothing here parses flags or touches the terminal: flags arrive as [`Options`], and what
+//! the user sees goes through [`Printer`].
+
+pub mod backup;
+pub mod observe;
+pub mod plan;
+pub mod preflight;
+pub mod rollout;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Problem, Result};
+use crate::exit::ExitCode;
+use crate::interlock::edit::{Edit, unified_diff};
+use crate::output::printer::Printer;
+use crate::output::report::{ConfigReport, Report, RunStatus};
+use crate::swarm::SwarmApi;
+use observe::LiveState;
+
+/// What the runbook needs to know of the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The Interlock core service.
+    pub core_service: String,
+    /// The `[Extensions.NAME]` asked for, if any.
+    pub extension: Option<String>,
+    /// How long to wait for the swarm to converge.
+    pub timeout: Duration,
+    /// Override the refusals a user can knowingly accept.
+    pub force: bool,
+    /// Apply without asking.
+    pub yes: bool,
+    /// Show the plan and change nothing.
+    pub dry_run: bool,
+    /// Change nothing; report whether changes are pending.
+    pub check: bool,
+    /// Where backups go, if not the default.
+    pub backup_dir: Option<PathBuf>,
+    /// Show secret values instead of `<redacted>`.
+    pub show_secrets: bool,
+}
+
+impl Options {
+    /// Whether this run only plans.
+    pub fn planning_only(&self) -> bool {
+        self.dry_run || self.check
+    }
+}
+
+/// Puts the config part into the report, secrets hidden unless `--show-secrets`, and
+/// prints its diff.
+pub fn present_config(
+    report: &mut Report,
+    mut config: ConfigReport,
+    options: &Options,
+    printer: &Printer,
+) {
+    if !options.show_secrets {
+        config.redact_secrets();
+    }
+    printer.diff(&config.diff);
+    report.config = Some(config);
+}
+
+/// Ends a `--dry-run` or `--check` run after the plan was shown: status `planned`, exit 3
+/// for `--check` with changes pending, else 0. `None` when the run goes on to apply.
+pub fn stop_when_planning(
+    options: &Options,
+    printer: &Printer,
+    report: &mut Report,
+) -> Option<ExitCode> {
+    if !options.planning_only() {
+        return None;
+    }
+    report.status = RunStatus::Planned;
+    let summary = if report.changed {
+        "Changes pending; nothing was changed."
+    } else {
+        "No changes."
+    };
+    printer.finish(report, summary);
+    Some(if options.check && report.changed {
+        ExitCode::ChangesPending
+    } else {
+        ExitCode::Success
+    })
+}
+
+/// Plans `edit` against an observed state, shows the plan, confirms, saves a backup,
+/// rolls it out and verifies it.
+pub async fn change<S: SwarmApi>(
+    api: &S,
+    state: &LiveState,
+    edit: &Edit,
+    options: &Options,
+    printer: &Printer,
+    report: &mut Report,
+) -> Result<ExitCode> {
+    let labelled =
+        preflight::labelled_nodes(edit, &state.observed.nodes).map_err(|e| Error::refused(&e))?;
+    let edited = edit.edited_config(&state.config, &state.extension, labelled)?;
+    let new_text = edited.config.text();
+    let settings = edited
+        .config
+        .extension(&state.extension)
+        .map_err(|e| Error::refused(&e))?;
+    let plan = plan::build(
+        &state.observed,
+        &new_text,
+        edit.existing_config(),
+        &settings,
+        report.command,
+    );
+    let port_users = if plan.is_empty() {
+        preflight::PortUsers::default()
+    } else {
+        preflight::PortUsers {
+            services: api.services().await.map_err(|e| Error::failed(&e))?,
+            running_tasks: api.running_tasks().await.map_err(|e| Error::failed(&e))?,
+        }
+    };
+    let forced = preflight::check(
+        &state.observed,
+        &settings,
+        &plan,
+        &port_users,
+        options.force,
+    )
+    .map_err(Error::refused_all)?;
+
+    report.extension = Some(state.extension.clone());
+    report.warnings = edited.warnings;
+    report.warnings.extend(forced);
+    printer.warnings(&report.warnings);
+    report.changed = !plan.is_empty();
+    let next = plan.config.as_ref().map(|c| c.name().to_owned());
+    let config = ConfigReport {
+        service: state.observed.core.name.clone(),
+        current: Some(state.observed.config.name.clone()),
+        next: next.clone(),
+        diff: unified_diff(
+            &state.observed.config_text,
+            &new_text,
+            &state.observed.config.name,
+            next.as_deref().unwrap_or("unchanged"),
+        ),
+        changes: edited.changes,
+        content: None,
+    };
+    present_config(report, config, options, printer);
+    report.actions = plan.actions(&state.observed, &new_text);
+    printer.plan(report);
+
+    if plan.is_empty() {
+        if !options.planning_only()
+            && rollout::finish_rollouts(api, &state.observed, options, printer).await?
+        {
+            rollout::verify_proxy(api, &settings, options, printer).await?;
+        }
+        report.status = RunStatus::NoChanges;
+        printer.finish(report, "No changes: the swarm already matches.");
+        return Ok(ExitCode::Success);
+    }
+    if let Some(code) = stop_when_planning(options, printer, report) {
+        return Ok(code);
+    }
+    confirm(options, printer)?;
+    let backup = save_backup(&state.observed, options, report.command)?;
+    printer.status(&format!(
+        "Saved the previous config and service specs to {}",
+        backup.display()
+    ));
+    report.backup = Some(backup.display().to_string());
+    let applied =
+        rollout::execute(api, &plan, state, &settings, &new_text, options, printer).await?;
+    if let (Some(config), Some(name)) = (report.config.as_mut(), applied) {
+        config.next = Some(name);
+    }
+    report.status = RunStatus::Applied;
+    printer.finish(report, "Applied and verified.");
+    Ok(ExitCode::Success)
+}
+
+/// Saves the state before the first change; refuses to change anything without a backup.
+fn save_backup(observed: &plan::Observed, options: &Options, command: &str) -> Result<PathBuf> {
+    let root = options
+        .backup_dir
+        .clone()
+        .or_else(|| backup::default_root(&|name| std::env::var(name).ok()))
+        .ok_or_else(|| {
+            Error::other(
+                "no_backup_dir",
+                "no directory for the backup: neither XDG_STATE_HOME nor HOME is set",
+                Some("pass `--backup-dir DIR`".into()),
+            )
+        })?;
+    backup::write(&root, command, observed)
+}
+
+/// Asks before changing anything, unless `--yes`.
+pub fn confirm(options: &Options, printer: &Printer) -> Result<()> {
+    if options.yes {
+        return Ok(());
+    }
+    let declined = |message: &str| {
+        Error::new(
+            ExitCode::NotConfirmed,
+            Problem::new(
+                "not_confirmed",
+                message,
+                Some("review the plan, then pass `--yes` to apply it without a prompt".into()),
+            ),
+        )
+    };
+    if !printer.can_prompt() || printer.is_json() {
+        return Err(declined("no terminal to confirm the plan on, and no --yes"));
+    }
+    match printer.confirm("Apply these changes?") {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(declined("the plan was not confirmed")),
+        Err(error) => Err(Error::other("prompt_failed", error.to_string(), None)),
+    }
+}
