@@ -47,6 +47,9 @@ pub fn service(id: &str, spec: Value) -> Service {
         update_state: None,
         update_message: None,
         update_started_at: None,
+        update_completed_at: None,
+        created_at: None,
+        updated_at: None,
         endpoint_ports: vec![],
     }
 }

@@ -139,7 +139,7 @@ impl From<SwarmError> for WaitError {
 }
 
 /// How often to poll: the docker CLI uses 200 ms; a little slower is kinder to UCP.
-const POLL: Duration = Duration::from_millis(300);
+pub const POLL: Duration = Duration::from_millis(300);
 
 /// Polls `service_id` until it has been converged for its monitor period, or fails,
 /// or `deadline` passes. `on_progress` sees every assessment (for progress output).
@@ -213,6 +213,9 @@ mod tests {
             update_state: state.map(str::to_owned),
             update_message: state.map(|s| format!("update {s}")),
             update_started_at: Some("2026-11-28T03:00:00.5Z".into()),
+            update_completed_at: None,
+            created_at: None,
+            updated_at: None,
             endpoint_ports: vec![],
         }
     }

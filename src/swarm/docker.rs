@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use crate::swarm::endpoint::Endpoint;
 use crate::swarm::transport::Transport;
-use crate::swarm::{ConfigObject, Engine, Node, Port, Service, SwarmApi, SwarmError, Task, spec};
+use crate::swarm::{
+    ConfigObject, Engine, Network, Node, Port, Service, SwarmApi, SwarmError, Task, spec,
+};
 
 /// A connection to one Docker engine.
 pub struct DockerSwarm {
@@ -184,6 +186,18 @@ impl SwarmApi for DockerSwarm {
         self.post_update(&service.id, query, &service.spec).await
     }
 
+    async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {
+        let operation = format!("remove service {id}");
+        let (status, body) = self
+            .raw(&operation, Method::DELETE, &format!("/services/{id}"), None)
+            .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Self::api_error(&operation, status, &body))
+        }
+    }
+
     async fn configs(&self, prefix: &str) -> Result<Vec<ConfigObject>, SwarmError> {
         let filters = HashMap::from([("name".to_owned(), vec![prefix.to_owned()])]);
         let configs = self
@@ -264,6 +278,32 @@ impl SwarmApi for DockerSwarm {
         Ok(nodes.into_iter().map(node_from_model).collect())
     }
 
+    async fn networks(&self) -> Result<Vec<Network>, SwarmError> {
+        let operation = "list networks";
+        let (status, body) = self.raw(operation, Method::GET, "/networks", None).await?;
+        if !status.is_success() {
+            return Err(Self::api_error(operation, status, &body));
+        }
+        let text = |network: &Value, key: &str| {
+            network
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Ok(body
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|network| Network {
+                        id: text(network, "Id"),
+                        name: text(network, "Name"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError> {
         self.list_tasks(service_id, true).await
     }
@@ -321,6 +361,9 @@ fn service_from_json(body: &Value) -> Service {
         update_state: text("/UpdateStatus/State"),
         update_message: text("/UpdateStatus/Message"),
         update_started_at: text("/UpdateStatus/StartedAt"),
+        update_completed_at: text("/UpdateStatus/CompletedAt"),
+        created_at: text("/CreatedAt"),
+        updated_at: text("/UpdatedAt"),
         endpoint_ports: spec::ports_at(body, "/Endpoint/Ports"),
     }
 }

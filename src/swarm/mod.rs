@@ -46,6 +46,12 @@ pub struct Service {
     pub update_message: Option<String>,
     /// `UpdateStatus.StartedAt`, in the engine's clock.
     pub update_started_at: Option<String>,
+    /// `UpdateStatus.CompletedAt`, in the engine's clock.
+    pub update_completed_at: Option<String>,
+    /// `CreatedAt`, in the engine's clock.
+    pub created_at: Option<String>,
+    /// `UpdatedAt`: the last change of the spec (or of the update status), engine's clock.
+    pub updated_at: Option<String>,
     /// `Endpoint.Ports`: what the swarm actually publishes (ingress).
     pub endpoint_ports: Vec<Port>,
 }
@@ -87,6 +93,15 @@ pub struct ConfigObject {
     pub labels: BTreeMap<String, String>,
     /// Creation time as the engine reports it.
     pub created_at: String,
+}
+
+/// A network, as `GET /networks` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// Network ID (what a service spec's `Networks[].Target` holds).
+    pub id: String,
+    /// Network name.
+    pub name: String,
 }
 
 /// A swarm node.
@@ -258,6 +273,8 @@ pub trait SwarmApi {
     async fn update_service(&self, id: &str, version: u64, spec: &Value) -> Result<(), SwarmError>;
     /// Asks Swarm to swap the service, as just read, back to its `PreviousSpec`.
     async fn rollback_service(&self, service: &Service) -> Result<(), SwarmError>;
+    /// Removes a service (and so its tasks).
+    async fn remove_service(&self, id: &str) -> Result<(), SwarmError>;
     /// Configs whose names start with `prefix`.
     async fn configs(&self, prefix: &str) -> Result<Vec<ConfigObject>, SwarmError>;
     /// A config's content, by ID or name.
@@ -273,6 +290,8 @@ pub trait SwarmApi {
     async fn delete_config(&self, id: &str) -> Result<(), SwarmError>;
     /// All nodes.
     async fn nodes(&self) -> Result<Vec<Node>, SwarmError>;
+    /// All networks the engine knows (to name the IDs in service specs).
+    async fn networks(&self) -> Result<Vec<Network>, SwarmError>;
     /// The tasks of a service that run its current spec (`_up-to-date`).
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError>;
     /// All tasks Swarm still keeps for a service, including replaced and failed ones.

@@ -141,6 +141,18 @@ pub fn constraints(spec: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The networks a service's tasks attach to: the `Target` (a network ID, or a name as
+/// given at creation) of each `TaskTemplate.Networks` entry, else of the deprecated
+/// top-level `Networks`.
+pub fn networks(spec: &Value) -> Vec<String> {
+    ["/TaskTemplate/Networks", "/Networks"]
+        .iter()
+        .filter_map(|pointer| spec.pointer(pointer).and_then(Value::as_array))
+        .find(|items| !items.is_empty())
+        .map(|items| items.iter().map(|item| text(item, "/Target")).collect())
+        .unwrap_or_default()
+}
+
 /// `EndpointSpec.Ports`.
 pub fn ports(spec: &Value) -> Vec<Port> {
     ports_at(spec, "/EndpointSpec/Ports")
@@ -356,6 +368,15 @@ mod tests {
             Some("/config.toml mounts conf-1, planned from conf-0".into())
         );
         assert_eq!(swap_conflict(&core_spec(), &[SpecEdit::ForceUpdate]), None);
+    }
+
+    #[test]
+    fn networks_come_from_the_task_template_else_the_old_top_level_field() {
+        let template = json!({"TaskTemplate": {"Networks": [{"Target": "n1"}, {"Target": "n2", "Aliases": ["x"]}]}});
+        assert_eq!(networks(&template), ["n1", "n2"]);
+        let old = json!({"TaskTemplate": {"Networks": []}, "Networks": [{"Target": "n3"}]});
+        assert_eq!(networks(&old), ["n3"]);
+        assert!(networks(&core_spec()).is_empty());
     }
 
     #[test]

@@ -118,6 +118,20 @@ pub(super) fn route(
             Value::Array(swarm.services.iter().map(service_json).collect()),
         ),
         (&Method::GET, ["services", name]) => inspect_service(swarm, name),
+        (&Method::DELETE, ["services", name]) => match swarm.remove_service(name) {
+            true => (StatusCode::OK, Value::Null),
+            false => error(StatusCode::NOT_FOUND, format!("service {name} not found")),
+        },
+        (&Method::GET, ["networks"]) => (
+            StatusCode::OK,
+            Value::Array(
+                swarm
+                    .networks
+                    .iter()
+                    .map(|(id, name)| json!({ "Id": id, "Name": name, "Driver": "overlay", "Scope": "swarm" }))
+                    .collect(),
+            ),
+        ),
         (&Method::POST, ["services", name, "update"]) => update_service(swarm, name, query, body),
         (&Method::GET, ["configs"]) => {
             let prefixes = filter_values(query, "name");

@@ -138,6 +138,8 @@ pub struct Swarm {
     pub services: Vec<Service>,
     /// Every task ever created (no history limit).
     pub tasks: Vec<Task>,
+    /// Networks as `(ID, name)`.
+    pub networks: Vec<(String, String)>,
     /// `/info`'s `Swarm.ControlAvailable`: false makes this engine a worker.
     pub control_available: bool,
     /// Faults to inject.
@@ -164,6 +166,13 @@ impl Swarm {
             configs: Vec::new(),
             services: Vec::new(),
             tasks: Vec::new(),
+            networks: vec![
+                ("ingressnetworkid".to_owned(), "ingress".to_owned()),
+                (
+                    "ucpinterlocknetworkid".to_owned(),
+                    "ucp-interlock".to_owned(),
+                ),
+            ],
             control_available: true,
             faults: Faults::default(),
             index: 10,
@@ -571,6 +580,16 @@ impl Swarm {
             updated_at: now,
             version: self.next_index(),
         }
+    }
+
+    /// Removes a service and its tasks as `docker service rm` would; false if unknown.
+    pub fn remove_service(&mut self, name_or_id: &str) -> bool {
+        let Some(id) = self.service(name_or_id).map(|s| s.id.clone()) else {
+            return false;
+        };
+        self.services.retain(|s| s.id != id);
+        self.tasks.retain(|t| t.service_id != id);
+        true
     }
 
     /// Updates a service as `docker service update` would (no version check).
