@@ -7,8 +7,9 @@
 # Usage: lab.sh up|reset|down|status|rebuild-image|env|node NAME DOCKER-ARGS...
 #   up      start the lab (idempotent; fast when already up), create the fixture
 #   reset   bring the fixture back to its initial state: remove services ucp-interlock* and
-#           lab-*, configs com.docker.ucp.interlock.conf* and lab-*, secrets lab-*; restore
-#           node labels; create conf-1 (core-config.toml) and the three Interlock services
+#           lab-*, configs com.docker.ucp.interlock.conf* and lab-*, secrets and networks
+#           lab-*; restore node labels; create conf-1 (core-config.toml) and the three
+#           Interlock services
 #   down    stop and remove everything the lab created (safe when nothing is up)
 #   status  print nodes and services; exit 0 if the lab is up, 1 if not
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
@@ -555,6 +556,14 @@ services_running() {
     done
 }
 
+# true when no lab-* network is left (a network still in use by a stopping task stays)
+remove_lab_networks() {
+    local networks
+    mapfile -t networks < <(dk "$MGR" network ls --format '{{.Name}}' | grep -E '^lab-' || true)
+    ((${#networks[@]})) || return 0
+    dk "$MGR" network rm "${networks[@]}" >/dev/null 2>&1
+}
+
 reset_fixture() {
     local svcs configs secrets i
     load_env || die "no lab env file $ENV_FILE: run lab.sh up"
@@ -571,6 +580,7 @@ reset_fixture() {
     if ((${#configs[@]})); then dk "$MGR" config rm "${configs[@]}" >/dev/null; fi
     mapfile -t secrets < <(dk "$MGR" secret ls --format '{{.Name}}' | grep -E '^lab-' || true)
     if ((${#secrets[@]})); then dk "$MGR" secret rm "${secrets[@]}" >/dev/null; fi
+    wait_until "$TIMEOUT" "lab-* networks to be removed" remove_lab_networks
 
     if ! dk "$MGR" network inspect "$OVERLAY" >/dev/null 2>&1; then
         dk "$MGR" network create --driver overlay --attachable \

@@ -7,19 +7,25 @@
 #     cannot: file missing, no [Extensions.<name>] table, an extension without
 #     `ProxyReplicas = <int>`, PollInterval present but not a quoted Go duration ("3s", "500ms"),
 #     or a line that is neither a table header nor key = value;
-#  2. reconciles the proxy of the FIRST extension once, at start: if the service named by
+#  2. reconciles the proxy of every extension once, at start: if the service named by
 #     ProxyServiceName does not exist it is created (lab image, ports in PublishMode,
 #     ProxyReplicas, ProxyConstraints, labels); if it exists it is left untouched -- the real
-#     product's known bug: config changes (ProxyConstraints, ...) never reach an existing proxy;
+#     product's known bug: config changes (ProxyConstraints, ...) never reach an existing proxy.
+#     The first extension is reconciled by this process, every other one by a run of this
+#     script with `--extension NAME --reconcile-only` (service clusters);
 #  3. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
 #     8080) as its "gRPC" port (GET / returns "interlock-core-standin" and the summary) until
 #     SIGTERM/SIGINT/SIGQUIT, on which it exits at once.
 # The proxy image is $LAB_IMAGE (set on the service by lab.sh), else this container's image.
 
 CONFIG=/config.toml
+WANT=
+RECONCILE_ONLY=
 while [ $# -gt 0 ]; do
     case "$1" in
         -c|--config) CONFIG=$2; shift 2 ;;
+        --extension) WANT=$2; shift 2 ;;
+        --reconcile-only) RECONCILE_ONLY=1; shift ;;
         *) shift ;;
     esac
 done
@@ -106,7 +112,8 @@ END {
         err("PollInterval is not a duration: " top["pollinterval"])
     if (errmsg != "") { print "die " shq(errmsg); exit 0 }
 
-    e = exts[1]; list = ""
+    e = exts[1]; for (i = 1; i <= next_; i++) if (exts[i] == want) e = want
+    list = ""
     for (i = 1; i <= next_; i++) list = list (i > 1 ? "," : "") exts[i]
     print "EXTENSIONS=" shq(list)
     print "EXT=" shq(e)
@@ -129,7 +136,7 @@ END {
 '
 
 set --
-code=$(awk "$AWK_PROG" "$CONFIG") || die "parser failed"
+code=$(awk -v want="$WANT" "$AWK_PROG" "$CONFIG") || die "parser failed"
 # Drop ProxyArgs: the stand-in proxy takes only its ports as arguments.
 code=$(printf '%s\n' "$code" | grep -v -- ' --args-ignored ')
 eval "$code"
@@ -166,6 +173,11 @@ else
         exit 1
     fi
 fi
+
+[ -z "$RECONCILE_ONLY" ] || exit 0
+for other in $(echo "$EXTENSIONS" | tr ',' ' '); do
+    [ "$other" = "$EXT" ] || "$0" --extension "$other" --reconcile-only -c "$CONFIG" || exit 1
+done
 
 port=${LISTEN##*:}
 case "$port" in ''|*[!0-9]*) port=8080 ;; esac
