@@ -144,14 +144,81 @@ pub enum Command {
     Show,
     /// Roll out a whole desired config from a TOML file
     Apply(ApplyArgs),
-    /// Show the config, the proxy's placement and ports, and any drift between them
-    Status,
+    /// Show the config, every proxy's placement, ports, networks and updates, and findings
+    ///
+    /// The doctor: for every extension, its proxy's placement, ports, the networks it is
+    /// attached to, its spec version and last update, where its tasks run and why any do not,
+    /// and drift from the config. A missing proxy, a core without a config, a config that is
+    /// not valid TOML or lacks ProxyReplicas are reported as findings, not refused. Exits 1
+    /// when a finding is an error.
+    Status(StatusArgs),
     /// Put the core back on its previous config and make the proxy match it again
     Rollback(RollbackArgs),
     /// List the core's config lineage: name, created, operation, parent, digest
     History,
     /// Delete old configs of the lineage (never the current one or a rollback target)
     Prune(PruneArgs),
+    /// Add or remove a service cluster: an extension with its own proxy, nodes and ports
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Send one HTTP request to each proxy node's published HTTP port, on the node's own
+    /// address, and report the answer and its time
+    #[arg(long)]
+    pub probe: bool,
+}
+
+/// The `cluster` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Add a service cluster, copied from an existing extension
+    ///
+    /// Adds [Extensions.NAME] as a copy of --from (default: the only extension, else
+    /// `default`) with ServiceName = "ucp-interlock-extension-NAME", ProxyServiceName =
+    /// "ucp-interlock-proxy-NAME", ServiceCluster = "NAME", ProxyConstraints on the node
+    /// label, ProxyReplicas and host-mode ports; rotates the config onto the core, waits for
+    /// the core to create the new proxy, and verifies it. Refuses a name, a service name or
+    /// a port another extension uses.
+    Add(ClusterAddArgs),
+    /// Remove a service cluster and the services only it named
+    ///
+    /// Removes [Extensions.NAME] (never the last extension), rotates the config onto the
+    /// core, then removes the cluster's proxy and extension services, which Interlock
+    /// itself leaves running.
+    Remove(ClusterRemoveArgs),
+}
+
+/// Arguments of `cluster add`.
+#[derive(Debug, Args)]
+pub struct ClusterAddArgs {
+    /// The cluster's name: [Extensions.NAME], ServiceCluster, and its services' suffix
+    pub name: String,
+    /// Node label that marks the cluster's proxy nodes, as KEY=VALUE
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: String,
+    /// Published HTTP port of the cluster's proxy (host mode)
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub http: i64,
+    /// Published HTTPS port of the cluster's proxy (host mode)
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub https: i64,
+    /// Proxy replicas [default: the number of Ready, Active nodes with the label]
+    #[arg(long, value_name = "N")]
+    pub replicas: Option<u64>,
+    /// The extension to copy [default: --extension, else the only one, else `default`]
+    #[arg(long, value_name = "NAME")]
+    pub from: Option<String>,
+}
+
+/// Arguments of `cluster remove`.
+#[derive(Debug, Args)]
+pub struct ClusterRemoveArgs {
+    /// The cluster ([Extensions.NAME]) to remove
+    pub name: String,
 }
 
 /// Arguments of `pin-proxy`.

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::interlock::config::{ExtensionSettings, InterlockConfig};
+use crate::runbook::observe::{Survey, SurveyedConfig, SurveyedExtension, SurveyedProxy};
 use crate::runbook::plan::Observed;
-use crate::swarm::{ConfigObject, Node, Port, Service, Task};
+use crate::swarm::{ConfigObject, Network, Node, Port, Service, Task};
 
 /// The lab's config, as `lab.sh reset` stores it.
 pub const CONFIG: &str = include_str!("../tests/lab/core-config.toml");
@@ -123,7 +124,8 @@ pub fn observed() -> Observed {
             node("w2", "worker", &[("role", "dtr")]),
             node("w3", "worker", &[]),
         ],
-        proxy,
+        proxy: Some(proxy),
+        retired: vec![],
     }
 }
 
@@ -154,4 +156,48 @@ pub fn settings_after(edit: impl Fn(&str) -> String) -> (String, ExtensionSettin
         .and_then(|config| config.extension("default"))
         .expect("a valid edited config");
     (text, settings)
+}
+
+/// The same swarm as `status` surveys it, healthy: the proxy updated at 03:00 by a rolling
+/// update (tasks on w1 and w2 created then), surveyed ten minutes later.
+pub fn survey() -> Survey {
+    let observed = observed();
+    let config = InterlockConfig::parse(CONF_1, CONFIG).expect("the lab config parses");
+    let settings = config.extension("default").expect("its extension is valid");
+    let mut proxy = observed.proxy.expect("observed has a proxy");
+    proxy.endpoint_ports = vec![port(80, 80, "ingress"), port(8443, 443, "ingress")];
+    proxy.previous_spec = Some(json!({"Name": "ucp-interlock-proxy"}));
+    proxy.created_at = Some("2026-11-28T02:00:00Z".into());
+    proxy.updated_at = Some("2026-11-28T03:00:01Z".into());
+    proxy.update_started_at = Some("2026-11-28T02:59:59Z".into());
+    proxy.update_state = Some("completed".into());
+    let tasks = vec![task("proxy", "w1", vec![]), task("proxy", "w2", vec![])];
+    Survey {
+        core: Some(observed.core),
+        config: Some(SurveyedConfig {
+            object: observed.config,
+            text: CONFIG.into(),
+            lineage: observed.lineage,
+            parsed: Some(config),
+        }),
+        extensions: vec![SurveyedExtension {
+            name: "default".into(),
+            settings: Some(settings),
+            proxy_service: "ucp-interlock-proxy".into(),
+            proxy: Some(SurveyedProxy {
+                service: proxy,
+                tasks: tasks.clone(),
+                history: tasks,
+            }),
+        }],
+        selected: Some("default".into()),
+        unclaimed_proxies: vec![],
+        nodes: observed.nodes,
+        networks: vec![Network {
+            id: "n-ingress".into(),
+            name: "ingress".into(),
+        }],
+        refused: vec![],
+        taken_at: humantime::parse_rfc3339("2026-11-28T03:10:01Z").expect("a time"),
+    }
 }

@@ -168,16 +168,20 @@ fn snapshots_help() {
         Some("apply"),
         Some("status"),
         Some("rollback"),
+        Some("cluster add"),
+        Some("cluster remove"),
     ] {
-        let mut args: Vec<&str> = command.into_iter().collect();
+        let mut args: Vec<&str> = command
+            .map(str::split_whitespace)
+            .into_iter()
+            .flatten()
+            .collect();
         args.push("--help");
         let help = run(&args);
         help.assert_code(0);
         assert!(help.stderr.is_empty());
-        snapshot(
-            &format!("help__{}", command.unwrap_or("interlockctl")),
-            &help,
-        );
+        let name = command.map_or_else(|| "interlockctl".to_owned(), |c| c.replace(' ', "-"));
+        snapshot(&format!("help__{name}"), &help);
     }
 }
 

@@ -1,13 +1,12 @@
 //! `history`: the core's config lineage, read from the labels interlockctl puts on the
 //! configs it creates (parent, operation, content digest).
 
-use crate::commands::status;
 use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::output::printer::Printer;
 use crate::output::report::Report;
-use crate::runbook::Options;
 use crate::runbook::observe::observe;
+use crate::runbook::{Options, doctor};
 use crate::swarm::SwarmApi;
 
 /// Prints the lineage, oldest first.
@@ -18,7 +17,7 @@ pub async fn run<S: SwarmApi>(
     report: &mut Report,
 ) -> Result<ExitCode> {
     let state = observe(api, options).await?;
-    let entries = status::lineage(&state.observed);
+    let entries = doctor::lineage(&state.observed.config, &state.observed.lineage);
     if !printer.is_json() {
         let mut text = format!(
             "{:<40} {:<32} {:<10} {:<40} {}\n",

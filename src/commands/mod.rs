@@ -11,9 +11,10 @@ pub mod status;
 
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, ClusterCommand, Command, GlobalArgs};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
+use crate::interlock::cluster::NewCluster;
 use crate::interlock::edit::Edit;
 use crate::output::printer::Printer;
 use crate::output::report::Report;
@@ -28,10 +29,12 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::HostMode(_) => "host-mode",
         Command::Show => "show",
         Command::Apply(_) => "apply",
-        Command::Status => "status",
+        Command::Status(_) => "status",
         Command::Rollback(_) => "rollback",
         Command::History => "history",
         Command::Prune(_) => "prune",
+        Command::Cluster(ClusterCommand::Add(_)) => "cluster add",
+        Command::Cluster(ClusterCommand::Remove(_)) => "cluster remove",
     }
 }
 
@@ -76,7 +79,7 @@ pub fn connect(global: &GlobalArgs, printer: &Printer) -> Result<DockerSwarm> {
 /// Runs the parsed command line.
 pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<ExitCode> {
     let global = &cli.global;
-    let options = options(global);
+    let mut options = options(global);
     let edit = match &cli.command {
         Command::PinProxy(args) => {
             Edit::pin_proxy(&args.label, args.replicas, &args.extension_constraints)
@@ -93,9 +96,25 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Command::Show => {
             return show::run(&connect(global, printer)?, &options, printer, report).await;
         }
-        Command::Status => {
-            return status::run(&connect(global, printer)?, &options, printer, report).await;
+        Command::Status(args) => {
+            let api = connect(global, printer)?;
+            return status::run(&api, args.probe, &options, printer, report).await;
         }
+        Command::Cluster(ClusterCommand::Add(args)) => {
+            options.extension = args.from.clone().or(options.extension);
+            let cluster = NewCluster::parse(
+                &args.name,
+                &args.label,
+                args.http,
+                args.https,
+                args.replicas,
+            )
+            .map_err(|e| Error::refused(&e))?;
+            Edit::AddCluster(cluster)
+        }
+        Command::Cluster(ClusterCommand::Remove(args)) => Edit::RemoveCluster {
+            name: args.name.clone(),
+        },
         Command::History => {
             return history::run(&connect(global, printer)?, &options, printer, report).await;
         }
@@ -112,7 +131,7 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Some(path) => offline::run(&edit, path, global, &options, printer, report),
         None => {
             let api = connect(global, printer)?;
-            let state = runbook::observe::observe(&api, &options).await?;
+            let state = runbook::observe::observe_for_edit(&api, &options, &edit).await?;
             runbook::change(&api, &state, &edit, &options, printer, report).await
         }
     }

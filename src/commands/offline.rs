@@ -37,9 +37,7 @@ pub fn run(
     let source = source_name(path);
     let text = read_source(path)?;
     let config = InterlockConfig::parse(&source, &text).map_err(|e| Error::refused(&e))?;
-    let extension = config
-        .select_extension(global.extension.as_deref())
-        .map_err(|e| Error::refused(&e))?;
+    let extension = edit.observed_extension(&config, options.extension.as_deref())?;
     config
         .extension(&extension)
         .map_err(|e| Error::refused(&e))?;
@@ -51,7 +49,7 @@ pub fn run(
         .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
     let diff = unified_diff(&text, &new_text, &source, &target);
 
-    report.extension = Some(extension);
+    report.extension = Some(edit.target_extension(&extension));
     report.warnings = edited.warnings;
     report.changed = new_text != text;
     let config = ConfigReport {

@@ -61,7 +61,10 @@ pub async fn run<S: SwarmApi>(
 pub fn prunable(observed: &Observed, keep: usize) -> Vec<ConfigObject> {
     let protected: Vec<&str> = [
         observed.core.previous_spec.as_ref(),
-        observed.proxy.previous_spec.as_ref(),
+        observed
+            .proxy
+            .as_ref()
+            .and_then(|p| p.previous_spec.as_ref()),
     ]
     .into_iter()
     .flatten()

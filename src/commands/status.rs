@@ -1,105 +1,61 @@
-//! `status`: what an operator checks — the config and its lineage, the proxy's placement
-//! and ports, where its tasks run and why any do not, and drift between config and proxy.
+//! `status`, the doctor: the config and its lineage, the core, and for every extension its
+//! proxy's placement, ports, networks, last update, tasks and (with `--probe`) whether each
+//! node answers; drift between config and proxy; and findings. A broken swarm is reported,
+//! never refused: findings of level `error` make the run exit 1 after the whole picture.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exit::ExitCode;
 use crate::output::printer::Printer;
 use crate::output::report::{
-    CoreStatus, LineageEntry, ProxyStatus, Report, StatusReport, TaskStatus,
+    ExtensionStatus, Finding, FindingLevel, ProxyStatus, Report, RunStatus, StatusReport,
 };
 use crate::runbook::Options;
-use crate::runbook::observe::observe;
-use crate::runbook::plan::{self, LABEL_DIGEST, LABEL_OPERATION, LABEL_PARENT, Observed};
-use crate::runbook::verify;
-use crate::swarm::{Port, SwarmApi, spec};
+use crate::runbook::{doctor, observe, probe};
+use crate::swarm::{Port, SwarmApi};
 
-/// Reports the state of the core and the selected extension's proxy.
+/// Reports the state of the core and of every extension's proxy.
 pub async fn run<S: SwarmApi>(
     api: &S,
+    probing: bool,
     options: &Options,
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    let state = observe(api, options).await?;
-    let observed = &state.observed;
-    let tasks = api
-        .tasks(&observed.proxy.id)
-        .await
-        .map_err(|e| Error::failed(&e))?;
-    let check = verify::check_proxy(&state.settings, &observed.proxy, &tasks, &observed.nodes);
-    let mut task_rows: Vec<TaskStatus> = tasks
-        .iter()
-        .filter(|task| task.desired_state == "running" || task.is_running())
-        .map(|task| {
-            let node = task
-                .node_id
-                .as_deref()
-                .and_then(|id| observed.nodes.iter().find(|n| n.id == id));
-            TaskStatus {
-                node: node.map(|n| n.hostname.clone()).unwrap_or_default(),
-                addr: node.map(|n| n.addr.clone()).unwrap_or_default(),
-                state: task.state.clone(),
-                ports: task.ports.clone(),
-                error: (!task.is_running())
-                    .then(|| task.error.clone().unwrap_or_else(|| task.message.clone())),
-            }
-        })
-        .collect();
-    task_rows.sort_by(|a, b| a.node.cmp(&b.node));
-    let status = StatusReport {
-        config: observed.config.name.clone(),
-        lineage: lineage(observed),
-        core: CoreStatus {
-            service: observed.core.name.clone(),
-            update_state: observed.core.update_state.clone(),
-            failure_action: spec::failure_action(&observed.core.spec),
-            ports: spec::ports(&observed.core.spec),
-        },
-        proxy: ProxyStatus {
-            service: observed.proxy.name.clone(),
-            replicas: state.settings.proxy_replicas,
-            running: tasks.iter().filter(|t| t.is_running()).count() as u64,
-            constraints: spec::constraints(&observed.proxy.spec),
-            publish_mode: state.settings.publish_mode.as_str().to_owned(),
-            ports: spec::ports(&observed.proxy.spec),
-            tasks: task_rows,
-        },
-        drift: plan::proxy_edits(&state.settings, &observed.proxy.spec)
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        problems: check
-            .problems
-            .into_iter()
-            .chain(check.stale_tasks)
-            .collect(),
+    let survey = observe::survey(api, options).await?;
+    let probes = if probing {
+        let targets = doctor::probe_targets(&survey);
+        printer.status(&format!("Probing {} proxy node(s) ...", targets.len()));
+        Some(probe::run(targets).await)
+    } else {
+        None
     };
-    report.extension = Some(state.extension.clone());
+    let status = doctor::examine(&survey, probes.as_ref());
+    report.extension = survey.selected.clone();
     if !printer.is_json() {
-        printer.data(&render(&status, &state.extension));
+        printer.data(&render(&status));
     }
-    report.state = Some(status);
-    printer.finish(report, "");
-    Ok(ExitCode::Success)
-}
-
-/// The core's config lineage, oldest first.
-pub fn lineage(observed: &Observed) -> Vec<LineageEntry> {
-    let base = plan::lineage_base(&observed.config.name);
-    let mut entries: Vec<LineageEntry> = observed
-        .lineage
+    let errors: Vec<&Finding> = status
+        .findings
         .iter()
-        .map(|config| LineageEntry {
-            name: config.name.clone(),
-            created: config.created_at.clone(),
-            operation: config.labels.get(LABEL_OPERATION).cloned(),
-            parent: config.labels.get(LABEL_PARENT).cloned(),
-            digest: config.labels.get(LABEL_DIGEST).cloned(),
-            current: config.id == observed.config.id,
-        })
+        .filter(|f| f.level == FindingLevel::Error)
         .collect();
-    entries.sort_by_key(|entry| plan::lineage_number(base, &entry.name));
-    entries
+    report.errors = errors
+        .iter()
+        .map(|f| crate::error::Problem::new(&f.code, f.message.clone(), f.hint.clone()))
+        .collect();
+    let warnings = status.findings.len() - errors.len();
+    let (code, summary) = if errors.is_empty() {
+        (ExitCode::Success, format!("{warnings} warning(s)."))
+    } else {
+        report.status = RunStatus::Failed;
+        (
+            ExitCode::Failure,
+            format!("{} error(s), {warnings} warning(s).", errors.len()),
+        )
+    };
+    report.state = Some(status);
+    printer.finish(report, &summary);
+    Ok(code)
 }
 
 fn ports(ports: &[Port]) -> String {
@@ -113,7 +69,15 @@ fn ports(ports: &[Port]) -> String {
         .join(", ")
 }
 
-fn render(status: &StatusReport, extension: &str) -> String {
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join("; ")
+    }
+}
+
+fn render(status: &StatusReport) -> String {
     let lineage: Vec<String> = status
         .lineage
         .iter()
@@ -125,21 +89,108 @@ fn render(status: &StatusReport, extension: &str) -> String {
             }
         })
         .collect();
-    let proxy = &status.proxy;
+    let core = status.core.as_ref().map_or_else(
+        || "none".to_owned(),
+        |core| {
+            format!(
+                "{} (update: {}, failure action: {}, ports: {})",
+                core.service,
+                core.update_state.as_deref().unwrap_or("none"),
+                core.failure_action,
+                ports(&core.ports)
+            )
+        },
+    );
     let mut text = format!(
-        "Config:     {}\nLineage:    {}\nCore:       {} (update: {}, failure action: {}, ports: {})\nExtension:  {extension}\nProxy:      {} ({}/{} running, {} mode)\n  constraints: {}\n  ports:       {}\n  tasks:\n",
-        status.config,
-        lineage.join(", "),
-        status.core.service,
-        status.core.update_state.as_deref().unwrap_or("none"),
-        status.core.failure_action,
-        ports(&status.core.ports),
+        "Config:     {}\nLineage:    {}\nCore:       {core}\n",
+        status.config.as_deref().unwrap_or("none"),
+        if lineage.is_empty() {
+            "none".to_owned()
+        } else {
+            lineage.join(", ")
+        },
+    );
+    for extension in &status.extensions {
+        text.push_str(&render_extension(extension));
+    }
+    for proxy in &status.unclaimed_proxies {
+        text.push_str("Unclaimed:  no extension names this proxy\n");
+        text.push_str(&render_proxy(proxy));
+    }
+    if status.findings.is_empty() {
+        text.push_str("Findings:   none\n");
+    } else {
+        text.push_str("Findings:\n");
+        for finding in &status.findings {
+            let level = match finding.level {
+                FindingLevel::Error => "error",
+                FindingLevel::Warning => "warning",
+            };
+            text.push_str(&format!("  {level}: {}\n", finding.message));
+            if let Some(hint) = &finding.hint {
+                text.push_str(&format!("    hint: {hint}\n"));
+            }
+        }
+    }
+    text
+}
+
+fn render_extension(extension: &ExtensionStatus) -> String {
+    let selected = if extension.selected {
+        " (selected)"
+    } else {
+        ""
+    };
+    let mut text = format!("Extension:  {}{selected}\n", extension.name);
+    match &extension.proxy {
+        Some(proxy) => text.push_str(&render_proxy(proxy)),
+        None => text.push_str(&format!(
+            "Proxy:      {} (does not exist)\n",
+            extension.proxy_service
+        )),
+    }
+    text.push_str(&format!(
+        "  drift:       {}\n  problems:    {}\n",
+        list(&extension.drift),
+        list(&extension.problems)
+    ));
+    text
+}
+
+fn render_proxy(proxy: &ProxyStatus) -> String {
+    let update = &proxy.last_update;
+    let when = update.seconds_ago.map_or_else(
+        || "at an unknown time".to_owned(),
+        |s| format!("{} ago", ago(s)),
+    );
+    let history = match update.rolling {
+        None => "never updated since it was created".to_owned(),
+        Some(rolling) => format!(
+            "last updated {when} (update: {}), {} of {} running task(s) created since: {}",
+            update.state.as_deref().unwrap_or("none"),
+            update.recreated_tasks,
+            update.running_tasks,
+            if rolling {
+                "a rolling update of every task"
+            } else {
+                "not a rolling update of every task"
+            }
+        ),
+    };
+    let networks = if proxy.networks.is_empty() {
+        "0".to_owned()
+    } else {
+        format!("{} ({})", proxy.networks.len(), proxy.networks.join(", "))
+    };
+    let mut text = format!(
+        "Proxy:      {} ({}/{} running, {} mode)\n  constraints: {}\n  ports:       {}\n  networks:    {networks}\n  spec:        version {}, {history}\n  tasks:\n",
         proxy.service,
         proxy.running,
         proxy.replicas,
         proxy.publish_mode,
         proxy.constraints.join(", "),
         ports(&proxy.ports),
+        proxy.spec_version,
     );
     for task in &proxy.tasks {
         let why = task
@@ -155,17 +206,30 @@ fn render(status: &StatusReport, extension: &str) -> String {
             ports(&task.ports)
         ));
     }
-    let list = |items: &[String]| {
-        if items.is_empty() {
-            "none".to_owned()
-        } else {
-            items.join("; ")
+    if let Some(probes) = &proxy.probes {
+        text.push_str("  probe:\n");
+        for probe in probes {
+            let answer = match (probe.status, &probe.error) {
+                (Some(code), _) => format!("HTTP {code}"),
+                (None, error) => format!("no answer: {}", error.as_deref().unwrap_or("unknown")),
+            };
+            text.push_str(&format!(
+                "    {:<16} {:<21} {answer} ({} ms)\n",
+                probe.node,
+                format!("{}:{}", probe.addr, probe.port),
+                probe.millis
+            ));
         }
-    };
-    text.push_str(&format!(
-        "Drift:      {}\nProblems:   {}\n",
-        list(&status.drift),
-        list(&status.problems)
-    ));
+    }
     text
+}
+
+/// A coarse duration: `42s`, `5m`, `3h`, `2d`.
+fn ago(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        3600..86_400 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
 }

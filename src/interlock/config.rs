@@ -11,7 +11,7 @@
 //! `RlimitNoFile` both appear in the wild).
 
 use serde::Serialize;
-use toml_edit::{Array, DocumentMut, Item, TableLike, Value};
+use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 
 use crate::error::Diagnostic;
 
@@ -19,6 +19,8 @@ use crate::error::Diagnostic;
 pub mod defaults {
     /// The proxy service name when `ProxyServiceName` is absent.
     pub const PROXY_SERVICE_NAME: &str = "ucp-interlock-proxy";
+    /// The extension service name when `ServiceName` is absent.
+    pub const SERVICE_NAME: &str = "ucp-interlock-extension";
     /// nginx's HTTP port inside the proxy container.
     pub const TARGET_PORT: u16 = 80;
     /// nginx's HTTPS port inside the proxy container.
@@ -216,19 +218,29 @@ impl InterlockConfig {
         })
     }
 
+    /// The file or config name the document was read from.
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+
     /// The document as text, byte-identical to the input where nothing was edited.
     pub fn text(&self) -> String {
         self.doc.to_string()
     }
 
-    /// The names of all `[Extensions.NAME]` tables, in file order.
+    /// The names of all `[Extensions.NAME]` tables, in file order; an error when there is
+    /// none, since Interlock then deploys no proxy at all.
     pub fn extension_names(&self) -> Result<Vec<String>, ConfigError> {
-        let extensions = self.extensions_table()?;
-        Ok(extensions
+        let names: Vec<String> = self
+            .extensions_table()?
             .iter()
             .filter(|(_, item)| item.is_table_like())
             .map(|(name, _)| name.to_owned())
-            .collect())
+            .collect();
+        if names.is_empty() {
+            return Err(ConfigError::NoExtensions(self.source_name.clone()));
+        }
+        Ok(names)
     }
 
     /// Picks the extension to work on: the requested one, else the only one, else `default`.
@@ -245,7 +257,6 @@ impl InterlockConfig {
             });
         }
         match names.as_slice() {
-            [] => Err(ConfigError::NoExtensions(self.source_name.clone())),
             [only] => Ok(only.clone()),
             _ if names.iter().any(|n| n == defaults::EXTENSION) => {
                 Ok(defaults::EXTENSION.to_owned())
@@ -287,9 +298,7 @@ impl InterlockConfig {
             })?;
         Ok(ExtensionSettings {
             name: name.to_owned(),
-            proxy_service_name: reader
-                .string("ProxyServiceName")?
-                .unwrap_or_else(|| defaults::PROXY_SERVICE_NAME.to_owned()),
+            proxy_service_name: reader.proxy_service_name()?,
             proxy_replicas: proxy_replicas.unsigned_abs(),
             proxy_constraints: reader.strings("ProxyConstraints")?,
             constraints: reader.strings("Constraints")?,
@@ -301,6 +310,91 @@ impl InterlockConfig {
                 .port("TargetSSLPort")?
                 .unwrap_or(defaults::TARGET_SSL_PORT),
         })
+    }
+
+    /// The proxy service an extension names, even when its other settings are unusable
+    /// (the default name when it names none, or names it with a value that is no string).
+    pub fn proxy_service_name(&self, extension: &str) -> String {
+        self.service_name_or_default(extension, "ProxyServiceName", defaults::PROXY_SERVICE_NAME)
+    }
+
+    /// The extension service an extension names (`ServiceName`), read like
+    /// [`InterlockConfig::proxy_service_name`].
+    pub fn extension_service_name(&self, extension: &str) -> String {
+        self.service_name_or_default(extension, "ServiceName", defaults::SERVICE_NAME)
+    }
+
+    fn service_name_or_default(&self, extension: &str, key: &str, default: &str) -> String {
+        self.extension_table(extension)
+            .ok()
+            .and_then(|table| {
+                let reader = ExtensionReader {
+                    source_name: &self.source_name,
+                    name: extension,
+                    table,
+                };
+                reader.string(key).ok().flatten()
+            })
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Adds `[Extensions.{to}]` as a copy of `[Extensions.{from}]`: every key and sub-table
+    /// (`Labels`, `Config`, ...) as written, placed after the last table of the document.
+    /// Comment lines above the source's header stay with the source. Returns `false`, and
+    /// changes nothing, when `from` does not exist or `to` does.
+    pub fn copy_extension(&mut self, from: &str, to: &str) -> bool {
+        let mut taken = Vec::new();
+        table_positions(self.doc.as_table(), &mut taken);
+        let after_last = taken.into_iter().max().unwrap_or(0) + 1;
+        let Some(extensions) = self.extensions_table_mut() else {
+            return false;
+        };
+        if extensions.contains_key(to) {
+            return false;
+        }
+        let Some(mut copy) = extensions.get(from).filter(|i| i.is_table_like()).cloned() else {
+            return false;
+        };
+        if let Item::Table(table) = &mut copy {
+            let mut positions = Vec::new();
+            table_positions(table, &mut positions);
+            positions.sort_unstable();
+            renumber_tables(table, &positions, after_last);
+            let prefix = table
+                .decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or("");
+            let kept: String = prefix
+                .split_inclusive('\n')
+                .filter(|line| !line.trim_start().starts_with('#'))
+                .collect();
+            table.decor_mut().set_prefix(kept);
+        }
+        extensions.insert(to, copy);
+        true
+    }
+
+    /// Removes `[Extensions.{name}]` with its sub-tables; `false` when it does not exist.
+    pub fn remove_extension(&mut self, name: &str) -> bool {
+        self.extensions_table_mut()
+            .and_then(|extensions| extensions.remove(name))
+            .is_some()
+    }
+
+    /// Sets `ProxyServiceName`.
+    pub fn set_proxy_service_name(&mut self, extension: &str, name: &str) -> Option<KeyChange> {
+        self.set(extension, "ProxyServiceName", Value::from(name))
+    }
+
+    /// Sets `ServiceName` (the extension service).
+    pub fn set_service_name(&mut self, extension: &str, name: &str) -> Option<KeyChange> {
+        self.set(extension, "ServiceName", Value::from(name))
+    }
+
+    /// Sets `ServiceCluster`: the `com.docker.lb.service_cluster` label value it serves.
+    pub fn set_service_cluster(&mut self, extension: &str, cluster: &str) -> Option<KeyChange> {
+        self.set(extension, "ServiceCluster", Value::from(cluster))
     }
 
     /// Sets `ProxyConstraints`: where the proxy replicas may run.
@@ -397,15 +491,17 @@ impl InterlockConfig {
             })
     }
 
-    fn extension_table_mut(&mut self, name: &str) -> Option<&mut dyn TableLike> {
+    fn extensions_table_mut(&mut self) -> Option<&mut dyn TableLike> {
         let key = self
             .doc
             .iter()
             .map(|(key, _)| key.to_owned())
             .find(|key| key.eq_ignore_ascii_case("Extensions"))?;
-        self.doc
-            .get_mut(&key)?
-            .as_table_like_mut()?
+        self.doc.get_mut(&key)?.as_table_like_mut()
+    }
+
+    fn extension_table_mut(&mut self, name: &str) -> Option<&mut dyn TableLike> {
+        self.extensions_table_mut()?
             .get_mut(name)?
             .as_table_like_mut()
     }
@@ -445,6 +541,12 @@ impl ExtensionReader<'_> {
                     .ok_or_else(|| self.wrong_type(key, value, "a string"))
             })
             .transpose()
+    }
+
+    fn proxy_service_name(&self) -> Result<String, ConfigError> {
+        Ok(self
+            .string("ProxyServiceName")?
+            .unwrap_or_else(|| defaults::PROXY_SERVICE_NAME.to_owned()))
     }
 
     fn integer(
@@ -542,6 +644,40 @@ fn insert_key(table: &mut dyn TableLike, key: &str, value: Value) {
     table.insert(key, Item::Value(value));
     if let (Some(indent), Some(mut new_key)) = (indent, table.key_mut(key)) {
         new_key.leaf_decor_mut().set_prefix(indent);
+    }
+}
+
+/// The document positions of `table` and every table under it (headers are written in
+/// the order of their positions).
+fn table_positions(table: &Table, out: &mut Vec<isize>) {
+    out.extend(table.position());
+    for (_, item) in table.iter() {
+        match item {
+            Item::Table(child) => table_positions(child, out),
+            Item::ArrayOfTables(array) => array.iter().for_each(|t| table_positions(t, out)),
+            Item::None | Item::Value(_) => {}
+        }
+    }
+}
+
+/// Gives `table` and the tables under it consecutive positions from `first`, in the order
+/// of their old positions (`sorted`), so a copy is written as one block.
+fn renumber_tables(table: &mut Table, sorted: &[isize], first: isize) {
+    let renumbered = |old: isize| {
+        let index = sorted.binary_search(&old).unwrap_or(0);
+        first + isize::try_from(index).unwrap_or(0)
+    };
+    if let Some(old) = table.position() {
+        table.set_position(Some(renumbered(old)));
+    }
+    for (_, item) in table.iter_mut() {
+        match item {
+            Item::Table(child) => renumber_tables(child, sorted, first),
+            Item::ArrayOfTables(array) => array
+                .iter_mut()
+                .for_each(|t| renumber_tables(t, sorted, first)),
+            Item::None | Item::Value(_) => {}
+        }
     }
 }
 
@@ -882,6 +1018,57 @@ mod tests {
         assert_eq!(
             bare_end.text(),
             "[Extensions.default]\n\tProxyReplicas = 2\n\tPublishedSSLPort = 7443\n"
+        );
+    }
+
+    #[test]
+    fn a_copied_extension_goes_after_the_last_table_without_the_comment_above_it() {
+        let text = "# top\n[Extensions]\n  # the main one\n  [Extensions.default]\n    ProxyReplicas = 2 # two\n    [Extensions.default.Labels]\n      a = \"b\"\n  [Extensions.other]\n    ProxyReplicas = 1\n";
+        let mut config = parse(text);
+        assert!(config.copy_extension("default", "east"));
+        assert_eq!(
+            config.text(),
+            format!(
+                "{text}  [Extensions.east]\n    ProxyReplicas = 2 # two\n    [Extensions.east.Labels]\n      a = \"b\"\n"
+            )
+        );
+        assert_eq!(
+            config.extension_names().unwrap(),
+            ["default", "other", "east"]
+        );
+        assert_eq!(config.extension("east").unwrap().proxy_replicas, 2);
+        // Neither an existing name nor a missing source is copied.
+        let copied = config.text();
+        assert!(!config.copy_extension("default", "other"));
+        assert!(!config.copy_extension("nope", "west"));
+        assert_eq!(config.text(), copied);
+
+        assert!(config.remove_extension("east"));
+        assert_eq!(config.text(), text);
+        assert!(config.remove_extension("other"));
+        assert!(!config.remove_extension("other"));
+        assert_eq!(
+            config.text(),
+            "# top\n[Extensions]\n  # the main one\n  [Extensions.default]\n    ProxyReplicas = 2 # two\n    [Extensions.default.Labels]\n      a = \"b\"\n"
+        );
+    }
+
+    #[test]
+    fn service_names_are_read_even_from_an_unusable_extension() {
+        let config = parse(
+            "[Extensions.a]\nProxyServiceName = \"proxy-a\"\nServiceName = \"ext-a\"\n[Extensions.b]\nProxyServiceName = 7\n",
+        );
+        assert_eq!(
+            config.extension("a").unwrap_err().code(),
+            "missing_proxy_replicas"
+        );
+        assert_eq!(config.proxy_service_name("a"), "proxy-a");
+        assert_eq!(config.extension_service_name("a"), "ext-a");
+        assert_eq!(config.proxy_service_name("b"), defaults::PROXY_SERVICE_NAME);
+        assert_eq!(config.extension_service_name("b"), defaults::SERVICE_NAME);
+        assert_eq!(
+            config.proxy_service_name("nope"),
+            defaults::PROXY_SERVICE_NAME
         );
     }
 

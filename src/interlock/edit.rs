@@ -1,7 +1,9 @@
-//! The config edits of `pin-proxy`, `host-mode`, `apply` and `rollback`, shared by the
-//! offline and the live path so both produce byte-identical TOML for the same request. Pure.
+//! The config edits of `pin-proxy`, `host-mode`, `apply`, `rollback` and `cluster`, shared
+//! by the offline and the live path so both produce byte-identical TOML for the same
+//! request. Pure.
 
 use crate::error::{Error, Result};
+use crate::interlock::cluster::{self, NewCluster};
 use crate::interlock::config::{InterlockConfig, KeyChange, PublishMode};
 use crate::interlock::input::{self, Constraint, InputError, NodeLabel};
 use crate::swarm::ConfigObject;
@@ -34,6 +36,13 @@ pub enum Edit {
         /// The config object that holds this text already (rollback), so none is created.
         existing: Option<ConfigObject>,
     },
+    /// `cluster add`: a new extension copied from the selected one.
+    AddCluster(NewCluster),
+    /// `cluster remove`: the extension goes; the run works on another one.
+    RemoveCluster {
+        /// The extension to remove.
+        name: String,
+    },
 }
 
 /// The edited config and what changed.
@@ -52,7 +61,49 @@ impl Edit {
     pub fn existing_config(&self) -> Option<&ConfigObject> {
         match self {
             Edit::Replace { existing, .. } => existing.as_ref(),
-            Edit::PinProxy { .. } | Edit::HostMode { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// The node label whose Ready, Active nodes give the default proxy replicas.
+    pub fn node_label(&self) -> Option<&NodeLabel> {
+        match self {
+            Edit::PinProxy { label, .. } => Some(label),
+            Edit::AddCluster(cluster) => Some(&cluster.label),
+            _ => None,
+        }
+    }
+
+    /// The extension of the live (or input) config a run observes: the one `requested`
+    /// (`--extension`; `--from` for `cluster add`) or the only one or `default`; for
+    /// `cluster remove`, one that stays.
+    pub fn observed_extension(
+        &self,
+        config: &InterlockConfig,
+        requested: Option<&str>,
+    ) -> Result<String> {
+        match self {
+            Edit::RemoveCluster { name } => cluster::remaining_extension(config, name, requested),
+            _ => config
+                .select_extension(requested)
+                .map_err(|e| Error::refused(&e)),
+        }
+    }
+
+    /// The extension whose proxy the rest of the run plans for and verifies: the new
+    /// cluster for `cluster add`, else the observed one.
+    pub fn target_extension(&self, observed: &str) -> String {
+        match self {
+            Edit::AddCluster(cluster) => cluster.name.clone(),
+            _ => observed.to_owned(),
+        }
+    }
+
+    /// The extension this edit removes, if any.
+    pub fn removed_extension(&self) -> Option<&str> {
+        match self {
+            Edit::RemoveCluster { name } => Some(name),
+            _ => None,
         }
     }
 
@@ -81,8 +132,9 @@ impl Edit {
         Ok(Edit::HostMode { http, https })
     }
 
-    /// The config after this edit of its extension `extension`. `labelled_nodes` is the
-    /// number of Ready, Active nodes carrying the pin-proxy label, when a swarm was asked.
+    /// The config after this edit of its extension `extension` (the observed one, see
+    /// [`Edit::observed_extension`]). `labelled_nodes` is the number of Ready, Active nodes
+    /// carrying the edit's node label, when a swarm was asked.
     pub fn edited_config(
         &self,
         config: &InterlockConfig,
@@ -99,9 +151,7 @@ impl Edit {
             } => {
                 let replicas = replicas.or(labelled_nodes);
                 if replicas.is_none() {
-                    warnings.push(
-                        "ProxyReplicas left as it is: offline, the labelled nodes cannot be counted; pass --replicas N".to_owned(),
-                    );
+                    warnings.push(replicas_unknown("left as it is"));
                 }
                 let extension_constraints =
                     (!extension_constraints.is_empty()).then_some(extension_constraints);
@@ -128,14 +178,31 @@ impl Edit {
                 next = InterlockConfig::parse(source, text).map_err(|e| Error::refused(&e))?;
                 next.changes_from(config)
             }
+            Edit::AddCluster(new) => {
+                let replicas = new.replicas.or(labelled_nodes);
+                if replicas.is_none() {
+                    warnings.push(replicas_unknown(&format!(
+                        "copied from [Extensions.{extension}]"
+                    )));
+                }
+                new.add_to(&mut next, extension, replicas)?
+            }
+            Edit::RemoveCluster { name } => cluster::remove_from(&mut next, name)?,
         };
-        next.extension(extension).map_err(|e| Error::refused(&e))?;
+        next.extension(&self.target_extension(extension))
+            .map_err(|e| Error::refused(&e))?;
         Ok(Edited {
             config: next,
             changes,
             warnings,
         })
     }
+}
+
+fn replicas_unknown(what: &str) -> String {
+    format!(
+        "ProxyReplicas {what}: offline, the labelled nodes cannot be counted; pass --replicas N"
+    )
 }
 
 /// A unified diff between two config texts, empty when they are equal.

@@ -37,6 +37,9 @@ pub enum InputError {
     /// Zero proxy replicas would take all inbound traffic down.
     #[error("--replicas 0 would stop every proxy task and all inbound traffic")]
     ZeroReplicas,
+    /// A service cluster's name must make valid service names and a bare TOML key.
+    #[error("cluster name `{0}` cannot name Swarm services and an [Extensions.NAME] table")]
+    ClusterName(String),
 }
 
 impl Diagnostic for InputError {
@@ -47,6 +50,7 @@ impl Diagnostic for InputError {
             InputError::PortRange { .. } => "invalid_port",
             InputError::SamePorts(_) => "same_ports",
             InputError::ZeroReplicas => "invalid_replicas",
+            InputError::ClusterName(_) => "invalid_cluster_name",
         }
     }
 
@@ -62,6 +66,7 @@ impl Diagnostic for InputError {
             InputError::PortRange { flag, .. } => format!("pass {flag} a port between 1 and 65535"),
             InputError::SamePorts(_) => "pick different ports, e.g. `--http 7080 --https 7443`".into(),
             InputError::ZeroReplicas => "pass `--replicas 1` or more, or leave it out to run one proxy per labelled node".into(),
+            InputError::ClusterName(_) => "use letters, digits, `-` and `_`, starting with a letter or digit, at most 39 characters, e.g. `us-east`".into(),
         })
     }
 }

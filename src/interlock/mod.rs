@@ -1,5 +1,6 @@
 //! Interlock domain knowledge: its config file and the input that edits it. No I/O here.
 
+pub mod cluster;
 pub mod config;
 pub mod edit;
 pub mod input;

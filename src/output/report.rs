@@ -135,21 +135,70 @@ impl Report {
     }
 }
 
-/// What `status` reports.
+/// What `status` reports. `proxy`, `drift` and `problems` are the selected extension's
+/// (as before service clusters); `extensions` has every extension of the config.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
-    /// The config mounted at `/config.toml`.
-    pub config: String,
+    /// The config mounted at `/config.toml`; null when the core mounts none.
+    pub config: Option<String>,
     /// The config's lineage, oldest first.
     pub lineage: Vec<LineageEntry>,
-    /// The core service.
-    pub core: CoreStatus,
-    /// The selected extension's proxy.
-    pub proxy: ProxyStatus,
+    /// The core service; null when it does not exist.
+    pub core: Option<CoreStatus>,
+    /// The selected extension's proxy; null when it does not exist or none is selected.
+    pub proxy: Option<ProxyStatus>,
     /// Differences between what the config asks and what the proxy service says.
     pub drift: Vec<String>,
     /// Ways the proxy's tasks do not serve as configured.
     pub problems: Vec<String>,
+    /// Every `[Extensions.NAME]` of the config, in file order.
+    pub extensions: Vec<ExtensionStatus>,
+    /// Proxy services (by Interlock's label) that no extension of the config names.
+    pub unclaimed_proxies: Vec<ProxyStatus>,
+    /// What is wrong or worth a look, errors first.
+    pub findings: Vec<Finding>,
+}
+
+/// One extension: its proxy and how it compares with the config.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtensionStatus {
+    /// The `[Extensions.NAME]`.
+    pub name: String,
+    /// Whether `--extension` (or the default choice) selects it.
+    pub selected: bool,
+    /// The proxy service it names.
+    pub proxy_service: String,
+    /// That service; null when it does not exist.
+    pub proxy: Option<ProxyStatus>,
+    /// Differences between the config and the proxy service.
+    pub drift: Vec<String>,
+    /// Ways the proxy's tasks do not serve as configured.
+    pub problems: Vec<String>,
+}
+
+/// Something the doctor found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// `error`: Interlock does not route as configured (exit 1); `warning`: worth a look.
+    pub level: FindingLevel,
+    /// The extension it concerns, if one.
+    pub extension: Option<String>,
+    /// Stable snake_case identifier.
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, if known.
+    pub hint: Option<String>,
+}
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingLevel {
+    /// Makes `status` exit 1.
+    Error,
+    /// Reported only.
+    Warning,
 }
 
 /// One config of the lineage.
@@ -187,18 +236,68 @@ pub struct CoreStatus {
 pub struct ProxyStatus {
     /// Service name.
     pub service: String,
-    /// `ProxyReplicas` in the config.
+    /// `ProxyReplicas` in the config (the service's replicas when no config names it).
     pub replicas: u64,
     /// Running tasks.
     pub running: u64,
     /// Placement constraints of the service.
     pub constraints: Vec<String>,
-    /// `PublishMode` in the config.
+    /// `PublishMode` in the config (of the service's ports when no config names it).
     pub publish_mode: String,
     /// Ports the service publishes.
     pub ports: Vec<crate::swarm::Port>,
     /// Its tasks.
     pub tasks: Vec<TaskStatus>,
+    /// The networks its tasks attach to, by name: each one slows every reconfiguration.
+    pub networks: Vec<String>,
+    /// `Version.Index` of the service.
+    pub spec_version: u64,
+    /// When its spec last changed, and whether that re-created every task.
+    pub last_update: LastUpdate,
+    /// `--probe`: one HTTP request to each node that runs one of its tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Vec<ProbeResult>>,
+}
+
+/// The last change of a proxy's spec (Problem 3 of the runbook: a rolling update of the
+/// proxy on every stack deploy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastUpdate {
+    /// `UpdatedAt` of the service.
+    pub at: Option<String>,
+    /// Seconds from then to this run (the engine's clock against the local one).
+    pub seconds_ago: Option<u64>,
+    /// Whether the spec changed since the service was created (Swarm keeps a previous spec).
+    pub updated: bool,
+    /// `UpdateStatus.State`, when the change rolled out tasks.
+    pub state: Option<String>,
+    /// `UpdateStatus.StartedAt`.
+    pub started_at: Option<String>,
+    /// `UpdateStatus.CompletedAt`.
+    pub completed_at: Option<String>,
+    /// Tasks meant to run and running.
+    pub running_tasks: u64,
+    /// How many of them were created since the change started.
+    pub recreated_tasks: u64,
+    /// Whether the change was a rolling update of every task; null when never updated.
+    pub rolling: Option<bool>,
+}
+
+/// One probe of a proxy node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeResult {
+    /// Node hostname.
+    pub node: String,
+    /// The node's address.
+    pub addr: String,
+    /// The published HTTP port.
+    pub port: u16,
+    /// The HTTP status code, when the proxy answered.
+    pub status: Option<u16>,
+    /// Why there was no answer.
+    pub error: Option<String>,
+    /// How long the request took, in milliseconds.
+    pub millis: u64,
 }
 
 /// One proxy task.

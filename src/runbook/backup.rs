@@ -1,5 +1,6 @@
 //! A copy of the state before the first change, on the operator's machine: the live config
-//! TOML and both service specs as the engine returned them. Swarm keeps only one previous
+//! TOML and the specs of the services the run may change or remove, as the engine
+//! returned them. Swarm keeps only one previous
 //! spec per service, and configs can be pruned; this copy outlives both.
 
 use std::path::{Path, PathBuf};
@@ -28,21 +29,16 @@ pub fn write(root: &Path, command: &str, observed: &Observed) -> Result<PathBuf>
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace(':', "");
-    let dir = root.join(format!("{stamp}-{command}"));
-    let files = [
-        (
-            format!("{}.toml", observed.config.name),
-            observed.config_text.clone(),
-        ),
-        (
-            format!("{}.spec.json", observed.core.name),
-            pretty(&observed.core.spec),
-        ),
-        (
-            format!("{}.spec.json", observed.proxy.name),
-            pretty(&observed.proxy.spec),
-        ),
-    ];
+    let dir = root.join(format!("{stamp}-{}", command.replace(' ', "-")));
+    let services = std::iter::once(&observed.core)
+        .chain(&observed.proxy)
+        .chain(&observed.retired);
+    let files: Vec<(String, String)> = std::iter::once((
+        format!("{}.toml", observed.config.name),
+        observed.config_text.clone(),
+    ))
+    .chain(services.map(|s| (format!("{}.spec.json", s.name), pretty(&s.spec))))
+    .collect();
     std::fs::create_dir_all(&dir)
         .and_then(|()| {
             files

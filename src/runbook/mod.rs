@@ -3,15 +3,18 @@
 //! [`preflight`] refuses what would fail (both pure); [`backup`] saves the previous state;
 //! [`rollout`] applies the plan step by step, waits, and restores on failure; [`verify`]
 //! judges the proxy from its tasks (pure). [`change`] runs them in that order for every
-//! command that changes the swarm.
+//! command that changes the swarm. The operator's checks besides: [`doctor`] judges what
+//! `observe::survey` read (pure), and [`probe`] asks each proxy node from the outside.
 //!
 //! Nothing here parses flags or touches the terminal: flags arrive as [`Options`], and what
 //! the user sees goes through [`Printer`].
 
 pub mod backup;
+pub mod doctor;
 pub mod observe;
 pub mod plan;
 pub mod preflight;
+pub mod probe;
 pub mod rollout;
 pub mod verify;
 
@@ -20,11 +23,13 @@ use std::time::Duration;
 
 use crate::error::{Error, Problem, Result};
 use crate::exit::ExitCode;
+use crate::interlock::config::{ExtensionSettings, InterlockConfig};
 use crate::interlock::edit::{Edit, unified_diff};
 use crate::output::printer::Printer;
 use crate::output::report::{ConfigReport, Report, RunStatus};
 use crate::swarm::SwarmApi;
 use observe::LiveState;
+use plan::Observed;
 
 /// What the runbook needs to know of the command line.
 #[derive(Debug, Clone)]
@@ -109,12 +114,14 @@ pub async fn change<S: SwarmApi>(
         preflight::labelled_nodes(edit, &state.observed.nodes).map_err(|e| Error::refused(&e))?;
     let edited = edit.edited_config(&state.config, &state.extension, labelled)?;
     let new_text = edited.config.text();
+    let target = edit.target_extension(&state.extension);
     let settings = edited
         .config
-        .extension(&state.extension)
+        .extension(&target)
         .map_err(|e| Error::refused(&e))?;
+    let observed = &observation_for(api, state, edit, &target, &settings, &edited.config).await?;
     let plan = plan::build(
-        &state.observed,
+        observed,
         &new_text,
         edit.existing_config(),
         &settings,
@@ -128,43 +135,35 @@ pub async fn change<S: SwarmApi>(
             running_tasks: api.running_tasks().await.map_err(|e| Error::failed(&e))?,
         }
     };
-    let forced = preflight::check(
-        &state.observed,
-        &settings,
-        &plan,
-        &port_users,
-        options.force,
-    )
-    .map_err(Error::refused_all)?;
+    let forced = preflight::check(observed, &settings, &plan, &port_users, options.force)
+        .map_err(Error::refused_all)?;
 
-    report.extension = Some(state.extension.clone());
+    report.extension = Some(target);
     report.warnings = edited.warnings;
     report.warnings.extend(forced);
     printer.warnings(&report.warnings);
     report.changed = !plan.is_empty();
     let next = plan.config.as_ref().map(|c| c.name().to_owned());
     let config = ConfigReport {
-        service: state.observed.core.name.clone(),
-        current: Some(state.observed.config.name.clone()),
+        service: observed.core.name.clone(),
+        current: Some(observed.config.name.clone()),
         next: next.clone(),
         diff: unified_diff(
-            &state.observed.config_text,
+            &observed.config_text,
             &new_text,
-            &state.observed.config.name,
+            &observed.config.name,
             next.as_deref().unwrap_or("unchanged"),
         ),
         changes: edited.changes,
         content: None,
     };
     present_config(report, config, options, printer);
-    report.actions = plan.actions(&state.observed, &new_text);
+    report.actions = plan.actions(observed, &new_text);
     printer.plan(report);
 
     if plan.is_empty() {
-        if !options.planning_only()
-            && rollout::finish_rollouts(api, &state.observed, options, printer).await?
-        {
-            rollout::verify_proxy(api, &settings, options, printer).await?;
+        if !options.planning_only() {
+            rollout::settle(api, &plan, observed, &settings, options, printer).await?;
         }
         report.status = RunStatus::NoChanges;
         printer.finish(report, "No changes: the swarm already matches.");
@@ -174,14 +173,14 @@ pub async fn change<S: SwarmApi>(
         return Ok(code);
     }
     confirm(options, printer)?;
-    let backup = save_backup(&state.observed, options, report.command)?;
+    let backup = save_backup(observed, options, report.command)?;
     printer.status(&format!(
         "Saved the previous config and service specs to {}",
         backup.display()
     ));
     report.backup = Some(backup.display().to_string());
     let applied =
-        rollout::execute(api, &plan, state, &settings, &new_text, options, printer).await?;
+        rollout::execute(api, &plan, observed, &settings, &new_text, options, printer).await?;
     if let (Some(config), Some(name)) = (report.config.as_mut(), applied) {
         config.next = Some(name);
     }
@@ -190,8 +189,53 @@ pub async fn change<S: SwarmApi>(
     Ok(ExitCode::Success)
 }
 
+/// The observation the plan works on. `observe` read the observed extension's proxy; an
+/// edit that works on another extension (a new service cluster) needs that one's proxy,
+/// which does not exist until the core creates it; an edit that removes an extension
+/// retires the services only it named, as far as they exist.
+async fn observation_for<S: SwarmApi>(
+    api: &S,
+    state: &LiveState,
+    edit: &Edit,
+    target: &str,
+    settings: &ExtensionSettings,
+    edited: &InterlockConfig,
+) -> Result<Observed> {
+    let failed = |e: crate::swarm::SwarmError| Error::failed(&e);
+    let mut observed = state.observed.clone();
+    if target != state.extension {
+        observed.proxy = api
+            .service(&settings.proxy_service_name)
+            .await
+            .map_err(failed)?;
+    }
+    if let Some(removed) = edit.removed_extension() {
+        let still_named: Vec<String> = edited
+            .extension_names()
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|e| {
+                [
+                    edited.proxy_service_name(e),
+                    edited.extension_service_name(e),
+                ]
+            })
+            .collect();
+        let names = [
+            state.config.proxy_service_name(removed),
+            state.config.extension_service_name(removed),
+        ];
+        for name in names.iter().filter(|n| !still_named.contains(n)) {
+            observed
+                .retired
+                .extend(api.service(name).await.map_err(failed)?);
+        }
+    }
+    Ok(observed)
+}
+
 /// Saves the state before the first change; refuses to change anything without a backup.
-fn save_backup(observed: &plan::Observed, options: &Options, command: &str) -> Result<PathBuf> {
+fn save_backup(observed: &Observed, options: &Options, command: &str) -> Result<PathBuf> {
     let root = options
         .backup_dir
         .clone()

@@ -1,14 +1,27 @@
 //! Observe: read what the runbook works on from the swarm (the engine's role and API
-//! version, the core service, its config, the selected extension's proxy, the config lineage
-//! and the nodes), and parse the live config. Reads only.
+//! version, the core service, its config, the proxies, the config lineage and the nodes),
+//! and parse the live config. Reads only.
+//!
+//! The reading is split into small steps that two compositions share. [`observe`], for the
+//! commands that change the swarm, stops at the first piece that is missing or unusable
+//! (exit 4): nothing can be planned from a swarm without a core config or a proxy.
+//! [`survey`], for `status`, records each such refusal as a finding and reads on: the
+//! doctor is needed exactly when something is broken, and must then show everything else.
 
-use crate::error::{Error, Result};
+use std::time::SystemTime;
+
+use crate::error::{Error, Problem, Result};
+use crate::exit::ExitCode;
 use crate::interlock::config::{ExtensionSettings, InterlockConfig};
+use crate::interlock::edit::Edit;
 use crate::runbook::Options;
 use crate::runbook::plan::{self, CONFIG_TARGET, Observed};
 use crate::runbook::preflight;
 use crate::swarm::spec;
-use crate::swarm::{SwarmApi, SwarmError};
+use crate::swarm::{ConfigObject, Network, Node, Service, SwarmApi, SwarmError, Task};
+
+/// The label Interlock puts on every proxy service it creates (any service cluster's).
+pub const PROXY_LABEL: (&str, &str) = ("type", "com.docker.interlock.core.proxy");
 
 /// Checks the engine is a manager that speaks configs (API >= 1.30).
 async fn check_engine<S: SwarmApi>(api: &S) -> Result<()> {
@@ -27,6 +40,86 @@ async fn check_engine<S: SwarmApi>(api: &S) -> Result<()> {
     Ok(())
 }
 
+fn swarm_failed(error: SwarmError) -> Error {
+    Error::failed(&error)
+}
+
+/// The core service; refused when it does not exist.
+async fn read_core<S: SwarmApi>(api: &S, name: &str) -> Result<Service> {
+    api.service(name)
+        .await
+        .map_err(swarm_failed)?
+        .ok_or_else(|| Error::refused(&preflight::Missing::CoreService(name.to_owned())))
+}
+
+/// The config the core mounts at `/config.toml`, as `(name, ID)`; refused when none.
+fn config_mount(core: &Service) -> Result<(String, String)> {
+    spec::config_ref(&core.spec, CONFIG_TARGET)
+        .ok_or_else(|| Error::refused(&preflight::Missing::ConfigMount(core.name.clone())))
+}
+
+/// A service that an extension names; refused when it does not exist.
+async fn read_proxy<S: SwarmApi>(api: &S, name: &str) -> Result<Service> {
+    api.service(name)
+        .await
+        .map_err(swarm_failed)?
+        .ok_or_else(|| Error::refused(&preflight::Missing::ProxyService(name.to_owned())))
+}
+
+/// The mounted config object and every config of its lineage (same base name).
+async fn read_lineage<S: SwarmApi>(
+    api: &S,
+    name: &str,
+    id: &str,
+) -> Result<(ConfigObject, Vec<ConfigObject>)> {
+    let base = plan::lineage_base(name).to_owned();
+    let all = api.configs(&base).await.map_err(swarm_failed)?;
+    let current = all.iter().find(|c| c.id == id).cloned().ok_or_else(|| {
+        swarm_failed(SwarmError::Protocol {
+            operation: "list configs".into(),
+            message: format!("config {name} is mounted but not listed"),
+        })
+    })?;
+    let lineage = all
+        .into_iter()
+        .filter(|c| plan::in_lineage(&base, &c.name))
+        .collect();
+    Ok((current, lineage))
+}
+
+/// The core and the text of the config it mounts, not yet parsed.
+pub struct MountedConfig {
+    /// The Interlock core service.
+    pub core: Service,
+    /// The mounted config's name.
+    pub name: String,
+    /// Its ID.
+    pub id: String,
+    /// Its content, whatever it holds.
+    pub text: String,
+}
+
+impl MountedConfig {
+    /// The content as an Interlock config; refused when it is not valid TOML.
+    pub fn parse(&self) -> Result<InterlockConfig> {
+        InterlockConfig::parse(&self.name, &self.text).map_err(|e| Error::refused(&e))
+    }
+}
+
+/// Checks the engine, then reads the core and the content of its config.
+pub async fn read_mounted<S: SwarmApi>(api: &S, options: &Options) -> Result<MountedConfig> {
+    check_engine(api).await?;
+    let core = read_core(api, &options.core_service).await?;
+    let (name, id) = config_mount(&core)?;
+    let text = api.config_data(&id).await.map_err(swarm_failed)?;
+    Ok(MountedConfig {
+        core,
+        name,
+        id,
+        text,
+    })
+}
+
 /// Everything read from the swarm, with the live config parsed and its extension chosen.
 pub struct LiveState {
     /// The observation the plan is computed from.
@@ -39,71 +132,281 @@ pub struct LiveState {
     pub settings: ExtensionSettings,
 }
 
-/// Checks the engine, then reads the core, its config, the proxy, the lineage and the nodes.
+/// Checks the engine, then reads the core, its config, the selected extension's proxy,
+/// the lineage and the nodes.
 pub async fn observe<S: SwarmApi>(api: &S, options: &Options) -> Result<LiveState> {
-    check_engine(api).await?;
-    let swarm_failed = |e: SwarmError| Error::failed(&e);
-    let core = api
-        .service(&options.core_service)
-        .await
-        .map_err(swarm_failed)?
-        .ok_or_else(|| {
-            Error::refused(&preflight::Missing::CoreService(
-                options.core_service.clone(),
-            ))
-        })?;
-    let (config_name, config_id) =
-        spec::config_ref(&core.spec, CONFIG_TARGET).ok_or_else(|| {
-            Error::refused(&preflight::Missing::ConfigMount(
-                options.core_service.clone(),
-            ))
-        })?;
-    let config_text = api.config_data(&config_id).await.map_err(swarm_failed)?;
-    let config =
-        InterlockConfig::parse(&config_name, &config_text).map_err(|e| Error::refused(&e))?;
-    let extension = config
-        .select_extension(options.extension.as_deref())
-        .map_err(|e| Error::refused(&e))?;
+    let requested = options.extension.as_deref();
+    observe_selected(api, options, |config| {
+        config
+            .select_extension(requested)
+            .map_err(|e| Error::refused(&e))
+    })
+    .await
+}
+
+/// [`observe`] for an edit, which may observe another extension than the selected one
+/// (`cluster remove` observes one that stays).
+pub async fn observe_for_edit<S: SwarmApi>(
+    api: &S,
+    options: &Options,
+    edit: &Edit,
+) -> Result<LiveState> {
+    let requested = options.extension.as_deref();
+    observe_selected(api, options, |config| {
+        edit.observed_extension(config, requested)
+    })
+    .await
+}
+
+async fn observe_selected<S: SwarmApi>(
+    api: &S,
+    options: &Options,
+    select: impl FnOnce(&InterlockConfig) -> Result<String>,
+) -> Result<LiveState> {
+    let mounted = read_mounted(api, options).await?;
+    let config = mounted.parse()?;
+    let extension = select(&config)?;
+    observe_extension(api, mounted, config, extension).await
+}
+
+/// Reads what the plan needs for one extension of a parsed live config: its proxy, the
+/// lineage and the nodes.
+async fn observe_extension<S: SwarmApi>(
+    api: &S,
+    mounted: MountedConfig,
+    config: InterlockConfig,
+    extension: String,
+) -> Result<LiveState> {
     let settings = config
         .extension(&extension)
         .map_err(|e| Error::refused(&e))?;
-    let proxy = api
-        .service(&settings.proxy_service_name)
-        .await
-        .map_err(swarm_failed)?
-        .ok_or_else(|| {
-            Error::refused(&preflight::Missing::ProxyService(
-                settings.proxy_service_name.clone(),
-            ))
-        })?;
-    let base = plan::lineage_base(&config_name).to_owned();
-    let all = api.configs(&base).await.map_err(swarm_failed)?;
-    let current = all
-        .iter()
-        .find(|c| c.id == config_id)
-        .cloned()
-        .ok_or_else(|| {
-            Error::failed(&SwarmError::Protocol {
-                operation: "list configs".into(),
-                message: format!("config {config_name} is mounted but not listed"),
-            })
-        })?;
-    let lineage = all
-        .into_iter()
-        .filter(|c| plan::in_lineage(&base, &c.name))
-        .collect();
+    let proxy = read_proxy(api, &settings.proxy_service_name).await?;
+    let (current, lineage) = read_lineage(api, &mounted.name, &mounted.id).await?;
     let nodes = api.nodes().await.map_err(swarm_failed)?;
     Ok(LiveState {
         observed: Observed {
-            core,
+            core: mounted.core,
             config: current,
-            config_text,
+            config_text: mounted.text,
             lineage,
             nodes,
-            proxy,
+            proxy: Some(proxy),
+            retired: Vec::new(),
         },
         config,
         extension,
         settings,
+    })
+}
+
+/// A proxy service and its tasks, as the doctor reads them.
+#[derive(Debug, Clone)]
+pub struct SurveyedProxy {
+    /// The service.
+    pub service: Service,
+    /// Its tasks of the current spec.
+    pub tasks: Vec<Task>,
+    /// Every task Swarm keeps for it, older specs included.
+    pub history: Vec<Task>,
+}
+
+/// One `[Extensions.NAME]` of the live config, as far as it could be read.
+#[derive(Debug, Clone)]
+pub struct SurveyedExtension {
+    /// The extension's name.
+    pub name: String,
+    /// Its settings; `None` when the config cannot give them (a finding says why).
+    pub settings: Option<ExtensionSettings>,
+    /// The proxy service it names.
+    pub proxy_service: String,
+    /// That service, if it exists.
+    pub proxy: Option<SurveyedProxy>,
+}
+
+/// The config object the core mounts, as far as it could be read.
+#[derive(Debug, Clone)]
+pub struct SurveyedConfig {
+    /// The config object.
+    pub object: ConfigObject,
+    /// Its content.
+    pub text: String,
+    /// Its lineage.
+    pub lineage: Vec<ConfigObject>,
+    /// The content parsed; `None` when it is not valid TOML.
+    pub parsed: Option<InterlockConfig>,
+}
+
+/// What a refused reading step becomes in the survey: a finding, maybe of one extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The extension it concerns, if one.
+    pub extension: Option<String>,
+    /// What was refused.
+    pub problem: Problem,
+}
+
+/// Everything `status` shows, read without refusing anything.
+#[derive(Debug, Clone)]
+pub struct Survey {
+    /// The core, if it exists.
+    pub core: Option<Service>,
+    /// Its config, if it mounts one.
+    pub config: Option<SurveyedConfig>,
+    /// Every extension of the config, in file order.
+    pub extensions: Vec<SurveyedExtension>,
+    /// The extension `--extension` (or the default choice) selects, if any.
+    pub selected: Option<String>,
+    /// Proxy services (by Interlock's label) that no extension of the config names.
+    pub unclaimed_proxies: Vec<SurveyedProxy>,
+    /// All nodes.
+    pub nodes: Vec<Node>,
+    /// All networks, to name the ones the proxies attach to.
+    pub networks: Vec<Network>,
+    /// The steps [`observe`] would have refused at.
+    pub refused: Vec<Refused>,
+    /// When the survey was taken (local clock), to tell how long ago things happened.
+    pub taken_at: SystemTime,
+}
+
+/// Keeps a refusal as a finding and goes on without the value; other failures (the engine
+/// unreachable, an API error) still stop the survey.
+fn tolerate<T>(
+    result: Result<T>,
+    extension: Option<&str>,
+    refused: &mut Vec<Refused>,
+) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.exit == ExitCode::Refused => {
+            refused.extend(error.problems.into_iter().map(|problem| Refused {
+                extension: extension.map(str::to_owned),
+                problem,
+            }));
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Reads the core, its config, every extension's proxy with its tasks, the proxies no
+/// extension names, the nodes and the networks. What `observe` refuses becomes a finding.
+pub async fn survey<S: SwarmApi>(api: &S, options: &Options) -> Result<Survey> {
+    check_engine(api).await?;
+    let mut refused = Vec::new();
+    let core = tolerate(
+        read_core(api, &options.core_service).await,
+        None,
+        &mut refused,
+    )?;
+    let config = match &core {
+        Some(core) => survey_config(api, core, &mut refused).await?,
+        None => None,
+    };
+    let parsed = config.as_ref().and_then(|c| c.parsed.as_ref());
+    let selected = match parsed {
+        Some(parsed) => select_for_status(parsed, options, &mut refused),
+        None => None,
+    };
+    let mut extensions = Vec::new();
+    if let Some(parsed) = parsed {
+        let names = parsed.extension_names().map_err(|e| Error::refused(&e));
+        for name in tolerate(names, None, &mut refused)?.unwrap_or_default() {
+            let settings = parsed.extension(&name).map_err(|e| Error::refused(&e));
+            let settings = tolerate(settings, Some(&name), &mut refused)?;
+            let proxy_service = settings.as_ref().map_or_else(
+                || parsed.proxy_service_name(&name),
+                |s| s.proxy_service_name.clone(),
+            );
+            let proxy = tolerate(
+                read_proxy(api, &proxy_service).await,
+                Some(&name),
+                &mut refused,
+            )?;
+            extensions.push(SurveyedExtension {
+                name,
+                settings,
+                proxy_service,
+                proxy: match proxy {
+                    Some(service) => Some(survey_proxy(api, service).await?),
+                    None => None,
+                },
+            });
+        }
+    }
+    let mut unclaimed_proxies = Vec::new();
+    for service in api.services().await.map_err(swarm_failed)? {
+        let labelled = service
+            .spec
+            .pointer(&format!("/Labels/{}", PROXY_LABEL.0))
+            .and_then(serde_json::Value::as_str)
+            == Some(PROXY_LABEL.1);
+        if labelled && !extensions.iter().any(|e| e.proxy_service == service.name) {
+            unclaimed_proxies.push(survey_proxy(api, service).await?);
+        }
+    }
+    Ok(Survey {
+        core,
+        config,
+        extensions,
+        selected,
+        unclaimed_proxies,
+        nodes: api.nodes().await.map_err(swarm_failed)?,
+        networks: api.networks().await.map_err(swarm_failed)?,
+        refused,
+        taken_at: SystemTime::now(),
+    })
+}
+
+/// The mounted config, its lineage and its parse; refusals become findings.
+async fn survey_config<S: SwarmApi>(
+    api: &S,
+    core: &Service,
+    refused: &mut Vec<Refused>,
+) -> Result<Option<SurveyedConfig>> {
+    let Some((name, id)) = tolerate(config_mount(core), None, refused)? else {
+        return Ok(None);
+    };
+    let text = api.config_data(&id).await.map_err(swarm_failed)?;
+    let (object, lineage) = read_lineage(api, &name, &id).await?;
+    let parsed = tolerate(
+        InterlockConfig::parse(&name, &text).map_err(|e| Error::refused(&e)),
+        None,
+        refused,
+    )?;
+    Ok(Some(SurveyedConfig {
+        object,
+        text,
+        lineage,
+        parsed,
+    }))
+}
+
+/// The extension `--extension` names (a finding when it does not exist), else the only
+/// one or `default`; none when the choice is ambiguous (every extension is shown anyway).
+fn select_for_status(
+    config: &InterlockConfig,
+    options: &Options,
+    refused: &mut Vec<Refused>,
+) -> Option<String> {
+    match config.select_extension(options.extension.as_deref()) {
+        Ok(name) => Some(name),
+        Err(error) if options.extension.is_some() => {
+            refused.push(Refused {
+                extension: None,
+                problem: Problem::from_diagnostic(&error),
+            });
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+async fn survey_proxy<S: SwarmApi>(api: &S, service: Service) -> Result<SurveyedProxy> {
+    let tasks = api.tasks(&service.id).await.map_err(swarm_failed)?;
+    let history = api.task_history(&service.id).await.map_err(swarm_failed)?;
+    Ok(SurveyedProxy {
+        service,
+        tasks,
+        history,
     })
 }

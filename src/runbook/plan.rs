@@ -7,6 +7,10 @@
 //! already (the runbook's "known bug"), so the plan also edits the proxy to match.
 //! Because the plan is computed from the observed state, a re-run after an interruption
 //! plans exactly the steps that are still missing.
+//!
+//! For service clusters the observed proxy may be missing: a new cluster's proxy is created
+//! by the core from the new config, so the plan awaits it instead of editing it (waiting is
+//! no change of this run). The services of a removed cluster become removal steps.
 
 use std::collections::BTreeMap;
 
@@ -42,8 +46,12 @@ pub struct Observed {
     pub lineage: Vec<ConfigObject>,
     /// All nodes.
     pub nodes: Vec<Node>,
-    /// The selected extension's proxy service.
-    pub proxy: Service,
+    /// The proxy service of the extension the edit works on; `None` when it does not exist
+    /// yet (a new service cluster: the core creates it when it loads the new config).
+    pub proxy: Option<Service>,
+    /// Services of an extension the edit removes (`cluster remove`): Interlock leaves them
+    /// running, so the plan removes them.
+    pub retired: Vec<Service>,
 }
 
 /// The config step of a plan.
@@ -83,12 +91,20 @@ pub struct Plan {
     pub core_edits: Vec<SpecEdit>,
     /// Edits of the proxy service (one update).
     pub proxy_edits: Vec<SpecEdit>,
+    /// The proxy the core must create from the new config, waited for before it is made to
+    /// match and verified. Not a change of this run: the core makes it.
+    pub awaited_proxy: Option<String>,
+    /// Services to remove, after the core runs on the new config.
+    pub removed_services: Vec<String>,
 }
 
 impl Plan {
-    /// Whether there is nothing to do.
+    /// Whether there is nothing to change.
     pub fn is_empty(&self) -> bool {
-        self.config.is_none() && self.core_edits.is_empty() && self.proxy_edits.is_empty()
+        self.config.is_none()
+            && self.core_edits.is_empty()
+            && self.proxy_edits.is_empty()
+            && self.removed_services.is_empty()
     }
 
     /// The plan as report actions, in order.
@@ -112,11 +128,12 @@ impl Plan {
             }),
             None => {}
         }
+        let proxy_name = observed.proxy.as_ref().map(|p| p.name.clone());
         for (service, edits) in [
-            (&observed.core.name, &self.core_edits),
-            (&observed.proxy.name, &self.proxy_edits),
+            (Some(observed.core.name.clone()), &self.core_edits),
+            (proxy_name, &self.proxy_edits),
         ] {
-            if !edits.is_empty() {
+            if let Some(service) = service.filter(|_| !edits.is_empty()) {
                 let detail = edits
                     .iter()
                     .map(SpecEdit::to_string)
@@ -124,10 +141,25 @@ impl Plan {
                     .join("; ");
                 actions.push(Action {
                     kind: "update_service",
-                    target: service.clone(),
+                    target: service,
                     detail,
                 });
             }
+        }
+        if let Some(proxy) = &self.awaited_proxy {
+            actions.push(Action {
+                kind: "await_service",
+                target: proxy.clone(),
+                detail: "the Interlock core creates it from the new config; then it is made to match and verified".into(),
+            });
+        }
+        for service in &self.removed_services {
+            actions.push(Action {
+                kind: "remove_service",
+                target: service.clone(),
+                detail: "its extension is no longer in the config, and Interlock leaves it running"
+                    .into(),
+            });
         }
         actions
     }
@@ -172,7 +204,16 @@ pub fn build(
     Plan {
         config,
         core_edits,
-        proxy_edits: proxy_edits(settings, &observed.proxy.spec),
+        proxy_edits: observed
+            .proxy
+            .as_ref()
+            .map(|proxy| proxy_edits(settings, &proxy.spec))
+            .unwrap_or_default(),
+        awaited_proxy: observed
+            .proxy
+            .is_none()
+            .then(|| settings.proxy_service_name.clone()),
+        removed_services: observed.retired.iter().map(|s| s.name.clone()).collect(),
     }
 }
 
@@ -449,6 +490,8 @@ mod plan_tests {
                     ],
                     to: vec!["node.labels.role==dtr".into()],
                 }],
+                awaited_proxy: None,
+                removed_services: vec![],
             }
         );
     }
@@ -508,6 +551,38 @@ mod plan_tests {
     fn nothing_to_do_when_config_and_proxy_already_match() {
         let (text, settings) = settings_after(str::to_owned);
         assert!(build(&observed(), &text, None, &settings, "apply").is_empty());
+    }
+
+    #[test]
+    fn a_proxy_that_does_not_exist_yet_is_awaited_and_retired_services_are_removed() {
+        let mut observed = observed();
+        observed.proxy = None;
+        let (text, settings) = settings_after(str::to_owned);
+        let plan = build(&observed, &text, None, &settings, "cluster add");
+        assert_eq!(
+            (plan.awaited_proxy.as_deref(), plan.proxy_edits.len()),
+            (Some("ucp-interlock-proxy"), 0)
+        );
+        assert!(plan.is_empty(), "awaiting the core's proxy is no change");
+        let kinds: Vec<&str> = plan
+            .actions(&observed, &text)
+            .iter()
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(kinds, ["await_service"]);
+
+        let mut retiring = crate::testing::observed();
+        retiring.retired.push(crate::testing::service(
+            "old",
+            serde_json::json!({"Name": "ucp-interlock-proxy-old"}),
+        ));
+        let plan = build(&retiring, &text, None, &settings, "cluster remove");
+        assert_eq!(plan.removed_services, ["ucp-interlock-proxy-old"]);
+        assert!(!plan.is_empty());
+        assert_eq!(
+            plan.actions(&retiring, &text)[0].target,
+            "ucp-interlock-proxy-old"
+        );
     }
 
     #[test]

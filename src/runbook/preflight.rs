@@ -125,10 +125,10 @@ impl Diagnostic for Refusal {
     }
 }
 
-/// For `pin-proxy`: the number of schedulable nodes with the label (the default replica
-/// count); refuses when there are none.
+/// For `pin-proxy` and `cluster add`: the number of schedulable nodes with the label (the
+/// default replica count); refuses when there are none.
 pub fn labelled_nodes(edit: &Edit, nodes: &[Node]) -> Result<Option<u64>, Refusal> {
-    let Edit::PinProxy { label, .. } = edit else {
+    let Some(label) = edit.node_label() else {
         return Ok(None);
     };
     let count = nodes
@@ -162,10 +162,13 @@ pub fn check(
 ) -> Result<Vec<String>, Vec<Problem>> {
     let mut refusals = Vec::new();
     let services = [
-        (&observed.core, !plan.core_edits.is_empty()),
-        (&observed.proxy, !plan.proxy_edits.is_empty()),
+        Some((&observed.core, !plan.core_edits.is_empty())),
+        observed
+            .proxy
+            .as_ref()
+            .map(|proxy| (proxy, !plan.proxy_edits.is_empty())),
     ];
-    for (service, edited) in services {
+    for (service, edited) in services.into_iter().flatten() {
         if let Some(state) = service
             .update_state
             .as_deref()
@@ -223,7 +226,12 @@ fn port_conflicts(
         .iter()
         .filter_map(|p| p.published)
     {
-        for service in users.services.iter().filter(|s| s.id != observed.proxy.id) {
+        let own_proxy = observed.proxy.as_ref().map(|p| p.id.as_str());
+        for service in users
+            .services
+            .iter()
+            .filter(|s| Some(s.id.as_str()) != own_proxy)
+        {
             let ingress = spec::ports(&service.spec)
                 .iter()
                 .chain(&service.endpoint_ports)
@@ -354,7 +362,7 @@ mod tests {
     #[test]
     fn a_running_update_blocks_only_a_service_this_run_changes() {
         let mut updating = observed();
-        updating.proxy.update_state = Some("updating".into());
+        updating.proxy.as_mut().unwrap().update_state = Some("updating".into());
         assert_eq!(
             codes((&updating, &PortUsers::default()), str::to_owned, false),
             Ok(vec![]),

@@ -92,11 +92,24 @@ mod tests {
         let (_, settings) = settings_after(pinned_host_mode);
         let bound = || vec![port(7080, 80, "host"), port(7443, 443, "host")];
         let good = [task("proxy", "w1", bound()), task("proxy", "w2", bound())];
-        assert!(check_proxy(&settings, &observed.proxy, &good, &observed.nodes).is_ok());
+        assert!(
+            check_proxy(
+                &settings,
+                observed.proxy.as_ref().unwrap(),
+                &good,
+                &observed.nodes
+            )
+            .is_ok()
+        );
 
         let stale = [task("proxy", "w1", bound()), task("proxy", "w2", vec![])];
         assert_eq!(
-            check_proxy(&settings, &observed.proxy, &stale, &observed.nodes),
+            check_proxy(
+                &settings,
+                observed.proxy.as_ref().unwrap(),
+                &stale,
+                &observed.nodes
+            ),
             ProxyCheck {
                 problems: vec![],
                 stale_tasks: vec![
@@ -107,11 +120,23 @@ mod tests {
 
         let misplaced = [task("proxy", "w1", bound()), task("proxy", "w3", bound())];
         assert_eq!(
-            check_proxy(&settings, &observed.proxy, &misplaced, &observed.nodes).problems,
+            check_proxy(
+                &settings,
+                observed.proxy.as_ref().unwrap(),
+                &misplaced,
+                &observed.nodes
+            )
+            .problems,
             ["proxy task on host-w3 violates node.labels.role==dtr"]
         );
         assert_eq!(
-            check_proxy(&settings, &observed.proxy, &good[..1], &observed.nodes).problems,
+            check_proxy(
+                &settings,
+                observed.proxy.as_ref().unwrap(),
+                &good[..1],
+                &observed.nodes
+            )
+            .problems,
             ["1 of 2 proxy tasks are running"]
         );
     }
@@ -122,13 +147,28 @@ mod tests {
         let (_, settings) = settings_after(str::to_owned);
         let tasks = [task("proxy", "w1", vec![]), task("proxy", "w2", vec![])];
         assert_eq!(
-            check_proxy(&settings, &observed.proxy, &tasks, &observed.nodes).problems,
+            check_proxy(
+                &settings,
+                observed.proxy.as_ref().unwrap(),
+                &tasks,
+                &observed.nodes
+            )
+            .problems,
             [
                 "the swarm does not publish 80:80/tcp (ingress) for the proxy",
                 "the swarm does not publish 8443:443/tcp (ingress) for the proxy"
             ]
         );
-        observed.proxy.endpoint_ports = vec![port(80, 80, "ingress"), port(8443, 443, "ingress")];
-        assert!(check_proxy(&settings, &observed.proxy, &tasks, &observed.nodes).is_ok());
+        observed.proxy.as_mut().unwrap().endpoint_ports =
+            vec![port(80, 80, "ingress"), port(8443, 443, "ingress")];
+        assert!(
+            check_proxy(
+                &settings,
+                observed.proxy.as_ref().unwrap(),
+                &tasks,
+                &observed.nodes
+            )
+            .is_ok()
+        );
     }
 }
