@@ -7,9 +7,9 @@
 # Usage: lab.sh up|reset|down|status|rebuild-image|env|node NAME DOCKER-ARGS...
 #   up      start the lab (idempotent; fast when already up), create the fixture
 #   reset   bring the fixture back to its initial state: remove services ucp-interlock* and
-#           lab-*, configs com.docker.ucp.interlock.conf* and lab-*, secrets and networks
-#           lab-*; restore node labels; create conf-1 (core-config.toml) and the three
-#           Interlock services
+#           lab-*, configs com.docker.ucp.interlock.conf*, com.docker.interlock.proxy.* and
+#           lab-*, secrets and networks lab-*; restore node labels; create conf-1
+#           (core-config.toml) and the three Interlock services
 #   down    stop and remove everything the lab created (safe when nothing is up)
 #   status  print nodes and services; exit 0 if the lab is up, 1 if not
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
@@ -576,7 +576,7 @@ reset_fixture() {
         kill_task_containers "${svcs[@]}"
         wait_until "$TIMEOUT" "tasks of removed services to stop" tasks_stopped "${svcs[@]}"
     done
-    mapfile -t configs < <(dk "$MGR" config ls --format '{{.Name}}' | grep -E '^(com\.docker\.ucp\.interlock\.conf|lab-)' || true)
+    mapfile -t configs < <(dk "$MGR" config ls --format '{{.Name}}' | grep -E '^(com\.docker\.ucp\.interlock\.conf|com\.docker\.interlock\.proxy\.|lab-)' || true)
     if ((${#configs[@]})); then dk "$MGR" config rm "${configs[@]}" >/dev/null; fi
     mapfile -t secrets < <(dk "$MGR" secret ls --format '{{.Name}}' | grep -E '^lab-' || true)
     if ((${#secrets[@]})); then dk "$MGR" secret rm "${secrets[@]}" >/dev/null; fi
