@@ -122,14 +122,29 @@ fn runbook_end_to_end_on_rich_specs() {
     // What an operator sees.
     let text = lab.interlockctl(&["status"]);
     assert_eq!(code(&text), 0);
-    insta::assert_snapshot!(
-        "status_text_after_runbook",
-        String::from_utf8(text.stdout).unwrap()
-    );
+    insta::with_settings!({filters => vec![
+        (r"version \d+", "version [index]"),
+        (r"updated \d+[smhd] ago", "updated [time] ago"),
+    ]}, {
+        insta::assert_snapshot!(
+            "status_text_after_runbook",
+            String::from_utf8(text.stdout).unwrap()
+        );
+    });
     let status = lab.interlockctl(&["status", "-o", "json"]);
     assert_eq!(code(&status), 0);
     insta::assert_json_snapshot!("status_json_after_runbook", json(&status), {
         ".state.lineage[].created" => "[created]",
+        ".state.proxy.spec_version" => "[index]",
+        ".state.proxy.last_update.at" => "[time]",
+        ".state.proxy.last_update.seconds_ago" => "[seconds]",
+        ".state.proxy.last_update.started_at" => "[time]",
+        ".state.proxy.last_update.completed_at" => "[time]",
+        ".state.extensions[].proxy.spec_version" => "[index]",
+        ".state.extensions[].proxy.last_update.at" => "[time]",
+        ".state.extensions[].proxy.last_update.seconds_ago" => "[seconds]",
+        ".state.extensions[].proxy.last_update.started_at" => "[time]",
+        ".state.extensions[].proxy.last_update.completed_at" => "[time]",
     });
 
     // Running either command again changes nothing.
