@@ -786,6 +786,34 @@ fn a_missing_proxy_service_is_refused_with_exit_4() {
     );
     assert_eq!(fingerprint(&engine), before, "nothing changed");
     assert_eq!(writes(&engine), Vec::<String>::new());
+
+    // The doctor reports it instead, with the rest of the picture.
+    let status = interlockctl(&engine, &["status"]).assert_code(1);
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["errors"][0]["code"], "proxy_service_missing");
+    assert_eq!(status["state"]["core"]["service"], CORE);
+    assert_eq!(status["state"]["extensions"][0]["proxy"], Value::Null);
+}
+
+#[test]
+fn status_of_a_healthy_swarm_exits_0_without_findings() {
+    let engine = FakeEngine::start();
+    let status = interlockctl(&engine, &["status"]).assert_code(0);
+    let state = &status["state"];
+    assert_eq!(state["findings"], json!([]));
+    assert_eq!(state["extensions"][0]["name"], "default");
+    let proxy = &state["extensions"][0]["proxy"];
+    assert_eq!(*proxy, state["proxy"]);
+    assert_eq!(proxy["networks"], json!([]));
+    assert_eq!(
+        (
+            &proxy["last_update"]["updated"],
+            &proxy["last_update"]["rolling"]
+        ),
+        (&json!(false), &Value::Null),
+        "never updated since it was created"
+    );
+    assert_eq!(writes(&engine), Vec::<String>::new());
 }
 
 #[test]
@@ -808,6 +836,24 @@ fn a_live_config_that_is_not_toml_is_refused_with_exit_4() {
     );
     assert_eq!(fingerprint(&engine), before, "nothing changed");
     assert_eq!(writes(&engine), Vec::<String>::new());
+
+    // The doctor reports it, and finds the proxy by Interlock's label.
+    let status = interlockctl(&engine, &["status"]).assert_code(1);
+    assert_eq!(status["errors"][0]["code"], "invalid_toml");
+    assert_eq!(status["state"]["unclaimed_proxies"][0]["service"], PROXY);
+    let show = interlockctl(&engine, &["show"]).assert_code(0);
+    assert!(
+        show["config"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("[Extensions.default\n")
+    );
+    assert!(
+        show["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("is not valid TOML")
+    );
 }
 
 #[test]

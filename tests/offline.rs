@@ -1842,3 +1842,123 @@ fn secrets_are_redacted_in_diffs_unless_asked_for() {
             .contains(" \t\tAdminPass = \"s3cret-admin-pass\"\n")
     );
 }
+
+/// `cluster add` then `cluster remove` on every valid fixture: the new table is added after
+/// everything else, the file before it keeps every byte, and removing it restores the
+/// input byte for byte. Plus what a user sees for a cluster added to the service-clusters
+/// fixture, and the refusals.
+#[test]
+fn clusters_are_added_after_everything_else_and_removed_byte_for_byte() {
+    for fixture in fixtures("valid") {
+        let from = fixture.extension();
+        let input = fixture.text();
+        let added = run(&strs(&[
+            "--config-file",
+            &fixture.path,
+            "cluster",
+            "add",
+            "edge",
+            "--from",
+            from,
+            "--label",
+            "role=edge",
+            "--http",
+            "17080",
+            "--https",
+            "17443",
+            "--replicas",
+            "2",
+        ]));
+        added.assert_code(0);
+        let settings = InterlockConfig::parse("added", &added.stdout)
+            .unwrap()
+            .extension("edge")
+            .unwrap();
+        assert_eq!(
+            settings.proxy_service_name, "ucp-interlock-proxy-edge",
+            "{}",
+            fixture.stem
+        );
+        assert_eq!(settings.proxy_constraints, ["node.labels.role==edge"]);
+        assert_eq!(
+            (settings.published_port, settings.proxy_replicas),
+            (Some(17080), 2)
+        );
+        // Everything before the file's closing comment lines stays in front, byte for byte.
+        let mut lines: Vec<&str> = input.lines().collect();
+        while lines
+            .last()
+            .is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            lines.pop();
+        }
+        assert!(
+            added.stdout.starts_with(&lines.join("\n")),
+            "{}",
+            fixture.stem
+        );
+        let path = common::manifest_dir().join(format!("target/cluster-{}.toml", fixture.stem));
+        std::fs::write(&path, &added.stdout).unwrap();
+        let removed = run(&strs(&[
+            "--config-file",
+            path.to_str().unwrap(),
+            "cluster",
+            "remove",
+            "edge",
+        ]));
+        removed.assert_code(0);
+        assert_eq!(
+            removed.stdout, input,
+            "{}: remove restores the input",
+            fixture.stem
+        );
+    }
+
+    let clusters = "fixtures/configs/valid/service-clusters.toml";
+    let eu = run(&strs(&[
+        "--config-file",
+        clusters,
+        "cluster",
+        "add",
+        "eu",
+        "--from",
+        "us-west",
+        "--label",
+        "region=eu",
+        "--http",
+        "11080",
+        "--https",
+        "11443",
+    ]));
+    snapshot("cluster__add_to_service_clusters", &eu);
+    eu.assert_code(0);
+    let taken = run(&strs(&[
+        "--config-file",
+        clusters,
+        "cluster",
+        "add",
+        "dmz",
+        "--label",
+        "region=eu",
+        "--http",
+        "9080",
+        "--https",
+        "10443",
+        "--extension",
+        "us-east",
+    ]));
+    snapshot("cluster__refusals", &taken);
+    taken.assert_code(4);
+    assert!(taken.stdout.is_empty());
+    let last = run(&strs(&[
+        "--config-file",
+        "fixtures/configs/valid/ucp-3.2.toml",
+        "cluster",
+        "remove",
+        "default",
+        "-o",
+        "json",
+    ]));
+    last.assert_code(4);
+    assert_eq!(last.json()["errors"][0]["code"], "last_extension");
+}
