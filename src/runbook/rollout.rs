@@ -102,6 +102,13 @@ pub async fn execute<S: SwarmApi>(
                 let _ = rollback(api, proxy_name, options, printer).await;
             }
             undo_core.await;
+            // A proxy the core created from the new config is no part of the previous
+            // state; the core is back on a config without it, so it stays removed.
+            if plan.awaited_proxy.is_some()
+                && let Ok(Some(created)) = api.service(proxy_name).await
+            {
+                let _ = remove_service(api, &created, printer).await;
+            }
         }
         return Err(error);
     }
