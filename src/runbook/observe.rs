@@ -102,8 +102,12 @@ pub struct MountedConfig {
 impl MountedConfig {
     /// The content as an Interlock config; refused when it is not valid TOML.
     pub fn parse(&self) -> Result<InterlockConfig> {
-        InterlockConfig::parse(&self.name, &self.text).map_err(|e| Error::refused(&e))
+        parse_config(&self.name, &self.text)
     }
+}
+
+fn parse_config(name: &str, text: &str) -> Result<InterlockConfig> {
+    InterlockConfig::parse(name, text).map_err(|e| Error::refused(&e))
 }
 
 /// Checks the engine, then reads the core and the content of its config.
@@ -368,11 +372,7 @@ async fn survey_config<S: SwarmApi>(
     };
     let text = api.config_data(&id).await.map_err(swarm_failed)?;
     let (object, lineage) = read_lineage(api, &name, &id).await?;
-    let parsed = tolerate(
-        InterlockConfig::parse(&name, &text).map_err(|e| Error::refused(&e)),
-        None,
-        refused,
-    )?;
+    let parsed = tolerate(parse_config(&name, &text), None, refused)?;
     Ok(Some(SurveyedConfig {
         object,
         text,
