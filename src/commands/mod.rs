@@ -10,6 +10,7 @@ pub mod show;
 pub mod status;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ use crate::output::report::Report;
 use crate::runbook::{self, Options};
 use crate::swarm::docker::DockerSwarm;
 use crate::swarm::endpoint::{self, ConnectionFlags};
+use crate::swarm::transport::Tracer;
 
 /// The name a command has on the command line (and in the JSON report).
 pub fn command_name(command: &Command) -> &'static str {
@@ -70,7 +72,11 @@ pub fn connect(global: &GlobalArgs, printer: &Printer) -> Result<DockerSwarm> {
         "engine {address} (context {}, from {})",
         resolved.context, resolved.source
     ));
-    DockerSwarm::connect(&resolved.endpoint, address).map_err(|e| Error::failed(&e))
+    let tracer = printer.is_verbose().then(|| {
+        let printer = printer.clone();
+        Arc::new(move |line: &str| printer.detail(line)) as Tracer
+    });
+    DockerSwarm::connect(&resolved.endpoint, address, tracer).map_err(|e| Error::failed(&e))
 }
 
 /// Runs the parsed command line.

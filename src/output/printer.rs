@@ -87,6 +87,11 @@ impl Printer {
         self.can_prompt
     }
 
+    /// Whether `-v` asked for details.
+    pub fn is_verbose(&self) -> bool {
+        self.verbose && !self.quiet
+    }
+
     /// Asks a yes/no question on the terminal (default no); `Ok(false)` when declined.
     pub fn confirm(&self, prompt: &str) -> std::io::Result<bool> {
         dialoguer::Confirm::new()

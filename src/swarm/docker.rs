@@ -14,7 +14,7 @@ use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::swarm::endpoint::Endpoint;
-use crate::swarm::transport::Transport;
+use crate::swarm::transport::{Tracer, Transport};
 use crate::swarm::{ConfigObject, Engine, Node, Port, Service, SwarmApi, SwarmError, Task, spec};
 
 /// A connection to one Docker engine.
@@ -22,16 +22,24 @@ pub struct DockerSwarm {
     transport: Arc<Transport>,
     docker: Docker,
     address: String,
+    tracer: Option<Tracer>,
 }
 
 impl DockerSwarm {
-    /// Prepares a connection (no request is sent yet). `address` names it in messages.
-    pub fn connect(endpoint: &Endpoint, address: String) -> Result<Self, SwarmError> {
+    /// Prepares a connection (no request is sent yet). `address` names it in messages;
+    /// `tracer`, if any, hears of every request and, at the end, of the totals.
+    pub fn connect(
+        endpoint: &Endpoint,
+        address: String,
+        tracer: Option<Tracer>,
+    ) -> Result<Self, SwarmError> {
         let unreachable = |message: String| SwarmError::Unreachable {
             endpoint: address.clone(),
             message,
         };
-        let transport = Arc::new(Transport::new(endpoint).map_err(|e| unreachable(e.to_string()))?);
+        let transport =
+            Transport::new(endpoint, tracer.clone()).map_err(|e| unreachable(e.to_string()))?;
+        let transport = Arc::new(transport);
         let docker = transport
             .bollard()
             .map_err(|e| unreachable(e.to_string()))?;
@@ -39,6 +47,7 @@ impl DockerSwarm {
             transport,
             docker,
             address,
+            tracer,
         })
     }
 
@@ -114,6 +123,14 @@ impl DockerSwarm {
                 Err(SwarmError::OutOfSequence(id.to_owned()))
             }
             other => Err(other),
+        }
+    }
+}
+
+impl Drop for DockerSwarm {
+    fn drop(&mut self) {
+        if let Some(tracer) = &self.tracer {
+            tracer(&format!("engine: {}", self.transport.traffic()));
         }
     }
 }
