@@ -118,7 +118,7 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Some(path) => offline::run(&edit, path, global, &options, printer, report),
         None => {
             let api = connect(global, printer)?;
-            let state = runbook::observe::observe(&api, &options).await?;
+            let state = runbook::observe_settled(&api, &options, printer).await?;
             runbook::change(&api, &state, &edit, &options, printer, report).await
         }
     }

@@ -64,10 +64,14 @@ pub async fn run<S: SwarmApi>(
             ports: spec::ports(&observed.proxy.spec),
             tasks: task_rows,
         },
-        drift: plan::proxy_edits(&state.settings, &observed.proxy.spec)
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        drift: plan::proxy_edits(
+            &state.settings,
+            &[state.settings.target_port, state.settings.target_ssl_port],
+            &observed.proxy.spec,
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect(),
         problems: check
             .problems
             .into_iter()

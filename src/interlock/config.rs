@@ -231,6 +231,15 @@ impl InterlockConfig {
             .collect())
     }
 
+    /// Whether any extension publishes its proxy in host mode.
+    pub fn publishes_in_host_mode(&self) -> bool {
+        self.extension_names()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| self.extension(name).ok())
+            .any(|settings| settings.publish_mode == PublishMode::Host)
+    }
+
     /// Picks the extension to work on: the requested one, else the only one, else `default`.
     pub fn select_extension(&self, requested: Option<&str>) -> Result<String, ConfigError> {
         let names = self.extension_names()?;

@@ -77,6 +77,19 @@ pub struct Action {
     pub detail: String,
 }
 
+/// One service update of a run: from the request to "converged" as this tool saw it, and
+/// the rollout as Swarm timed it (`UpdateStatus`); the difference is the tool's overhead.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpdateTiming {
+    /// The service updated.
+    pub service: String,
+    /// Seconds from the update request until this tool saw it converged.
+    pub seconds: f64,
+    /// Seconds from Swarm's `UpdateStatus.StartedAt` to `CompletedAt`; null when the change
+    /// started no rollout.
+    pub swarm_seconds: Option<f64>,
+}
+
 /// Everything a run reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -107,6 +120,9 @@ pub struct Report {
     pub state: Option<StatusReport>,
     /// The steps, in order.
     pub actions: Vec<Action>,
+    /// How long each service update took, against Swarm's own rollout.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<UpdateTiming>,
     /// Notes worth a look that did not stop the run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -129,6 +145,7 @@ impl Report {
             history: None,
             state: None,
             actions: Vec::new(),
+            timings: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
         }

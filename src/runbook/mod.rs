@@ -95,6 +95,25 @@ pub fn stop_when_planning(
     })
 }
 
+/// Observes the swarm once no rollout runs on the core or the proxy. A rollout that someone
+/// else (the core itself, on a busy cluster) or an interrupted run started is waited for
+/// within `--timeout`, then the swarm is read again, so the plan starts from where that
+/// rollout ended. A paused update is left for preflight to refuse.
+pub async fn observe_settled<S: SwarmApi>(
+    api: &S,
+    options: &Options,
+    printer: &Printer,
+) -> Result<LiveState> {
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    loop {
+        let state = observe::observe(api, options).await?;
+        let services = [&state.observed.core, &state.observed.proxy];
+        if !rollout::wait_for_running_rollouts(api, &services, deadline, printer).await? {
+            return Ok(state);
+        }
+    }
+}
+
 /// Plans `edit` against an observed state, shows the plan, confirms, saves a backup,
 /// rolls it out and verifies it.
 pub async fn change<S: SwarmApi>(
@@ -115,10 +134,14 @@ pub async fn change<S: SwarmApi>(
         .map_err(|e| Error::refused(&e))?;
     let plan = plan::build(
         &state.observed,
-        &new_text,
-        edit.existing_config(),
-        &settings,
-        report.command,
+        &plan::Desired {
+            text: &new_text,
+            existing: edit.existing_config(),
+            settings: &settings,
+            live_settings: &state.settings,
+            host_mode: edited.config.publishes_in_host_mode(),
+            operation: report.command,
+        },
     );
     let port_users = if plan.is_empty() {
         preflight::PortUsers::default()
@@ -161,13 +184,22 @@ pub async fn change<S: SwarmApi>(
     printer.plan(report);
 
     if plan.is_empty() {
-        if !options.planning_only()
-            && rollout::finish_rollouts(api, &state.observed, options, printer).await?
-        {
-            rollout::verify_proxy(api, &settings, options, printer).await?;
+        if !options.planning_only() {
+            report.timings = rollout::verify_unchanged(api, &settings, options, printer).await?;
         }
-        report.status = RunStatus::NoChanges;
-        printer.finish(report, "No changes: the swarm already matches.");
+        // Re-created stale proxy tasks are a change, though no spec field was planned.
+        report.changed = !report.timings.is_empty();
+        report.status = if report.changed {
+            RunStatus::Applied
+        } else {
+            RunStatus::NoChanges
+        };
+        let summary = if report.changed {
+            "Re-created the proxy tasks that kept stale ports; verified."
+        } else {
+            "No changes: the swarm already matches."
+        };
+        printer.finish(report, summary);
         return Ok(ExitCode::Success);
     }
     if let Some(code) = stop_when_planning(options, printer, report) {
@@ -182,9 +214,10 @@ pub async fn change<S: SwarmApi>(
     report.backup = Some(backup.display().to_string());
     let applied =
         rollout::execute(api, &plan, state, &settings, &new_text, options, printer).await?;
-    if let (Some(config), Some(name)) = (report.config.as_mut(), applied) {
+    if let (Some(config), Some(name)) = (report.config.as_mut(), applied.config) {
         config.next = Some(name);
     }
+    report.timings = applied.timings;
     report.status = RunStatus::Applied;
     printer.finish(report, "Applied and verified.");
     Ok(ExitCode::Success)

@@ -1,16 +1,22 @@
 //! Waiting for a service to converge after an update.
 //!
-//! Follows the docker CLI's algorithm (poll, count tasks of the current spec that run on
-//! live nodes, then hold for the service's `UpdateConfig.Monitor` and start over on any
-//! regression) and adds what it lacks: a deadline, and treating `paused` and `rollback_*`
-//! as failures instead of exiting 0 after Swarm rolled the update back.
+//! Follows the docker CLI's algorithm (count tasks of the current spec that run on live
+//! nodes) and adds what it lacks: a deadline, and treating `paused` and `rollback_*` as
+//! failures instead of exiting 0 after Swarm rolled the update back.
+//!
+//! Swarm marks a rollout `completed` only after its own monitor period has passed on the last
+//! task, so `completed` with every task running is converged at once: holding the monitor
+//! again would wait twice. Only a change that started no rollout (a replica count, say)
+//! leaves no update state, and is held for `UpdateConfig.Monitor` as the docker CLI does.
+//! The wait wakes on the engine's events for the service (its update state changes there),
+//! and polls besides, because task transitions raise no service event.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::swarm::{Node, Service, SwarmApi, SwarmError, Task, spec};
+use crate::swarm::{Changes, Node, Service, SwarmApi, SwarmError, Task, spec};
 
 /// Where an update stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -138,29 +144,80 @@ impl From<SwarmError> for WaitError {
     }
 }
 
-/// How often to poll: the docker CLI uses 200 ms; a little slower is kinder to UCP.
+/// How often to poll when the engine sends no events (the docker CLI polls every 200 ms).
 const POLL: Duration = Duration::from_millis(300);
+/// How often to poll besides the events, for task transitions (they raise no service event).
+const POLL_WITH_EVENTS: Duration = Duration::from_millis(1000);
 
-/// Polls `service_id` until it has been converged for its monitor period, or fails,
-/// or `deadline` passes. `on_progress` sees every assessment (for progress output).
+/// A successful wait.
+#[derive(Debug, Clone)]
+pub struct Converged {
+    /// The last assessment.
+    pub assessment: Assessment,
+    /// Swarm's own duration of the rollout (`UpdateStatus` start to completion), when the
+    /// change started one.
+    pub swarm_duration: Option<Duration>,
+}
+
+/// Sleeps until the watched service changes or `at_most` passes; polls alone once the
+/// engine stops sending events.
+struct Wake {
+    changes: Option<Changes>,
+}
+
+impl Wake {
+    async fn watch<S: SwarmApi>(api: &S, service_id: &str) -> Self {
+        Wake {
+            changes: api.watch_service(service_id).await.ok(),
+        }
+    }
+
+    fn poll_interval(&self) -> Duration {
+        if self.changes.is_some() {
+            POLL_WITH_EVENTS
+        } else {
+            POLL
+        }
+    }
+
+    async fn next(&mut self, at_most: Duration) {
+        use futures_util::StreamExt;
+        let at_most = at_most.min(self.poll_interval());
+        let Some(changes) = self.changes.as_mut() else {
+            tokio::time::sleep(at_most).await;
+            return;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(at_most) => {}
+            change = changes.next() => if change.is_none() { self.changes = None },
+        }
+    }
+}
+
+async fn read_service<S: SwarmApi>(api: &S, service_id: &str) -> Result<Service, SwarmError> {
+    api.service(service_id)
+        .await?
+        .ok_or_else(|| SwarmError::Protocol {
+            operation: format!("wait for {service_id}"),
+            message: "the service disappeared".into(),
+        })
+}
+
+/// Polls `service_id` until it has converged, or fails, or `deadline` passes.
+/// `on_progress` sees every assessment (for progress output).
 pub async fn wait<S: SwarmApi>(
     api: &S,
     service_id: &str,
     deadline: Instant,
     on_progress: &mut dyn FnMut(&Assessment),
-) -> Result<Assessment, WaitError> {
+) -> Result<Converged, WaitError> {
+    let mut wake = Wake::watch(api, service_id).await;
     let mut stable_since: Option<Instant> = None;
     // Failed tasks vanish from the up-to-date list once Swarm rolls back; keep their
     // reasons so the final error can say why the update failed.
     let mut seen_problems: Vec<String> = Vec::new();
     loop {
-        let service = api
-            .service(service_id)
-            .await?
-            .ok_or_else(|| SwarmError::Protocol {
-                operation: format!("wait for {service_id}"),
-                message: "the service disappeared".into(),
-            })?;
+        let service = read_service(api, service_id).await?;
         let tasks = api.tasks(&service.id).await?;
         let nodes = api.nodes().await?;
         let mut assessment = assess(&service, &tasks, &nodes);
@@ -171,6 +228,7 @@ pub async fn wait<S: SwarmApi>(
             }
         }
         let now = Instant::now();
+        let mut pause = wake.poll_interval();
         match assessment.phase {
             Phase::Paused(_) | Phase::RolledBack(_) => {
                 let history = api.task_history(&service.id).await?;
@@ -182,19 +240,79 @@ pub async fn wait<S: SwarmApi>(
                 assessment.task_problems = seen_problems;
                 return Err(WaitError::Failed(assessment));
             }
+            Phase::Converged if service.update_state.as_deref() == Some("completed") => {
+                return Ok(Converged {
+                    assessment,
+                    swarm_duration: swarm_duration(&service),
+                });
+            }
             Phase::Converged => {
                 let monitor = Duration::from_nanos(spec::monitor_nanos(&service.spec));
-                if now.duration_since(*stable_since.get_or_insert(now)) >= monitor {
-                    return Ok(assessment);
+                let held = now.duration_since(*stable_since.get_or_insert(now));
+                if held >= monitor {
+                    return Ok(Converged {
+                        assessment,
+                        swarm_duration: None,
+                    });
                 }
+                pause = pause.min(monitor - held);
             }
             Phase::Updating | Phase::RollingBack(_) => stable_since = None,
         }
         if now >= deadline {
             return Err(WaitError::TimedOut(assessment));
         }
-        tokio::time::sleep(POLL).await;
+        wake.next(pause.min(deadline - now)).await;
     }
+}
+
+/// Waits until a rollout someone else started on `service_id` is no longer running
+/// (whatever its outcome); returns the service as it is then.
+pub async fn wait_settled<S: SwarmApi>(
+    api: &S,
+    service_id: &str,
+    deadline: Instant,
+    on_progress: &mut dyn FnMut(&Assessment),
+) -> Result<Service, WaitError> {
+    let mut wake = Wake::watch(api, service_id).await;
+    loop {
+        let service = read_service(api, service_id).await?;
+        if !rollout_running(&service) {
+            return Ok(service);
+        }
+        let assessment = assess(
+            &service,
+            &api.tasks(&service.id).await?,
+            &api.nodes().await?,
+        );
+        on_progress(&assessment);
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(WaitError::TimedOut(assessment));
+        }
+        wake.next(deadline - now).await;
+    }
+}
+
+/// Whether a rollout (or Swarm's rollback of one) is running on the service.
+pub fn rollout_running(service: &Service) -> bool {
+    matches!(
+        service.update_state.as_deref(),
+        Some("updating" | "rollback_started")
+    )
+}
+
+/// `CompletedAt - StartedAt` of the service's last rollout.
+fn swarm_duration(service: &Service) -> Option<Duration> {
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+    };
+    let (started, completed) = (
+        time(&service.update_started_at)?,
+        time(&service.update_completed_at)?,
+    );
+    completed.duration_since(started).ok()
 }
 
 #[cfg(test)]
@@ -213,6 +331,7 @@ mod tests {
             update_state: state.map(str::to_owned),
             update_message: state.map(|s| format!("update {s}")),
             update_started_at: Some("2026-11-28T03:00:00.5Z".into()),
+            update_completed_at: None,
             endpoint_ports: vec![],
         }
     }

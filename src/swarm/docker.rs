@@ -4,18 +4,22 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::ConfigSpec;
-use bollard::query_parameters::{ListConfigsOptions, ListTasksOptions};
+use bollard::query_parameters::{EventsOptions, ListConfigsOptions, ListTasksOptions};
+use futures_util::StreamExt;
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::swarm::endpoint::Endpoint;
 use crate::swarm::transport::{Tracer, Transport};
-use crate::swarm::{ConfigObject, Engine, Node, Port, Service, SwarmApi, SwarmError, Task, spec};
+use crate::swarm::{
+    Changes, ConfigObject, Engine, Node, Port, Service, SwarmApi, SwarmError, Task, spec,
+};
 
 /// A connection to one Docker engine.
 pub struct DockerSwarm {
@@ -194,11 +198,26 @@ impl SwarmApi for DockerSwarm {
             .await
     }
 
-    async fn rollback_service(&self, service: &Service) -> Result<(), SwarmError> {
-        // The engine ignores the body of a rollback; like the docker CLI we send the spec
-        // it holds now.
-        let query = format!("version={}&rollback=previous", service.version);
-        self.post_update(&service.id, query, &service.spec).await
+    async fn watch_service(&self, id: &str) -> Result<Changes, SwarmError> {
+        // Replay the last seconds too: an update that completed between the caller's last
+        // read and this subscription still wakes it once.
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |now| now.as_secs().saturating_sub(2));
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["service".to_owned()]),
+            ("service".to_owned(), vec![id.to_owned()]),
+        ]);
+        let events = self.docker.events(Some(EventsOptions {
+            since: Some(since.to_string()),
+            filters: Some(filters),
+            ..Default::default()
+        }));
+        Ok(Box::pin(
+            events
+                .take_while(|event| std::future::ready(event.is_ok()))
+                .map(drop),
+        ))
     }
 
     async fn configs(&self, prefix: &str) -> Result<Vec<ConfigObject>, SwarmError> {
@@ -338,6 +357,7 @@ fn service_from_json(body: &Value) -> Service {
         update_state: text("/UpdateStatus/State"),
         update_message: text("/UpdateStatus/Message"),
         update_started_at: text("/UpdateStatus/StartedAt"),
+        update_completed_at: text("/UpdateStatus/CompletedAt"),
         endpoint_ports: spec::ports_at(body, "/Endpoint/Ports"),
     }
 }

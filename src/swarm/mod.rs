@@ -12,6 +12,9 @@ pub mod spec;
 pub mod transport;
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use futures_util::Stream;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -46,6 +49,8 @@ pub struct Service {
     pub update_message: Option<String>,
     /// `UpdateStatus.StartedAt`, in the engine's clock.
     pub update_started_at: Option<String>,
+    /// `UpdateStatus.CompletedAt`, in the engine's clock.
+    pub update_completed_at: Option<String>,
     /// `Endpoint.Ports`: what the swarm actually publishes (ingress).
     pub endpoint_ports: Vec<Port>,
 }
@@ -242,6 +247,10 @@ impl Diagnostic for SwarmError {
     }
 }
 
+/// Wakes whenever a watched service changes (its spec or its update state); ends when the
+/// engine stops sending.
+pub type Changes = Pin<Box<dyn Stream<Item = ()> + Send>>;
+
 /// What the commands need from a swarm.
 // The futures are awaited in place and never spawned, so they need no `Send` bound.
 #[allow(async_fn_in_trait)]
@@ -256,8 +265,8 @@ pub trait SwarmApi {
     async fn service(&self, name: &str) -> Result<Option<Service>, SwarmError>;
     /// Replaces a service's spec; `version` is the `Version.Index` it was read at.
     async fn update_service(&self, id: &str, version: u64, spec: &Value) -> Result<(), SwarmError>;
-    /// Asks Swarm to swap the service, as just read, back to its `PreviousSpec`.
-    async fn rollback_service(&self, service: &Service) -> Result<(), SwarmError>;
+    /// Changes of one service from now on (the engine's event stream).
+    async fn watch_service(&self, id: &str) -> Result<Changes, SwarmError>;
     /// Configs whose names start with `prefix`.
     async fn configs(&self, prefix: &str) -> Result<Vec<ConfigObject>, SwarmError>;
     /// A config's content, by ID or name.

@@ -32,8 +32,9 @@
 //! lookups, and every endpoint interlockctl does not call (they answer 404 and are logged).
 //!
 //! Faults ([`Faults`]) are injected per engine: cut the connection on the k-th request, let
-//! someone else update a service behind the tool's back, take a config name just before the
-//! tool creates it, leave a service's new tasks pending, or make those of one spec exit 1. Every request is
+//! someone else update a service behind the tool's back or run a rollout on it, take a config
+//! name just before the tool creates it, leave a service's new tasks pending, make those of
+//! one spec exit 1, never bind a service's host ports, or refuse a service's updates. Every request is
 //! logged ([`FakeEngine::requests`]) so a test can count them and see what was answered.
 //!
 //! Layout: this file holds the handle, the faults and the HTTP server; `swarm.rs` the model
@@ -133,6 +134,15 @@ pub struct Faults {
     /// `(service, text)`: new tasks of the service whose `TaskTemplate` (as JSON) contains
     /// `text` exit 1 right after they start, as with a spec the container cannot run with.
     pub failing_tasks: Vec<(String, String)>,
+    /// `(service, n)`: a rollout someone else started runs on the service (`updating`) until
+    /// the n-th inspect of it, then completes.
+    pub foreign_rollout: Option<(String, usize)>,
+    /// Services whose running tasks never bind their host ports (stale however often they
+    /// are re-created).
+    pub host_ports_never_bound: Vec<String>,
+    /// `(service, n)`: the n-th and every later update request of the service is refused
+    /// with a 500 (an engine that stops accepting changes).
+    pub updates_refused_from: Option<(String, usize)>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -152,6 +152,8 @@ pub struct Swarm {
     next_ephemeral_port: u64,
     pub(super) inspections: BTreeMap<String, usize>,
     pub(super) updates_seen: BTreeSet<String>,
+    /// Update requests received per service name.
+    pub(super) update_requests: BTreeMap<String, usize>,
     pub(super) creates_seen: usize,
 }
 
@@ -172,6 +174,7 @@ impl Swarm {
             next_ephemeral_port: 30000,
             inspections: BTreeMap::new(),
             updates_seen: BTreeSet::new(),
+            update_requests: BTreeMap::new(),
             creates_seen: 0,
         };
         for (n, (hostname, role, dtr)) in [
@@ -540,7 +543,7 @@ impl Swarm {
             Some(_) => ("running", "running", "started", None),
         };
         let mut ports = Vec::new();
-        if state == "running" {
+        if state == "running" && !self.faults.host_ports_never_bound.contains(&name) {
             for port in &host_ports {
                 let mut bound = port.clone();
                 if bound.get("PublishedPort").is_none() {
@@ -584,6 +587,11 @@ impl Swarm {
     }
 
     /// Someone else's update: a label on the spec, nothing the tool plans to change.
+    /// How often the service was inspected so far.
+    pub fn inspections_of(&self, service: &str) -> usize {
+        self.inspections.get(service).copied().unwrap_or(0)
+    }
+
     pub(super) fn concurrent_update(&mut self, service: &str) {
         self.update_service(service, |spec| {
             spec["Labels"][CONCURRENT_LABEL] = json!("someone-else");
