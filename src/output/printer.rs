@@ -15,6 +15,8 @@ pub struct Printer {
     color: bool,
     progress: bool,
     can_prompt: bool,
+    /// Where spinners draw, so two waits at once share the terminal.
+    spinners: indicatif::MultiProgress,
 }
 
 /// Facts about the process's environment that decide how to print, passed in so the
@@ -64,7 +66,13 @@ impl Printer {
                 && !args.quiet
                 && !args.no_progress,
             can_prompt: terminal.stderr_tty && terminal.stdin_tty,
+            spinners: indicatif::MultiProgress::new(),
         }
+    }
+
+    /// The terminal area spinners are drawn in.
+    pub fn spinners(&self) -> &indicatif::MultiProgress {
+        &self.spinners
     }
 
     /// Whether the run reports in JSON.

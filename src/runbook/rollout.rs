@@ -100,9 +100,12 @@ pub async fn execute<S: SwarmApi>(
         Ok(sent) => sent,
         Err(failure) => return Err(run.fail(failure, &observed.proxy.name).await),
     };
-    if let Some(sent) = &core
-        && let Err(failure) = run.wait(sent).await
-    {
+    // Both rollouts run at once; each is seen converged the moment it is.
+    let (core_waited, proxy_waited) = futures_util::join!(run.wait(&core), run.wait(&proxy));
+    for waited in [&core_waited, &proxy_waited] {
+        run.timings.extend(waited.as_ref().ok().cloned().flatten());
+    }
+    if let Err(failure) = core_waited {
         return Err(run.fail(failure, &observed.core.name).await);
     }
     let core_config = config
@@ -112,9 +115,7 @@ pub async fn execute<S: SwarmApi>(
     ensure_core_config(api, &observed.core.name, &core_config)
         .await
         .map_err(|failure| failure.into_error(&observed.core.name))?;
-    if let Some(sent) = &proxy
-        && let Err(failure) = run.wait(sent).await
-    {
+    if let Err(failure) = proxy_waited {
         return Err(run.fail(failure, &observed.proxy.name).await);
     }
     if let Err(failure) = run.verify_proxy(settings).await {
@@ -411,8 +412,11 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         unreachable!("the loop returns")
     }
 
-    /// Waits for a sent update to converge and records its timing.
-    async fn wait(&mut self, sent: &Sent) -> Result<Converged, Failure> {
+    /// Waits for a sent update (if any) to converge; its timing.
+    async fn wait(&self, sent: &Option<Sent>) -> Result<Option<UpdateTiming>, Failure> {
+        let Some(sent) = sent else {
+            return Ok(None);
+        };
         let converged = self.converge(&sent.id).await?;
         let seconds = sent.at.elapsed().as_secs_f64();
         let swarm_seconds = converged.swarm_duration.map(|d| d.as_secs_f64());
@@ -421,12 +425,11 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             sent.name,
             swarm_seconds.map_or_else(|| "none".to_owned(), |s| format!("{s:.2} s"))
         ));
-        self.timings.push(UpdateTiming {
+        Ok(Some(UpdateTiming {
             service: sent.name.clone(),
             seconds,
             swarm_seconds,
-        });
-        Ok(converged)
+        }))
     }
 
     async fn converge(&self, id: &str) -> Result<Converged, WaitError> {
@@ -459,9 +462,8 @@ impl<'a, S: SwarmApi> Run<'a, S> {
                     "{}; re-creating the proxy tasks ...",
                     check.stale_tasks.join("; ")
                 ));
-                if let Some(sent) = self.update(name, &[SpecEdit::ForceUpdate]).await? {
-                    self.wait(&sent).await?;
-                }
+                let forced = self.update(name, &[SpecEdit::ForceUpdate]).await?;
+                self.timings.extend(self.wait(&forced).await?);
                 continue;
             }
             let mut problems = check.problems;
