@@ -11,7 +11,7 @@
 //! The wait wakes on the engine's events for the service (its update state changes there),
 //! and polls besides, because task transitions raise no service event.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -103,10 +103,7 @@ fn task_problems(tasks: &[Task], nodes: &[Node]) -> Vec<String> {
 /// Why the tasks of the failed update failed: failed or rejected tasks created since the
 /// update started. Swarm replaces them quickly, so polling alone can miss them.
 pub fn failure_reasons(service: &Service, history: &[Task], nodes: &[Node]) -> Vec<String> {
-    let started = service
-        .update_started_at
-        .as_deref()
-        .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    let started = engine_time(&service.update_started_at);
     let since_update = |task: &&Task| {
         let created = humantime::parse_rfc3339_weak(&task.created_at).ok();
         match (started, created) {
@@ -154,8 +151,9 @@ const POLL_WITH_EVENTS: Duration = Duration::from_millis(1000);
 pub struct Converged {
     /// The last assessment.
     pub assessment: Assessment,
-    /// Swarm's own duration of the rollout (`UpdateStatus` start to completion), when the
-    /// change started one.
+    /// Swarm's own duration of the rollout, when the change started one: from the first
+    /// `UpdateStatus.StartedAt` seen during the wait (a later rollout, such as the core
+    /// swapping its nginx config onto the proxy, supersedes the first) to `CompletedAt`.
     pub swarm_duration: Option<Duration>,
 }
 
@@ -213,11 +211,15 @@ pub async fn wait<S: SwarmApi>(
 ) -> Result<Converged, WaitError> {
     let mut wake = Wake::watch(api, service_id).await;
     let mut stable_since: Option<Instant> = None;
+    let mut first_started: Option<SystemTime> = None;
     // Failed tasks vanish from the up-to-date list once Swarm rolls back; keep their
     // reasons so the final error can say why the update failed.
     let mut seen_problems: Vec<String> = Vec::new();
     loop {
         let service = read_service(api, service_id).await?;
+        if let Some(started) = engine_time(&service.update_started_at) {
+            first_started = Some(first_started.map_or(started, |first| first.min(started)));
+        }
         let tasks = api.tasks(&service.id).await?;
         let nodes = api.nodes().await?;
         let mut assessment = assess(&service, &tasks, &nodes);
@@ -241,9 +243,12 @@ pub async fn wait<S: SwarmApi>(
                 return Err(WaitError::Failed(assessment));
             }
             Phase::Converged if service.update_state.as_deref() == Some("completed") => {
+                let completed = engine_time(&service.update_completed_at);
                 return Ok(Converged {
                     assessment,
-                    swarm_duration: swarm_duration(&service),
+                    swarm_duration: first_started
+                        .zip(completed)
+                        .and_then(|(started, completed)| completed.duration_since(started).ok()),
                 });
             }
             Phase::Converged => {
@@ -302,17 +307,10 @@ pub fn rollout_running(service: &Service) -> bool {
     )
 }
 
-/// `CompletedAt - StartedAt` of the service's last rollout.
-fn swarm_duration(service: &Service) -> Option<Duration> {
-    let time = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-    };
-    let (started, completed) = (
-        time(&service.update_started_at)?,
-        time(&service.update_completed_at)?,
-    );
-    completed.duration_since(started).ok()
+/// A timestamp of the engine's, such as `UpdateStatus.StartedAt`.
+fn engine_time(time: &Option<String>) -> Option<SystemTime> {
+    time.as_deref()
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ pub struct Samples(Vec<Duration>);
 
 impl Samples {
     /// Runs `work` `count` times and records each duration.
-    pub fn collect(count: usize, mut work: impl FnMut()) -> Self {
+    pub fn collect(count: usize, work: impl Fn()) -> Self {
         Samples(
             (0..count)
                 .map(|_| {
@@ -17,6 +17,11 @@ impl Samples {
                 })
                 .collect(),
         )
+    }
+
+    /// One sample.
+    pub fn of(duration: Duration) -> Self {
+        Samples(vec![duration])
     }
 
     /// All samples of several collections, as one.

@@ -7,8 +7,9 @@
 # Usage: lab.sh up|reset|down|status|rebuild-image|env|node NAME DOCKER-ARGS...
 #   up      start the lab (idempotent; fast when already up), create the fixture
 #   reset   bring the fixture back to its initial state: remove services ucp-interlock* and
-#           lab-*, configs com.docker.ucp.interlock.conf* and lab-*, secrets lab-*; restore
-#           node labels; create conf-1 (core-config.toml) and the three Interlock services
+#           lab-*, configs com.docker.ucp.interlock.conf*, com.docker.interlock.proxy.* and
+#           lab-*, secrets lab-*; restore node labels; create conf-1 (core-config.toml) and the
+#           three Interlock services; wait until the core has swapped its proxy config in
 #   down    stop and remove everything the lab created (safe when nothing is up)
 #   status  print nodes and services; exit 0 if the lab is up, 1 if not
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
@@ -555,6 +556,16 @@ services_running() {
     done
 }
 
+# true once the core mounted a proxy config on the proxy and that rollout is over
+proxy_config_swapped() {
+    local out
+    out=$(dk "$MGR" service inspect --format \
+        '{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{.ConfigName}} {{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' \
+        ucp-interlock-proxy 2>/dev/null) || return 1
+    [[ ${out%%|*} == *com.docker.interlock.proxy.* ]] || return 1
+    [[ ${out#*|} != updating && ${out#*|} != rollback_started ]]
+}
+
 reset_fixture() {
     local svcs configs secrets i
     load_env || die "no lab env file $ENV_FILE: run lab.sh up"
@@ -567,7 +578,7 @@ reset_fixture() {
         kill_task_containers "${svcs[@]}"
         wait_until "$TIMEOUT" "tasks of removed services to stop" tasks_stopped "${svcs[@]}"
     done
-    mapfile -t configs < <(dk "$MGR" config ls --format '{{.Name}}' | grep -E '^(com\.docker\.ucp\.interlock\.conf|lab-)' || true)
+    mapfile -t configs < <(dk "$MGR" config ls --format '{{.Name}}' | grep -E '^(com\.docker\.ucp\.interlock\.conf|com\.docker\.interlock\.proxy\.|lab-)' || true)
     if ((${#configs[@]})); then dk "$MGR" config rm "${configs[@]}" >/dev/null; fi
     mapfile -t secrets < <(dk "$MGR" secret ls --format '{{.Name}}' | grep -E '^lab-' || true)
     if ((${#secrets[@]})); then dk "$MGR" secret rm "${secrets[@]}" >/dev/null; fi
@@ -606,6 +617,7 @@ reset_fixture() {
     log "fixture created, waiting for its tasks"
     wait_until "$TIMEOUT" "fixture services to run" \
         services_running ucp-interlock=1 ucp-interlock-extension=1 ucp-interlock-proxy=2
+    wait_until "$TIMEOUT" "the core to swap its proxy config onto the proxy" proxy_config_swapped
     netfiles_record
 }
 

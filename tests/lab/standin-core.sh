@@ -11,7 +11,11 @@
 #     ProxyServiceName does not exist it is created (lab image, ports in PublishMode,
 #     ProxyReplicas, ProxyConstraints, labels); if it exists it is left untouched -- the real
 #     product's known bug: config changes (ProxyConstraints, ...) never reach an existing proxy;
-#  3. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
+#  3. like the real core, writes the proxy's nginx config into a new config object and swaps
+#     it onto the proxy service (`docker service update --config-rm/--config-add`, a rolling
+#     update of the proxy) on every config load, and again whenever a routed service (label
+#     com.docker.lb.hosts) is created or removed: a concurrent writer of the proxy's spec;
+#  4. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
 #     8080) as its "gRPC" port (GET / returns "interlock-core-standin" and the summary) until
 #     SIGTERM/SIGINT/SIGQUIT, on which it exits at once.
 # The proxy image is $LAB_IMAGE (set on the service by lab.sh), else this container's image.
@@ -167,6 +171,43 @@ else
     fi
 fi
 
+# The generated nginx config: what the real core renders from the routes, here a summary.
+PROXY_CONFIG_TARGET=/etc/nginx/nginx.conf
+routes() {
+    docker service ls --filter label=com.docker.lb.hosts --format '{{.Name}}' 2>/dev/null | sort
+}
+mounted_proxy_config() {
+    docker service inspect --format \
+        "{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{if eq .File.Name \"$PROXY_CONFIG_TARGET\"}}{{.ConfigName}}{{end}}{{end}}" \
+        "$C_PROXYSERVICENAME" 2>/dev/null
+}
+# Creates the next proxy config and swaps it onto the proxy, retrying when someone else
+# updated the proxy in between ("update out of sequence"). Old configs are kept: the proxy's
+# previous spec (its rollback target) may still mount them.
+swap_proxy_config() {
+    name="com.docker.interlock.proxy.$(date +%s)-$$-$RANDOM"
+    if ! { echo "# nginx.conf rendered by the Interlock core stand-in"
+           echo "# core config: $(md5sum <"$CONFIG" | cut -d' ' -f1)"
+           routes | sed 's/^/# route: /'; } |
+         docker config create --label com.docker.interlock.proxy=true "$name" - >/dev/null; then
+        log "could not create proxy config $name"
+        return 1
+    fi
+    for try in 1 2 3 4 5; do
+        old=$(mounted_proxy_config)
+        set -- --config-add "source=$name,target=$PROXY_CONFIG_TARGET"
+        if [ -n "$old" ]; then set -- --config-rm "$old" "$@"; fi
+        if docker service update --detach --quiet "$@" "$C_PROXYSERVICENAME" >/dev/null 2>&1; then
+            log "swapped proxy config $name onto $C_PROXYSERVICENAME (try $try)"
+            return 0
+        fi
+        sleep 0.3
+    done
+    log "could not swap proxy config $name onto $C_PROXYSERVICENAME"
+}
+
+swap_proxy_config
+
 port=${LISTEN##*:}
 case "$port" in ''|*[!0-9]*) port=8080 ;; esac
 # the "gRPC" port answers HTTP GET / with the loaded config summary
@@ -182,4 +223,14 @@ httpd -f -p "$port" -h /tmp/core-www &
 pid=$!
 trap 'kill $pid 2>/dev/null; exit 0' TERM INT QUIT
 log "serving on :$port"
-wait $pid
+# Watch the routes (once a second; the real core polls every PollInterval).
+last=$(routes)
+while kill -0 "$pid" 2>/dev/null; do
+    sleep 1 &
+    wait $!
+    now=$(routes)
+    if [ "$now" != "$last" ]; then
+        last=$now
+        swap_proxy_config
+    fi
+done

@@ -25,6 +25,8 @@ pub struct Lab {
     pub docker_host: String,
     pub dtr_addrs: Vec<String>,
     pub other_addrs: Vec<String>,
+    /// The stand-in image's ID, for services the tests create (never pulled).
+    pub image: String,
 }
 
 pub fn manifest_dir() -> PathBuf {
@@ -70,6 +72,7 @@ fn start_lab() -> Lab {
         docker_host: value("DOCKER_HOST"),
         dtr_addrs,
         other_addrs,
+        image: value("LAB_IMAGE"),
     }
 }
 
