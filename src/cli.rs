@@ -3,11 +3,20 @@
 //! Values are parsed into types here where clap can report them as usage errors (exit 2);
 //! checks that the CLI contract classes as invalid input (ports out of range, a malformed
 //! `--label`) happen in `interlock::input` and exit 4.
+//!
+//! Global options go before or after the command, as in the docker CLI. clap checks
+//! `requires` and `conflicts_with` separately on each command level, so a global option given
+//! before the command and its companion given after it are never seen together (clap issue
+//! 1546): `--config-file F pin-proxy --out X` was refused, `-q status -v` accepted. The
+//! relations between global options are therefore not declared to clap; [`Cli::parse_args`]
+//! checks them once, on the merged values, wherever each option stood.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Automates the Interlock (Docker Enterprise Layer 7 routing) host-mode runbook, safely.
 ///
@@ -23,6 +32,30 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the command line like clap, then checks the relations between global options
+    /// on their merged values; an error renders like clap's own, with the command's usage.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut command))?;
+        match cli.global.misuse() {
+            None => Ok(cli),
+            Some((kind, message)) => {
+                let name = matches.subcommand_name().unwrap_or_default();
+                Err(match command.find_subcommand_mut(name) {
+                    Some(subcommand) => subcommand.error(kind, message),
+                    None => command.error(kind, message),
+                })
+            }
+        }
+    }
+}
+
 /// Options every command takes.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global Options")]
@@ -31,7 +64,7 @@ pub struct GlobalArgs {
     #[arg(short = 'H', long, global = true, value_name = "URL")]
     pub host: Option<String>,
     /// Docker context to use instead of the current one [env: DOCKER_CONTEXT]
-    #[arg(long, global = true, value_name = "NAME", conflicts_with = "host")]
+    #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
     /// Use TLS; implied by --tlsverify
     #[arg(long, global = true)]
@@ -69,7 +102,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub dry_run: bool,
     /// Change nothing; exit 3 if changes are pending, 0 if not
-    #[arg(long, global = true, conflicts_with = "dry_run")]
+    #[arg(long, global = true)]
     pub check: bool,
     /// Where to save the previous config and service specs before changing anything
     /// [default: $XDG_STATE_HOME/interlockctl/backups]
@@ -89,7 +122,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_progress: bool,
     /// Print only errors and the requested data
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Print more detail: the engine used, each config created and each service update sent
     #[arg(short, long, global = true)]
@@ -101,8 +134,40 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub config_file: Option<PathBuf>,
     /// Offline: write the edited TOML here instead of stdout
-    #[arg(long, global = true, value_name = "PATH", requires = "config_file")]
+    #[arg(long, global = true, value_name = "PATH")]
     pub out: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The first pair of global options that exclude each other, or an option given without
+    /// the one it needs; `None` when the combination is valid.
+    fn misuse(&self) -> Option<(ErrorKind, String)> {
+        let exclusive = [
+            (
+                self.context.is_some(),
+                "--context",
+                self.host.is_some(),
+                "--host",
+            ),
+            (self.check, "--check", self.dry_run, "--dry-run"),
+            (self.quiet, "--quiet", self.verbose, "--verbose"),
+        ];
+        if let Some((_, option, _, other)) = exclusive.iter().find(|(a, _, b, _)| *a && *b) {
+            return Some((
+                ErrorKind::ArgumentConflict,
+                format!("the argument '{option}' cannot be used with '{other}'"),
+            ));
+        }
+        if self.out.is_some() && self.config_file.is_none() {
+            return Some((
+                ErrorKind::MissingRequiredArgument,
+                "'--out <PATH>' needs '--config-file <PATH>': it is where offline mode writes \
+                 the edited file; a live run changes the config object instead"
+                    .to_owned(),
+            ));
+        }
+        None
+    }
 }
 
 /// The output format of a run.
@@ -215,5 +280,127 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The global options offline mode uses, each with a value where it takes one.
+    const OFFLINE_OPTIONS: &[&[&str]] = &[
+        &["--out", "edited.toml"],
+        &["--extension", "default"],
+        &["-o", "json"],
+        &["--dry-run"],
+        &["--check"],
+        &["--show-secrets"],
+        &["-q"],
+        &["-v"],
+        &["-y"],
+        &["--no-progress"],
+        &["--color", "never"],
+        &["--service", "core"],
+    ];
+
+    const COMMAND: &[&str] = &["pin-proxy", "--label", "role=dtr"];
+
+    /// `interlockctl OPTIONS... COMMAND... OPTIONS...`, each option before the command when
+    /// `before(index)` says so.
+    fn command_line(options: &[&[&str]], before: impl Fn(usize) -> bool) -> Vec<String> {
+        let mut head = vec!["interlockctl"];
+        let mut tail = Vec::new();
+        for (index, option) in options.iter().enumerate() {
+            if before(index) {
+                head.extend_from_slice(option);
+            } else {
+                tail.extend_from_slice(option);
+            }
+        }
+        head.extend_from_slice(COMMAND);
+        head.extend(tail);
+        head.into_iter().map(str::to_owned).collect()
+    }
+
+    /// What a command line parses to: the whole `Cli`, or the error as the user reads it.
+    fn outcome(args: &[String]) -> Result<String, String> {
+        Cli::parse_args(args)
+            .map(|cli| format!("{cli:?}"))
+            .map_err(|error| format!("{:?}: {error}", error.kind()))
+    }
+
+    /// Every combination of up to three offline global options (with `--config-file`; the
+    /// relations are between two) parses to the same result, or is refused with the same
+    /// error, whether each option stands before or after the command: all before, all
+    /// after, and alternating either way.
+    #[test]
+    fn offline_global_options_work_before_or_after_the_command_in_any_combination() {
+        let config_file: &[&str] = &["--config-file", "config.toml"];
+        let (mut accepted, mut refused) = (0, 0);
+        let subsets = (0..1u32 << OFFLINE_OPTIONS.len()).filter(|subset| subset.count_ones() <= 3);
+        for subset in subsets {
+            let mut options = vec![config_file];
+            options.extend(
+                (0..OFFLINE_OPTIONS.len())
+                    .filter(|bit| subset & (1 << bit) != 0)
+                    .map(|bit| OFFLINE_OPTIONS[bit]),
+            );
+            let after = outcome(&command_line(&options, |_| false));
+            for before in [
+                &(|_| true) as &dyn Fn(usize) -> bool,
+                &|index| index % 2 == 0,
+                &|index| index % 2 == 1,
+            ] {
+                let args = command_line(&options, before);
+                assert_eq!(outcome(&args), after, "{args:?}");
+            }
+            match after {
+                Ok(_) => accepted += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        // Refused: the subsets with --check and --dry-run, or with -q and -v (1 + 10 each).
+        assert_eq!((accepted, refused), (277, 22));
+    }
+
+    /// The relations between global options hold wherever each option stands.
+    #[test]
+    fn related_global_options_are_checked_across_the_command() {
+        let cases: &[(&[&str], &[&str], &str)] = &[
+            (
+                &["--config-file", "c.toml"],
+                &["--out", "o.toml"],
+                "accepted",
+            ),
+            (
+                &["--out", "o.toml"],
+                &[],
+                "'--out <PATH>' needs '--config-file <PATH>'",
+            ),
+            (
+                &["--context", "lab"],
+                &["-H", "unix:///s"],
+                "the argument '--context' cannot be used with '--host'",
+            ),
+            (
+                &["--check"],
+                &["--dry-run"],
+                "the argument '--check' cannot be used with '--dry-run'",
+            ),
+            (
+                &["-q"],
+                &["-v"],
+                "the argument '--quiet' cannot be used with '--verbose'",
+            ),
+        ];
+        for (first, second, expected) in cases {
+            let orders = [
+                command_line(&[first, second], |index| index == 0),
+                command_line(&[first, second], |index| index == 1),
+                command_line(&[first, second], |_| true),
+                command_line(&[first, second], |_| false),
+            ];
+            for args in orders {
+                match outcome(&args) {
+                    Ok(_) => assert_eq!(*expected, "accepted", "{args:?}"),
+                    Err(error) => assert!(error.contains(expected), "{args:?}: {error}"),
+                }
+            }
+        }
     }
 }

@@ -19,8 +19,6 @@ pub mod swarm;
 mod testing;
 pub mod verify;
 
-use clap::Parser;
-
 use cli::Cli;
 use exit::ExitCode;
 use output::printer::{Printer, Terminal};
@@ -28,7 +26,7 @@ use output::report::{Report, RunStatus};
 
 /// Parses the command line, runs the command, prints the outcome; returns the exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();

@@ -1009,6 +1009,76 @@ fn usage_errors_exit_2_and_write_nothing() {
     }
 }
 
+/// Global options stand before or after the command, as in the docker CLI: every
+/// combination of up to two offline options (with `--config-file`) gives the same run, byte
+/// for byte, all before the command or all after it, and `--out` writes the same file.
+#[test]
+fn global_options_work_before_or_after_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("edited.toml").display().to_string();
+    let options: [&[&str]; 8] = [
+        &["--out", &out],
+        &["--extension", "default"],
+        &["-o", "json"],
+        &["--dry-run"],
+        &["--check"],
+        &["--show-secrets"],
+        &["-q"],
+        &["-v"],
+    ];
+    let run_and_collect = |args: &[&str]| {
+        let result = run(args);
+        let written = std::fs::read_to_string(&out).ok();
+        let _ = std::fs::remove_file(&out);
+        (result, written)
+    };
+    let mut combinations = 0;
+    for first in 0..options.len() {
+        for second in first..options.len() {
+            let mut flags = vec!["--config-file", UCP];
+            flags.extend_from_slice(options[first]);
+            if second != first {
+                flags.extend_from_slice(options[second]);
+            }
+            let (before, before_file) = run_and_collect(&[&flags[..], PIN].concat());
+            let (after, after_file) = run_and_collect(&[PIN, &flags[..]].concat());
+            assert_eq!(
+                (before.code, &before.stdout, &before.stderr, &before_file),
+                (after.code, &after.stdout, &after.stderr, &after_file),
+                "\n{}\n{}",
+                before.render(),
+                after.render()
+            );
+            combinations += 1;
+        }
+    }
+    assert_eq!(combinations, 36);
+}
+
+/// The command line from the report (`--config-file` before the command, `--out` after
+/// it) and the relations between global options, split around the command.
+#[test]
+fn snapshots_global_options_split_around_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("edited.toml").display().to_string();
+    let runs = [
+        run(&[&["--config-file", UCP][..], PIN, &["--out", &out]].concat()),
+        run(&[&["--out", &out][..], PIN, &["--config-file", UCP]].concat()),
+        run(&[&["--out", &out][..], PIN].concat()),
+        run(&[&["--check", "--config-file", UCP][..], PIN, &["--dry-run"]].concat()),
+        run(&[&["-q", "--config-file", UCP][..], PIN, &["-v"]].concat()),
+        run(&[
+            &["--context", "lab"][..],
+            &["status", "-H", "unix:///lab.sock"],
+        ]
+        .concat()),
+    ];
+    let text: String = runs.iter().map(|r| r.render() + "\n").collect();
+    insta::with_settings!({ filters => vec![(out.as_str(), "[OUT]")] }, {
+        insta::assert_snapshot!("global_options", text);
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // --check, --dry-run, stdin
 // ---------------------------------------------------------------------------------------
