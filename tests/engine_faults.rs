@@ -55,11 +55,13 @@ impl Run {
 }
 
 /// Runs `interlockctl ARGS -o json` against `docker_host` in a clean environment: `PATH`,
-/// `NO_COLOR=1`, a fresh `HOME`; `--timeout 20s` unless the test gives one.
+/// `NO_COLOR=1`, a fresh `HOME`; `-o json` and `--timeout 20s` unless the test gives them.
 fn interlockctl_at(docker_host: &str, args: &[&str]) -> Run {
     let home = tempfile::tempdir().expect("temp HOME");
     let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    args.extend(["-o".to_owned(), "json".to_owned()]);
+    if !args.iter().any(|a| a == "-o") {
+        args.extend(["-o".to_owned(), "json".to_owned()]);
+    }
     if !args.iter().any(|a| a == "--timeout") {
         args.extend(["--timeout".to_owned(), "20s".to_owned()]);
     }
@@ -960,6 +962,72 @@ fn proxy_tasks_that_kept_stale_ports_are_recreated_and_verified() {
             swarm.service(PROXY).unwrap().spec["TaskTemplate"]["ForceUpdate"],
             1
         );
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets
+
+/// Live, on the fake engine (the lab's stand-in core reads no multi-line strings): a live
+/// config with secrets in every shape, rotated by `apply`, shows no secret value in the
+/// diff on stderr (text), nor in the JSON report's diff and change list, yet both show each
+/// secret as changed; the config object holds the secrets whole.
+#[test]
+fn changed_secrets_of_every_shape_are_hidden_in_live_runs() {
+    let engine = FakeEngine::start();
+    let every_shape = "fixtures/configs/secrets/every-shape.toml";
+    let rotated = "fixtures/configs/secrets/every-shape-rotated.toml";
+    interlockctl(&engine, &["apply", every_shape, "--yes"]).assert_code(0);
+
+    let text = interlockctl(&engine, &["apply", rotated, "--yes", "-o", "text"]);
+    assert_eq!(text.code, 0, "{}", text.render());
+    assert!(!text.render().contains("SECRET-"), "{}", text.render());
+    let hidden_changes = |marker: char| {
+        text.stderr
+            .lines()
+            .filter(|line| line.starts_with(marker) && line.contains("<redacted>"))
+            .count()
+    };
+    // The lines of the six secrets (two of them within one line of a multi-line string).
+    assert_eq!(
+        (hidden_changes('-'), hidden_changes('+')),
+        (6, 6),
+        "{}",
+        text.render()
+    );
+
+    let back = interlockctl(&engine, &["apply", every_shape, "--yes"]);
+    let report = back.assert_code(0);
+    assert!(!back.stdout.contains("SECRET-"), "{}", back.render());
+    let diff = report["config"]["diff"].as_str().unwrap();
+    assert_eq!(
+        diff.matches("-      AdminPass = \"<redacted>\"\n").count(),
+        1,
+        "{diff}"
+    );
+    let changed: Vec<&str> = report["config"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "TLSKey",
+            "Extensions.default.ProxyReplicas",
+            "Extensions.default.Registry.Token",
+            "Extensions.default.Upstreams",
+            "Extensions.default.Config.AdminPass",
+            "Extensions.default.Config.SessionSecret",
+            "Extensions.default.Backends[0].Password",
+        ]
+    );
+    engine.with(|swarm| {
+        let live = swarm.mounted_config(CORE).unwrap();
+        assert_eq!(live, conf(2), "the first config with this content, reused");
+        let data = &swarm.config(&live).unwrap().data;
+        assert!(data.contains("AdminPass = \"SECRET-basic-1\""), "{data}");
     });
 }
 

@@ -1912,3 +1912,98 @@ fn secrets_are_redacted_in_diffs_unless_asked_for() {
             .contains(" \t\tAdminPass = \"s3cret-admin-pass\"\n")
     );
 }
+
+const EVERY_SHAPE: &str = "fixtures/configs/secrets/every-shape.toml";
+const EVERY_SHAPE_ROTATED: &str = "fixtures/configs/secrets/every-shape-rotated.toml";
+
+/// Each shape a secret takes in `fixtures/configs/secrets/every-shape.toml`: the key path in
+/// the change list and the value's distinctive part, which changes in `-rotated`.
+const SECRET_SHAPES: &[(&str, &str, &str)] = &[
+    ("multi-line basic string", "TLSKey", "multiline-basic"),
+    (
+        "inline table",
+        "Extensions.default.Registry.Token",
+        "inline-table",
+    ),
+    (
+        "array of inline tables",
+        "Extensions.default.Upstreams",
+        "array-of-inline-tables",
+    ),
+    (
+        "basic string",
+        "Extensions.default.Config.AdminPass",
+        "basic",
+    ),
+    (
+        "multi-line literal string",
+        "Extensions.default.Config.SessionSecret",
+        "multiline-literal",
+    ),
+    (
+        "array of tables",
+        "Extensions.default.Backends[0].Password",
+        "array-of-tables",
+    ),
+];
+
+/// Secrets that change, in every shape, are hidden in the diff (text and JSON) and the
+/// change list, yet the diff and the list still show that each one changed;
+/// `--show-secrets` shows them.
+#[test]
+fn changed_secrets_of_every_shape_are_hidden_in_diffs_and_change_lists() {
+    let base = [
+        "--config-file",
+        EVERY_SHAPE,
+        "--dry-run",
+        "apply",
+        EVERY_SHAPE_ROTATED,
+    ];
+    let text = run(&base);
+    text.assert_code(0);
+    let json = run(&[&base[..], &["-o", "json"]].concat());
+    json.assert_code(0);
+    snapshot("secrets__every_shape__text", &text);
+    snapshot("secrets__every_shape__json", &json);
+    assert!(!text.render().contains("SECRET-"), "{}", text.render());
+    assert!(!json.render().contains("SECRET-"), "{}", json.render());
+
+    let report = json.json();
+    let diff = report["config"]["diff"].as_str().unwrap();
+    assert_eq!(
+        text.stderr,
+        format!("{diff}Changes pending; nothing was changed.\n")
+    );
+    let changes = report["config"]["changes"].as_array().unwrap();
+    for (shape, key, _) in SECRET_SHAPES {
+        let change = changes
+            .iter()
+            .find(|c| c["key"] == *key)
+            .unwrap_or_else(|| panic!("{shape}: {key} is listed as changed"));
+        for side in ["before", "after"] {
+            assert!(
+                change[side].as_str().unwrap().contains("\"<redacted>\""),
+                "{shape}: {change}"
+            );
+        }
+    }
+    // One removed and one added line per changed secret line: 6 shapes, plus ProxyReplicas.
+    let count = |marker: char| {
+        diff.lines()
+            .filter(|l| l.starts_with(marker) && !l.starts_with("---") && !l.starts_with("+++"))
+            .count()
+    };
+    assert_eq!((count('-'), count('+')), (7, 7), "{diff}");
+
+    let shown = run(&[&base[..], &["-o", "json", "--show-secrets"]].concat());
+    let report = shown.json();
+    let diff = report["config"]["diff"].as_str().unwrap();
+    let changes = report["config"]["changes"].to_string();
+    for (shape, _, part) in SECRET_SHAPES {
+        for version in ["1", "2"] {
+            let secret = format!("SECRET-{part}-{version}");
+            assert!(diff.contains(&secret), "{shape}: {secret} in\n{diff}");
+            assert!(changes.contains(&secret), "{shape}: {secret} in {changes}");
+        }
+    }
+}

@@ -190,6 +190,7 @@ pub async fn apply_edit<S: SwarmApi>(
             &new_text,
             &state.observed.config.name,
             next.as_deref().unwrap_or("unchanged"),
+            global.show_secrets,
         ),
         changes: edited.changes,
         content: None,

@@ -20,8 +20,8 @@ use crate::output::report::{ConfigReport, Report, RunStatus};
 
 use edit::Edit;
 
-/// Puts the config part into the report, secrets hidden unless `--show-secrets`, and
-/// prints its diff.
+/// Puts the config part into the report, the secrets in its change list hidden unless
+/// `--show-secrets` (its diff hid them when it was made), and prints its diff.
 fn present_config(
     report: &mut Report,
     mut config: ConfigReport,
@@ -29,7 +29,7 @@ fn present_config(
     printer: &Printer,
 ) {
     if !global.show_secrets {
-        config.redact_secrets();
+        config.redact_changes();
     }
     printer.diff(&config.diff);
     report.config = Some(config);
