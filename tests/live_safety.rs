@@ -276,6 +276,14 @@ fn a_backup_of_the_previous_state_is_written_before_any_change() {
             format!("{CORE}.spec.json")
         ]
     );
+    let mode = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&backup), 0o700, "private: the config holds secrets");
+    for file in &files {
+        assert_eq!(mode(&backup.join(file)), 0o600, "{file}");
+    }
     let saved = std::fs::read_to_string(backup.join(format!("{CONF}-1.toml"))).unwrap();
     assert_eq!(
         saved,
@@ -286,6 +294,76 @@ fn a_backup_of_the_previous_state_is_written_before_any_change() {
     )
     .unwrap();
     assert_eq!(spec["Mode"]["Replicated"]["Replicas"], 2);
+}
+
+/// On the lab: secrets that change in the live config, in the shapes the lab's stand-in core
+/// reads (a string, an inline table, an array of inline tables, an array of tables; the
+/// multi-line ones are covered on the fake engine), are hidden in the diff (text and JSON)
+/// and the change list, which still show each one as changed.
+#[test]
+fn changed_secrets_in_the_live_config_are_hidden() {
+    let Some(lab) = lab() else { return };
+    let with_secrets = |version: &str| {
+        let registry = format!(
+            "TargetSSLPort = 443\n    Registry = {{ Server = \"dtr.lab\", Token = \"LABSECRET-inline-table-{version}\" }}\n    \
+             Upstreams = [{{ Name = \"metrics\", ApiKey = \"LABSECRET-array-of-inline-tables-{version}\" }}]"
+        );
+        let backends = format!(
+            "UnderscoresInHeaders = false\n    [[Extensions.default.Backends]]\n      Name = \"registry\"\n      \
+             Password = \"LABSECRET-array-of-tables-{version}\""
+        );
+        let admin_pass = format!("AdminPass = \"LABSECRET-basic-{version}\"");
+        edited_live_config(
+            &lab,
+            &format!("lab-secrets-{version}"),
+            &[
+                ("TargetSSLPort = 443", &registry),
+                ("UnderscoresInHeaders = false", &backends),
+                ("AdminPass = \"\"", &admin_pass),
+            ],
+        )
+    };
+    let first = with_secrets("1");
+    let rotated = with_secrets("2");
+    assert_eq!(code(&lab.interlockctl(&["apply", &first, "--yes"])), 0);
+
+    let text = lab.interlockctl(&["apply", &rotated, "--dry-run"]);
+    assert_eq!(code(&text), 0);
+    let stderr = String::from_utf8(text.stderr).unwrap();
+    assert!(!stderr.contains("LABSECRET"), "{stderr}");
+    let hidden = |marker: char| {
+        stderr
+            .lines()
+            .filter(|line| line.starts_with(marker) && line.contains("\"<redacted>\""))
+            .count()
+    };
+    assert_eq!((hidden('-'), hidden('+')), (4, 4), "{stderr}");
+
+    let output = lab.interlockctl(&["apply", &rotated, "--dry-run", "-o", "json"]);
+    assert_eq!(code(&output), 0);
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("LABSECRET"));
+    let report = json(&output);
+    assert_eq!(report["status"], "planned");
+    let changes: Vec<(&str, &str, &str)> = report["config"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let text = |field: &str| c[field].as_str().unwrap();
+            (text("key"), text("before"), text("after"))
+        })
+        .collect();
+    let hidden = "\"<redacted>\"";
+    let upstreams = "[{ Name = \"metrics\", ApiKey = \"<redacted>\" }]";
+    assert_eq!(
+        changes,
+        [
+            ("Extensions.default.Registry.Token", hidden, hidden),
+            ("Extensions.default.Upstreams", upstreams, upstreams),
+            ("Extensions.default.Config.AdminPass", hidden, hidden),
+            ("Extensions.default.Backends[0].Password", hidden, hidden),
+        ]
+    );
 }
 
 /// The state a finished `pin-proxy --label role=dtr` leaves, whatever interrupted it.
