@@ -43,7 +43,7 @@ impl Cli {
         let mut command = Cli::command();
         let matches = command.try_get_matches_from_mut(args)?;
         let cli = Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut command))?;
-        match cli.global.misuse() {
+        match cli.global.misuse(&cli.command) {
             None => Ok(cli),
             Some((kind, message)) => {
                 let name = matches.subcommand_name().unwrap_or_default();
@@ -133,15 +133,16 @@ pub struct GlobalArgs {
     /// Offline: edit this TOML file (`-` = stdin) instead of the live config object
     #[arg(long, global = true, value_name = "PATH")]
     pub config_file: Option<PathBuf>,
-    /// Offline: write the edited TOML here instead of stdout
+    /// Write here instead of stdout: offline, the edited TOML; for `man`, a directory that
+    /// gets one page per command
     #[arg(long, global = true, value_name = "PATH")]
     pub out: Option<PathBuf>,
 }
 
 impl GlobalArgs {
     /// The first pair of global options that exclude each other, or an option given without
-    /// the one it needs; `None` when the combination is valid.
-    fn misuse(&self) -> Option<(ErrorKind, String)> {
+    /// the one it needs (with `command`); `None` when the combination is valid.
+    fn misuse(&self, command: &Command) -> Option<(ErrorKind, String)> {
         let exclusive = [
             (
                 self.context.is_some(),
@@ -158,7 +159,23 @@ impl GlobalArgs {
                 format!("the argument '{option}' cannot be used with '{other}'"),
             ));
         }
-        if self.out.is_some() && self.config_file.is_none() {
+        let prints_a_document = match command {
+            Command::Completions(_) => Some("completions"),
+            Command::Man if self.out.is_none() => Some("man"),
+            _ => None,
+        };
+        if let Some(name) = prints_a_document
+            && self.output == OutputFormat::Json
+        {
+            return Some((
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "the argument '--output json' cannot be used with '{name}': it prints a \
+                     script or page on stdout, not a report"
+                ),
+            ));
+        }
+        if self.out.is_some() && self.config_file.is_none() && !matches!(command, Command::Man) {
             return Some((
                 ErrorKind::MissingRequiredArgument,
                 "'--out <PATH>' needs '--config-file <PATH>': it is where offline mode writes \
@@ -217,6 +234,26 @@ pub enum Command {
     History,
     /// Delete old configs of the lineage (never the current one or a rollback target)
     Prune(PruneArgs),
+    /// Print the completion script for a shell on stdout
+    ///
+    /// Save it where the shell looks for completions: for bash as
+    /// ~/.local/share/bash-completion/completions/interlockctl, for zsh as _interlockctl in a
+    /// directory of $fpath, for fish as ~/.config/fish/completions/interlockctl.fish;
+    /// PowerShell and elvish run it from their profile.
+    Completions(CompletionsArgs),
+    /// Print the man page on stdout, or write one per command into the `--out` directory
+    ///
+    /// `interlockctl man | man -l -` reads it at once; `interlockctl man --out DIR` writes
+    /// interlockctl.1 and interlockctl-COMMAND.1 into DIR (e.g. ~/.local/share/man/man1).
+    Man,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Arguments of `pin-proxy`.
@@ -274,6 +311,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+    use clap::error::ErrorKind;
 
     use super::Cli;
 
@@ -356,6 +394,33 @@ mod tests {
         }
         // Refused: the subsets with --check and --dry-run, or with -q and -v (1 + 10 each).
         assert_eq!((accepted, refused), (277, 22));
+    }
+
+    /// `--out` alone names `man`'s directory; `-o json` is refused where stdout carries a
+    /// script or a page instead of a report.
+    #[test]
+    fn relations_that_depend_on_the_command() {
+        let parse = |args: &[&str]| {
+            let args = [&["interlockctl"][..], args].concat();
+            Cli::parse_args(args).map_err(|error| error.kind())
+        };
+        assert!(parse(&["--out", "man1", "man"]).is_ok());
+        assert!(parse(&["man", "--out", "man1", "-o", "json"]).is_ok());
+        assert!(parse(&["completions", "zsh"]).is_ok());
+        for args in [
+            &["-o", "json", "man"][..],
+            &["completions", "bash", "-o", "json"],
+        ] {
+            assert_eq!(
+                parse(args).err(),
+                Some(ErrorKind::ArgumentConflict),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            parse(&["completions", "bash", "--out", "x"]).err(),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
     }
 
     /// The relations between global options hold wherever each option stands.

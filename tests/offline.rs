@@ -169,6 +169,8 @@ fn snapshots_help() {
         Some("apply"),
         Some("status"),
         Some("rollback"),
+        Some("completions"),
+        Some("man"),
     ] {
         let mut args: Vec<&str> = command.into_iter().collect();
         args.push("--help");
@@ -180,6 +182,109 @@ fn snapshots_help() {
             &help,
         );
     }
+}
+
+/// `completions SHELL` prints a script for each shell clap_complete knows; the snapshots
+/// show what a user installs.
+#[test]
+fn snapshots_completions() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let script = run(&["completions", shell]);
+        script.assert_code(0);
+        assert_eq!(script.stderr, "");
+        assert!(script.stdout.contains("pin-proxy"), "{shell}");
+        assert!(script.stdout.contains("config-file"), "{shell}");
+        snapshot(&format!("completions__{shell}"), &script);
+    }
+    let json = run(&["completions", "bash", "-o", "json"]);
+    json.assert_code(2);
+    assert_eq!(json.stdout, "");
+    let unknown = run(&["completions", "tcsh"]);
+    unknown.assert_code(2);
+    assert!(
+        unknown
+            .stderr
+            .contains("[possible values: bash, elvish, fish, powershell, zsh]")
+    );
+}
+
+/// The bash script, sourced into a real bash as README "Install" says, completes commands
+/// and global options.
+#[test]
+fn the_bash_completion_script_completes_commands_and_options() {
+    let script = run(&["completions", "bash"]).stdout;
+    let complete = |words: &str| {
+        let program = format!(
+            "{script}\nCOMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _interlockctl interlockctl \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let output = std::process::Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", &program])
+            .output()
+            .expect("bash runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(complete("interlockctl pin"), "pin-proxy\n");
+    assert_eq!(
+        complete("interlockctl pin-proxy --config-f"),
+        "--config-file\n"
+    );
+    assert_eq!(complete("interlockctl --dry"), "--dry-run\n");
+}
+
+/// `man` prints the main page; `man --out DIR` writes one page per command (the main page
+/// the same as on stdout), or with `--dry-run` only lists them.
+#[test]
+fn snapshots_man() {
+    let page = run(&["man"]);
+    page.assert_code(0);
+    assert_eq!(page.stderr, "");
+    snapshot("man__interlockctl", &page);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("man1");
+    let out_text = out.display().to_string();
+    let planned = run(&["man", "--out", &out_text, "--dry-run"]);
+    planned.assert_code(0);
+    assert!(!out.exists(), "a dry run writes nothing");
+    let written = run(&["--out", &out_text, "man"]);
+    written.assert_code(0);
+    let mut pages = dir_entries(&out);
+    pages.sort();
+    assert_eq!(
+        pages,
+        [
+            "interlockctl-apply.1",
+            "interlockctl-completions.1",
+            "interlockctl-history.1",
+            "interlockctl-host-mode.1",
+            "interlockctl-man.1",
+            "interlockctl-pin-proxy.1",
+            "interlockctl-prune.1",
+            "interlockctl-rollback.1",
+            "interlockctl-show.1",
+            "interlockctl-status.1",
+            "interlockctl.1",
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("interlockctl.1")).unwrap(),
+        page.stdout
+    );
+    let pin_proxy = std::fs::read_to_string(out.join("interlockctl-pin-proxy.1")).unwrap();
+    assert!(pin_proxy.contains("\\-\\-label"), "{pin_proxy}");
+    let report = run(&["man", "--out", &out_text, "-o", "json"]).json();
+    assert_eq!(report["status"], "applied");
+    assert_eq!(report["actions"].as_array().unwrap().len(), pages.len());
+    let text: String = [planned, written]
+        .iter()
+        .map(|r| r.render() + "\n")
+        .collect();
+    insta::with_settings!({ filters => vec![(out_text.as_str(), "[DIR]")] }, {
+        insta::assert_snapshot!("man__out", text);
+    });
 }
 
 /// The other offline modes a user meets: stdin, `--out`, `--check`, `--dry-run`, a rerun

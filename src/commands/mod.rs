@@ -2,9 +2,11 @@
 //! through the shared pieces here. Commands fill in the [`Report`] as they go, so a failed
 //! run still reports what it planned.
 
+pub mod completions;
 pub mod edit;
 pub mod history;
 pub mod live;
+pub mod man;
 pub mod offline;
 pub mod prune;
 pub mod rollback;
@@ -70,6 +72,8 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Rollback(_) => "rollback",
         Command::History => "history",
         Command::Prune(_) => "prune",
+        Command::Completions(_) => "completions",
+        Command::Man => "man",
     }
 }
 
@@ -77,6 +81,8 @@ pub fn command_name(command: &Command) -> &'static str {
 pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<ExitCode> {
     let global = &cli.global;
     let edit = match &cli.command {
+        Command::Completions(args) => return completions::run(args, printer),
+        Command::Man => return man::run(global, printer, report),
         Command::PinProxy(args) => Edit::pin_proxy(args).map_err(|e| Error::refused(&e))?,
         Command::HostMode(args) => Edit::host_mode(args).map_err(|e| Error::refused(&e))?,
         Command::Apply(args) => Edit::Replace {
