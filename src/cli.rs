@@ -13,6 +13,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
@@ -24,7 +25,12 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 /// the next versioned config, rotates it onto the core with automatic rollback, and makes the
 /// proxy service match, the known-bug fixup included. Every change is shown as a plan first.
 #[derive(Debug, Parser)]
-#[command(name = "interlockctl", version, max_term_width = 100)]
+#[command(
+    name = "interlockctl",
+    version,
+    long_version = long_version(),
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -302,6 +308,22 @@ pub struct PruneArgs {
 pub struct ApplyArgs {
     /// The desired config TOML (`-` = stdin)
     pub file: PathBuf,
+}
+
+/// `--version`: the version, the git commit when built from a checkout, and the Engine API
+/// versions supported.
+fn long_version() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let commit = option_env!("INTERLOCKCTL_GIT_COMMIT")
+            .map(|commit| format!(" (commit {commit})"))
+            .unwrap_or_default();
+        format!(
+            "{}{commit}\nDocker Engine API {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::swarm::supported_api_versions()
+        )
+    })
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -184,6 +184,45 @@ fn snapshots_help() {
     }
 }
 
+/// The commit of the checkout the tests run in, as `--version` shows it; `None` without git
+/// or when this crate is not the top of the checkout (a source tarball).
+fn checkout_commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .current_dir(common::manifest_dir())
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8(output.stdout).unwrap().trim().to_owned())
+    };
+    let toplevel = std::fs::canonicalize(git(&["rev-parse", "--show-toplevel"])?).ok()?;
+    (toplevel == std::fs::canonicalize(common::manifest_dir()).unwrap())
+        .then(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .flatten()
+}
+
+/// `--version` names the version, the commit when built from a checkout, and the Engine
+/// API versions supported; `-V` only the version.
+#[test]
+fn version_names_the_commit_and_the_engine_api_range() {
+    let version = env!("CARGO_PKG_VERSION");
+    let commit = checkout_commit()
+        .map(|commit| format!(" (commit {commit})"))
+        .unwrap_or_default();
+    let long = run(&["--version"]);
+    long.assert_code(0);
+    assert_eq!(
+        long.stdout,
+        format!("interlockctl {version}{commit}\nDocker Engine API 1.30 to 1.53\n")
+    );
+    let short = run(&["-V"]);
+    short.assert_code(0);
+    assert_eq!(short.stdout, format!("interlockctl {version}\n"));
+}
+
 /// `completions SHELL` prints a script for each shell clap_complete knows; the snapshots
 /// show what a user installs.
 #[test]
@@ -241,7 +280,9 @@ fn snapshots_man() {
     let page = run(&["man"]);
     page.assert_code(0);
     assert_eq!(page.stderr, "");
-    snapshot("man__interlockctl", &page);
+    insta::with_settings!({ filters => vec![(r"\(commit [0-9a-f]{12}\)", "(commit [COMMIT])")] }, {
+        snapshot("man__interlockctl", &page);
+    });
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("man1");

@@ -17,7 +17,7 @@ use crate::preflight;
 use crate::swarm::docker::DockerSwarm;
 use crate::swarm::endpoint::{self, ConnectionFlags};
 use crate::swarm::spec;
-use crate::swarm::{SwarmApi, SwarmError};
+use crate::swarm::{OLDEST_API, SwarmApi, SwarmError};
 
 /// Connects to the engine the flags and environment select, as the docker CLI would; `-v`
 /// says which one and why.
@@ -50,7 +50,7 @@ async fn check_engine<S: SwarmApi>(api: &S) -> Result<()> {
         major.parse::<u32>().unwrap_or(0),
         minor.parse::<u32>().unwrap_or(0),
     );
-    if version < (1, 30) {
+    if version < OLDEST_API {
         return Err(Error::failed(&SwarmError::ApiTooOld(engine.api_version)));
     }
     if !engine.is_manager {
