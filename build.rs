@@ -27,9 +27,17 @@ fn git_commit() -> Option<String> {
     if Path::new(&toplevel).canonicalize().ok()? != crate_dir.canonicalize().ok()? {
         return None;
     }
+    let git_path = |name: &str| {
+        git(&crate_dir, &["rev-parse", "--git-path", name]).map(|path| crate_dir.join(path))
+    };
     let branch = git(&crate_dir, &["rev-parse", "--symbolic-full-name", "HEAD"])?;
-    for name in ["HEAD", branch.as_str(), "packed-refs"] {
-        let path = crate_dir.join(git(&crate_dir, &["rev-parse", "--git-path", name])?);
+    let branch_ref = git_path(&branch)?;
+    // A packed ref has no file yet; the first commit creates it in this directory.
+    let branch_ref = match (branch_ref.exists(), branch_ref.parent()) {
+        (false, Some(directory)) => directory.to_owned(),
+        _ => branch_ref,
+    };
+    for path in [git_path("HEAD")?, branch_ref, git_path("packed-refs")?] {
         // A path that does not exist would make cargo run the script on every build.
         if path.exists() {
             println!("cargo::rerun-if-changed={}", path.display());
