@@ -6,6 +6,9 @@
 //!   idempotent;
 //! - every invalid input is refused with exit 4, a reason and a hint, and writes nothing;
 //! - `--check`, `--dry-run`, stdin input;
+//! - global options before or after the command, in any combination;
+//! - secrets of every shape hidden in diffs and change lists;
+//! - `completions`, `man` and `--version`;
 //! - a property test over generated configs and values.
 //!
 //! Snapshots live in `tests/snapshots/`; review changes with `cargo insta review` (or run

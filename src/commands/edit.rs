@@ -1,7 +1,7 @@
 //! The config edits of `pin-proxy`, `host-mode` and `apply`, shared by the offline and the
 //! live path so both produce byte-identical TOML for the same request.
 
-use similar::{DiffTag, DiffableStr};
+use similar::{DiffOp, DiffTag, DiffableStr};
 
 use crate::cli::{HostModeArgs, PinProxyArgs};
 use crate::error::{Error, Result};
@@ -142,7 +142,7 @@ impl Edit {
 /// A unified diff between two config texts, empty when they are equal. Unless
 /// `show_secrets`, secret values show as `"<redacted>"`: the lines are compared as written,
 /// so a changed secret still shows as a removed and an added line, but are shown from the
-/// redacted texts, line for line (a multi-line secret leaves empty lines).
+/// redacted texts, line for line (each further line of a multi-line secret as `<redacted>`).
 pub fn unified_diff(
     before: &str,
     after: &str,
@@ -159,45 +159,59 @@ pub fn unified_diff(
     } else {
         (redact_keeping_lines(before), redact_keeping_lines(after))
     };
-    let (old_lines, new_lines) = (shown_before.tokenize_lines(), shown_after.tokenize_lines());
+    let shown = ShownLines {
+        written_before: diff.old_slices(),
+        before: shown_before.tokenize_lines(),
+        after: shown_after.tokenize_lines(),
+    };
     let mut out = format!("--- {before_name}\n+++ {after_name}\n");
     for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
         out.push_str(&format!("{}\n", hunk.header()));
-        for op in hunk.ops() {
-            let (tag, old_range, new_range) = op.as_tag_tuple();
-            let removed = old_range.clone().map(|index| ('-', old_lines[index]));
-            let added = new_range.clone().map(|index| ('+', new_lines[index]));
-            let lines: Vec<(char, &str)> = match tag {
-                // A line both texts share may be secret in only one of them (its table was
-                // renamed): show it hidden if either hides it.
-                DiffTag::Equal => old_range
-                    .zip(new_range)
-                    .map(|(old, new)| {
-                        let hidden_before = old_lines[old] != diff.old_slices()[old];
-                        (
-                            ' ',
-                            if hidden_before {
-                                old_lines[old]
-                            } else {
-                                new_lines[new]
-                            },
-                        )
-                    })
-                    .collect(),
-                DiffTag::Delete | DiffTag::Insert | DiffTag::Replace => {
-                    removed.chain(added).collect()
-                }
-            };
-            for (marker, line) in lines {
-                out.push(marker);
-                out.push_str(line);
-                if !line.ends_with(['\n', '\r']) {
-                    out.push_str("\n\\ No newline at end of file\n");
-                }
+        for (marker, line) in hunk.ops().iter().flat_map(|op| shown.of(op)) {
+            out.push(marker);
+            out.push_str(line);
+            if !line.ends_with(['\n', '\r']) {
+                out.push_str("\n\\ No newline at end of file\n");
             }
         }
     }
     out
+}
+
+/// The lines a diff shows: the texts' lines as written or redacted, by line number.
+struct ShownLines<'a> {
+    written_before: &'a [&'a str],
+    before: Vec<&'a str>,
+    after: Vec<&'a str>,
+}
+
+impl<'a> ShownLines<'a> {
+    /// The marked lines of one diff operation.
+    fn of(&self, op: &DiffOp) -> Vec<(char, &'a str)> {
+        let (tag, before, after) = op.as_tag_tuple();
+        match tag {
+            // A line both texts share may be secret in only one of them (its table was
+            // renamed): it is shown hidden if either hides it.
+            DiffTag::Equal => before
+                .zip(after)
+                .map(|(old, new)| {
+                    let hidden_before = self.before[old] != self.written_before[old];
+                    (
+                        ' ',
+                        if hidden_before {
+                            self.before[old]
+                        } else {
+                            self.after[new]
+                        },
+                    )
+                })
+                .collect(),
+            DiffTag::Delete | DiffTag::Insert | DiffTag::Replace => before
+                .map(|old| ('-', self.before[old]))
+                .chain(after.map(|new| ('+', self.after[new])))
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]
