@@ -6,7 +6,7 @@
 mod fake_engine;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -54,10 +54,14 @@ impl Run {
     }
 }
 
-/// Runs `interlockctl ARGS -o json` (unless the test gives `-o`) against `docker_host` in a
-/// clean environment: `PATH`, `NO_COLOR=1`, a fresh `HOME`; `--timeout 20s` unless the test
-/// gives one.
+/// Runs `interlockctl ARGS -o json` against `docker_host` in a clean environment: `PATH`,
+/// `NO_COLOR=1`, a fresh `HOME`; `-o json` and `--timeout 20s` unless the test gives them.
 fn interlockctl_at(docker_host: &str, args: &[&str]) -> Run {
+    interlockctl_with_umask(docker_host, None, args)
+}
+
+/// [`interlockctl_at`], started by a shell that first sets `umask` when one is given.
+fn interlockctl_with_umask(docker_host: &str, umask: Option<&str>, args: &[&str]) -> Run {
     let home = tempfile::tempdir().expect("temp HOME");
     let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     if !args.iter().any(|a| a == "-o") {
@@ -66,7 +70,18 @@ fn interlockctl_at(docker_host: &str, args: &[&str]) -> Run {
     if !args.iter().any(|a| a == "--timeout") {
         args.extend(["--timeout".to_owned(), "20s".to_owned()]);
     }
-    let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_interlockctl"));
+    let binary = env!("CARGO_BIN_EXE_interlockctl");
+    let mut command = match umask {
+        None => assert_cmd::Command::new(binary),
+        Some(umask) => {
+            let mut shell = assert_cmd::Command::new("sh");
+            shell
+                .arg("-c")
+                .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+                .arg(binary);
+            shell
+        }
+    };
     command
         .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -1173,6 +1188,113 @@ fn proxy_tasks_that_kept_stale_ports_are_recreated_and_verified() {
             1
         );
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets
+
+/// Live, on the fake engine (the lab's stand-in core reads no multi-line strings): a live
+/// config with secrets in every shape, rotated by `apply`, shows no secret value in the
+/// diff on stderr (text), nor in the JSON report's diff and change list, yet both show each
+/// secret as changed; the config object holds the secrets whole.
+#[test]
+fn changed_secrets_of_every_shape_are_hidden_in_live_runs() {
+    let engine = FakeEngine::start();
+    let every_shape = "fixtures/configs/secrets/every-shape.toml";
+    let rotated = "fixtures/configs/secrets/every-shape-rotated.toml";
+    interlockctl(&engine, &["apply", every_shape, "--yes"]).assert_code(0);
+
+    let text = interlockctl(&engine, &["apply", rotated, "--yes", "-o", "text"]);
+    assert_eq!(text.code, 0, "{}", text.render());
+    assert!(!text.render().contains("SECRET-"), "{}", text.render());
+    let hidden_changes = |marker: char| {
+        text.stderr
+            .lines()
+            .filter(|line| line.starts_with(marker) && line.contains("<redacted>"))
+            .count()
+    };
+    // The lines of the six secrets (two of them within one line of a multi-line string).
+    assert_eq!(
+        (hidden_changes('-'), hidden_changes('+')),
+        (6, 6),
+        "{}",
+        text.render()
+    );
+
+    let back = interlockctl(&engine, &["apply", every_shape, "--yes"]);
+    let report = back.assert_code(0);
+    assert!(!back.stdout.contains("SECRET-"), "{}", back.render());
+    let diff = report["config"]["diff"].as_str().unwrap();
+    assert_eq!(
+        diff.matches("-      AdminPass = \"<redacted>\"\n").count(),
+        1,
+        "{diff}"
+    );
+    let changed: Vec<&str> = report["config"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "TLSKey",
+            "Extensions.default.ProxyReplicas",
+            "Extensions.default.Registry.Token",
+            "Extensions.default.Upstreams",
+            "Extensions.default.Config.AdminPass",
+            "Extensions.default.Config.SessionSecret",
+            "Extensions.default.Backends[0].Password",
+        ]
+    );
+    engine.with(|swarm| {
+        let live = swarm.mounted_config(CORE).unwrap();
+        assert_eq!(live, conf(2), "the first config with this content, reused");
+        let data = &swarm.config(&live).unwrap().data;
+        assert!(data.contains("AdminPass = \"SECRET-basic-1\""), "{data}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Backups
+
+/// On the fake engine: under umask 000, each changing run's backup directory is 0700 and
+/// its files 0600 (they hold the config's secrets), and two runs right after each other get
+/// directories of their own, each complete. (Two in the same second: `backup`'s unit tests.)
+#[test]
+fn backups_are_private_whatever_the_umask_and_never_shared() {
+    use std::os::unix::fs::PermissionsExt;
+    let engine = FakeEngine::start();
+    let root = tempfile::tempdir().unwrap();
+    let backup_dir = root.path().join("backups").display().to_string();
+    let mut backups = Vec::new();
+    for args in [PIN_PROXY, HOST_MODE] {
+        let args = [args, &["--backup-dir", &backup_dir]].concat();
+        let report =
+            interlockctl_with_umask(&engine.docker_host(), Some("000"), &args).assert_code(0);
+        backups.push(PathBuf::from(report["backup"].as_str().unwrap()));
+    }
+    assert_ne!(backups[0], backups[1]);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for (backup, config) in backups.iter().zip([conf(1), conf(2)]) {
+        assert_eq!(mode(backup), 0o700, "{}", backup.display());
+        let mut files: Vec<String> = std::fs::read_dir(backup)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .inspect(|file| assert_eq!(mode(file), 0o600, "{}", file.display()))
+            .map(|file| file.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                format!("{config}.toml"),
+                format!("{PROXY}.spec.json"),
+                format!("{CORE}.spec.json"),
+            ]
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

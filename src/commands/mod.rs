@@ -2,7 +2,9 @@
 //! runbook's steps and fills in the [`Report`] as it goes, so a failed run still reports what
 //! it planned.
 
+pub mod completions;
 pub mod history;
+pub mod man;
 pub mod offline;
 pub mod prune;
 pub mod rollback;
@@ -34,6 +36,8 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Rollback(_) => "rollback",
         Command::History => "history",
         Command::Prune(_) => "prune",
+        Command::Completions(_) => "completions",
+        Command::Man => "man",
     }
 }
 
@@ -84,6 +88,8 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
     let global = &cli.global;
     let options = options(global);
     let edit = match &cli.command {
+        Command::Completions(args) => return completions::run(args, printer),
+        Command::Man => return man::run(global, &options, printer, report),
         Command::PinProxy(args) => {
             Edit::pin_proxy(&args.label, args.replicas, &args.extension_constraints)
                 .map_err(|e| Error::refused(&e))?

@@ -49,7 +49,7 @@ pub fn run(
         .out
         .as_ref()
         .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
-    let diff = unified_diff(&text, &new_text, &source, &target);
+    let diff = unified_diff(&text, &new_text, &source, &target, global.show_secrets);
 
     report.extension = Some(extension);
     report.warnings = edited.warnings;

@@ -52,16 +52,17 @@ pub struct ConfigReport {
 }
 
 impl ConfigReport {
-    /// Hides secret values in the diff and the changes. `content` is the data the user
-    /// asked for (like the TOML on stdout) and stays whole.
-    pub fn redact_secrets(&mut self) {
-        use crate::interlock::secrets::{REDACTED, is_secret_key, redact_text};
-        self.diff = redact_text(&self.diff);
+    /// Hides secret values in the changes. The diff hides them when it is made, from both
+    /// texts (`unified_diff`); `content` is the data the user asked for (like the TOML on
+    /// stdout) and stays whole.
+    pub fn redact_changes(&mut self) {
+        use crate::interlock::secrets::redact_value;
         for change in &mut self.changes {
-            if change.key.rsplit('.').next().is_some_and(is_secret_key) {
-                change.before = change.before.as_ref().map(|_| REDACTED.to_owned());
-                change.after = REDACTED.to_owned();
-            }
+            change.before = change
+                .before
+                .as_deref()
+                .map(|before| redact_value(&change.key, before));
+            change.after = redact_value(&change.key, &change.after);
         }
     }
 }

@@ -56,8 +56,8 @@ impl Options {
     }
 }
 
-/// Puts the config part into the report, secrets hidden unless `--show-secrets`, and
-/// prints its diff.
+/// Puts the config part into the report, the secrets in its change list hidden unless
+/// `--show-secrets` (its diff hid them when it was made), and prints its diff.
 pub fn present_config(
     report: &mut Report,
     mut config: ConfigReport,
@@ -65,7 +65,7 @@ pub fn present_config(
     printer: &Printer,
 ) {
     if !options.show_secrets {
-        config.redact_secrets();
+        config.redact_changes();
     }
     printer.diff(&config.diff);
     report.config = Some(config);
@@ -175,6 +175,7 @@ pub async fn change<S: SwarmApi>(
             &new_text,
             &state.observed.config.name,
             next.as_deref().unwrap_or("unchanged"),
+            options.show_secrets,
         ),
         changes: edited.changes,
         content: None,

@@ -8,7 +8,7 @@ use crate::runbook::Options;
 use crate::runbook::plan::{self, CONFIG_TARGET, Observed};
 use crate::runbook::preflight;
 use crate::swarm::spec;
-use crate::swarm::{SwarmApi, SwarmError};
+use crate::swarm::{OLDEST_API, SwarmApi, SwarmError};
 
 /// Checks the engine is a manager that speaks configs (API >= 1.30).
 async fn check_engine<S: SwarmApi>(api: &S) -> Result<()> {
@@ -18,7 +18,7 @@ async fn check_engine<S: SwarmApi>(api: &S) -> Result<()> {
         major.parse::<u32>().unwrap_or(0),
         minor.parse::<u32>().unwrap_or(0),
     );
-    if version < (1, 30) {
+    if version < OLDEST_API {
         return Err(Error::failed(&SwarmError::ApiTooOld(engine.api_version)));
     }
     if !engine.is_manager {

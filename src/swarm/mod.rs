@@ -21,6 +21,19 @@ use serde_json::Value;
 
 use crate::error::Diagnostic;
 
+/// The oldest Engine API version (major, minor) interlockctl works with: swarm configs
+/// came with 1.30.
+pub const OLDEST_API: (u32, u32) = (1, 30);
+
+/// The Engine API versions this build supports, for `--version`: from [`OLDEST_API`] to
+/// the newest version whose objects its Docker client library models. (Requests carry no
+/// version, so an engine answers at its own; fields a build does not model are sent back
+/// as the engine returned them.)
+pub fn supported_api_versions() -> String {
+    let (major, minor) = OLDEST_API;
+    format!("{major}.{minor} to {}", bollard::API_DEFAULT_VERSION)
+}
+
 /// The engine's identity and role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
@@ -188,8 +201,12 @@ pub enum SwarmError {
     /// The engine is not a swarm manager.
     #[error("the Docker engine at {0} is not a swarm manager")]
     NotManager(String),
-    /// The engine's API predates swarm configs (1.30).
-    #[error("the Docker engine speaks API {0}, but swarm configs need 1.30 or later")]
+    /// The engine's API predates swarm configs ([`OLDEST_API`]).
+    #[error(
+        "the Docker engine speaks API {0}, but swarm configs need {major}.{minor} or later",
+        major = OLDEST_API.0,
+        minor = OLDEST_API.1
+    )]
     ApiTooOld(String),
     /// Someone else updated the service between our read and our write.
     #[error(
