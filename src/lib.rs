@@ -14,6 +14,7 @@ pub mod interlock;
 pub mod output;
 pub mod plan;
 pub mod preflight;
+pub mod stack;
 pub mod swarm;
 #[cfg(test)]
 mod testing;

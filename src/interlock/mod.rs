@@ -1,5 +1,7 @@
 //! Interlock domain knowledge: its config file and the input that edits it. No I/O here.
 
 pub mod config;
+pub mod findings;
 pub mod input;
+pub mod labels;
 pub mod secrets;
