@@ -4,15 +4,17 @@
 
 pub mod edit;
 pub mod history;
+pub mod labels;
 pub mod live;
 pub mod offline;
 pub mod prune;
 pub mod rollback;
 pub mod rollout;
 pub mod show;
+pub mod stack;
 pub mod status;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, LabelsCommand, StackCommand};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::output::printer::Printer;
@@ -70,6 +72,9 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Rollback(_) => "rollback",
         Command::History => "history",
         Command::Prune(_) => "prune",
+        Command::Labels(LabelsCommand::Check(_)) => "labels check",
+        Command::Stack(StackCommand::Lint(_)) => "stack lint",
+        Command::Stack(StackCommand::Fix(_)) => "stack fix",
     }
 }
 
@@ -102,6 +107,16 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
                 report,
             )
             .await;
+        }
+        Command::Labels(LabelsCommand::Check(args)) => {
+            let connect = || live::connect(global, printer);
+            return labels::run(connect, args, global, printer, report).await;
+        }
+        Command::Stack(StackCommand::Lint(args)) => {
+            return stack::run_lint(args, printer, report);
+        }
+        Command::Stack(StackCommand::Fix(args)) => {
+            return stack::run_fix(args, global, printer, report);
         }
         Command::Rollback(args) => {
             return rollback::run(

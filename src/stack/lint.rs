@@ -66,22 +66,79 @@ pub fn source_name(source: LabelSource) -> &'static str {
     }
 }
 
+/// What `stack fix` can do about a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Repair {
+    /// Remove every service label `key` of service `service` (an index into the services).
+    RemoveLabel {
+        /// The service's index.
+        service: usize,
+        /// The label key.
+        key: String,
+    },
+    /// Publish `port` of the service in host mode.
+    PublishHostPort {
+        /// The service's index.
+        service: usize,
+        /// The container port.
+        port: u16,
+    },
+    /// Take the service off network `key`, which only the proxy needs.
+    LeaveNetwork {
+        /// The service's index.
+        service: usize,
+        /// The network key.
+        key: String,
+    },
+    /// Give a service that names no network the external `bridge` network.
+    JoinBridge {
+        /// The service's index.
+        service: usize,
+    },
+    /// Raise `version` to 3.5.
+    RaiseVersion,
+}
+
+/// A finding and, when `stack fix` can repair it, how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What is wrong.
+    pub finding: Finding,
+    /// The repair, if there is one.
+    pub repair: Option<Repair>,
+}
+
+fn unrepaired(findings: impl IntoIterator<Item = Finding>) -> impl Iterator<Item = Problem> {
+    findings.into_iter().map(|finding| Problem {
+        finding,
+        repair: None,
+    })
+}
+
 /// Every finding for a proxy publishing in `mode`, sorted by line.
 pub fn lint(stack: &Stack, mode: PublishMode) -> Vec<Finding> {
-    let mut findings = version(stack);
-    for service in &stack.services {
-        findings.extend(label_findings(stack, service));
-        findings.extend(undefined_networks(stack, service));
+    problems(stack, mode)
+        .into_iter()
+        .map(|p| p.finding)
+        .collect()
+}
+
+/// Every finding with its repair, for a proxy publishing in `mode`, sorted by line.
+pub fn problems(stack: &Stack, mode: PublishMode) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = version(stack);
+    for (index, service) in stack.services.iter().enumerate() {
+        problems.extend(unrepaired(label_findings(stack, service)));
+        problems.extend(unrepaired(undefined_networks(stack, service)));
         if mode == PublishMode::Host {
-            findings.extend(network_label(service));
-            findings.extend(host_mode_port(service));
+            problems.extend(network_label(index, service));
+            problems.extend(host_mode_port(index, service));
         } else {
-            findings.extend(network_label_needed(stack, service));
+            problems.extend(unrepaired(network_label_needed(stack, service)));
         }
     }
-    findings.extend(attached_networks(stack, mode));
-    findings.sort_by_key(|f| f.line);
-    findings
+    problems.extend(attached_networks(stack, mode));
+    problems.sort_by_key(|p| p.finding.line);
+    problems
 }
 
 fn finding(
@@ -107,7 +164,7 @@ fn finding(
 }
 
 /// A version `docker stack deploy` refuses, or one too old for a network's `name:`.
-fn version(stack: &Stack) -> Vec<Finding> {
+fn version(stack: &Stack) -> Vec<Problem> {
     let Some(version) = &stack.version else {
         return Vec::new();
     };
@@ -115,7 +172,7 @@ fn version(stack: &Stack) -> Vec<Finding> {
     let minor = match version.number {
         Some((3, minor)) => minor,
         _ => {
-            return vec![finding(
+            return unrepaired([finding(
                 Severity::Error,
                 "unsupported_version",
                 line,
@@ -125,7 +182,8 @@ fn version(stack: &Stack) -> Vec<Finding> {
                     version.text
                 ),
                 "use `version: \"3.5\"` or later, and the 3.x syntax".into(),
-            )];
+            )])
+            .collect();
         }
     };
     let Some(minor) = minor.filter(|m| *m < NAME_NEEDS_MINOR) else {
@@ -135,8 +193,8 @@ fn version(stack: &Stack) -> Vec<Finding> {
         .networks
         .iter()
         .filter_map(|network| network.name.as_ref().map(|(_, node)| (network, node)))
-        .map(|(network, node)| {
-            finding(
+        .map(|(network, node)| Problem {
+            finding: finding(
                 Severity::Error,
                 "network_name_needs_3_5",
                 stack.doc.line(*node),
@@ -146,7 +204,8 @@ fn version(stack: &Stack) -> Vec<Finding> {
                     network.key
                 ),
                 "set `version: \"3.5\"` or later (docker CLI 17.12 or later)".into(),
-            )
+            ),
+            repair: Some(Repair::RaiseVersion),
         })
         .collect()
 }
@@ -174,9 +233,9 @@ fn undefined_networks(stack: &Stack, service: &Service) -> Vec<Finding> {
 }
 
 /// `com.docker.lb.network` while the proxy publishes in host mode.
-fn network_label(service: &Service) -> Option<Finding> {
+fn network_label(index: usize, service: &Service) -> Option<Problem> {
     let label = service.deploy_label(&Key::Network.label())?;
-    Some(Finding {
+    let finding = Finding {
         source: Some(source_name(label.source)),
         label: Some(label.key.clone()),
         value: Some(label.value.clone()),
@@ -191,11 +250,18 @@ fn network_label(service: &Service) -> Option<Finding> {
             ),
             "remove the label; the proxy reaches the service through its host-mode port".into(),
         )
+    };
+    Some(Problem {
+        finding,
+        repair: Some(Repair::RemoveLabel {
+            service: index,
+            key: label.key.clone(),
+        }),
     })
 }
 
 /// A routed service without a host-mode port for `com.docker.lb.port`.
-fn host_mode_port(service: &Service) -> Option<Finding> {
+fn host_mode_port(index: usize, service: &Service) -> Option<Problem> {
     if !service.is_routed() {
         return None;
     }
@@ -216,17 +282,25 @@ fn host_mode_port(service: &Service) -> Option<Finding> {
         ),
         None => (label.line, format!("publishes no port with target {port}")),
     };
-    Some(finding(
-        Severity::Error,
-        "no_host_mode_port",
-        line,
-        Some(service),
-        format!(
-            "{what}: in host mode the proxy reaches the service's tasks at a host-mode port whose target is `{}` ({port})",
-            label.key
+    Some(Problem {
+        finding: finding(
+            Severity::Error,
+            "no_host_mode_port",
+            line,
+            Some(service),
+            format!(
+                "{what}: in host mode the proxy reaches the service's tasks at a host-mode port whose target is `{}` ({port})",
+                label.key
+            ),
+            format!(
+                "publish it in host mode: under `ports:`, `- target: {port}` with `mode: host`"
+            ),
         ),
-        format!("publish it in host mode: under `ports:`, `- target: {port}` with `mode: host`"),
-    ))
+        repair: Some(Repair::PublishHostPort {
+            service: index,
+            port,
+        }),
+    })
 }
 
 /// In ingress mode, a routed service on several networks needs to name the proxy's.
@@ -260,7 +334,7 @@ fn network_label_needed(stack: &Stack, service: &Service) -> Option<Finding> {
 }
 
 /// Problems 1 and 2: the networks Interlock attaches to the proxy.
-fn attached_networks(stack: &Stack, mode: PublishMode) -> Vec<Finding> {
+fn attached_networks(stack: &Stack, mode: PublishMode) -> Vec<Problem> {
     let mut keys: Vec<&str> = Vec::new();
     for service in &stack.services {
         for key in service.network_keys() {
@@ -275,28 +349,29 @@ fn attached_networks(stack: &Stack, mode: PublishMode) -> Vec<Finding> {
         if decl.is_some_and(|d| d.is_node_local()) || (decl.is_none() && key != DEFAULT_NETWORK) {
             continue;
         }
-        let users: Vec<&Service> = stack
+        let users: Vec<(usize, &Service)> = stack
             .services
             .iter()
-            .filter(|s| s.network_keys().contains(&key))
+            .enumerate()
+            .filter(|(_, s)| s.network_keys().contains(&key))
             .collect();
         let shared = users.len() > 1 || decl.is_some_and(|d| d.external || d.attachable);
         let deployed = decl.map_or_else(
             || format!("<stack>_{key}"),
             |d| d.deployed_name().to_string(),
         );
-        if let ([only], false, PublishMode::Host) = (users.as_slice(), shared, mode)
+        if let ([(index, only)], false, PublishMode::Host) = (users.as_slice(), shared, mode)
             && only.is_routed()
         {
-            findings.push(proxy_only(stack, only, key, &deployed));
+            findings.push(proxy_only(stack, *index, only, key, &deployed));
             continue;
         }
-        let names: Vec<&str> = users.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = users.iter().map(|(_, s)| s.name.as_str()).collect();
         let line = decl.map_or_else(
-            || stack.doc.line(users[0].key),
+            || stack.doc.line(users[0].1.key),
             |d| stack.doc.line(d.key_node),
         );
-        findings.push(finding(
+        findings.extend(unrepaired([finding(
             Severity::Warning,
             "network_attached_to_proxy",
             line,
@@ -306,41 +381,56 @@ fn attached_networks(stack: &Stack, mode: PublishMode) -> Vec<Finding> {
                 names.join(", ")
             ),
             "Interlock 3.0.8 and later attach only networks named in `com.docker.lb.network`; before that, keep a stack's networks few, and give services that need no service-to-service traffic the external `bridge` network".into(),
-        ));
+        )]));
     }
     findings
 }
 
 /// A routed service alone on a network: the network serves only the proxy.
-fn proxy_only(stack: &Stack, service: &Service, key: &str, deployed: &str) -> Finding {
+fn proxy_only(
+    stack: &Stack,
+    index: usize,
+    service: &Service,
+    key: &str,
+    deployed: &str,
+) -> Problem {
     let fix = "attach the service to the external `bridge` network instead (`interlockctl stack fix` does this)";
     match &service.networks {
-        None => finding(
-            Severity::Error,
-            "default_network_attached",
-            stack.doc.line(service.key),
-            Some(service),
-            format!(
-                "names no network, so it joins `{deployed}`, which Interlock attaches to the proxy; in host mode the proxy reaches the service without any network"
+        None => Problem {
+            finding: finding(
+                Severity::Error,
+                "default_network_attached",
+                stack.doc.line(service.key),
+                Some(service),
+                format!(
+                    "names no network, so it joins `{deployed}`, which Interlock attaches to the proxy; in host mode the proxy reaches the service without any network"
+                ),
+                fix.into(),
             ),
-            fix.into(),
-        ),
+            repair: Some(Repair::JoinBridge { service: index }),
+        },
         Some(networks) => {
             let line = networks
                 .refs
                 .iter()
                 .find(|r| r.key == key)
                 .map_or_else(|| stack.doc.line(service.key), |r| r.line);
-            finding(
-                Severity::Error,
-                "proxy_only_network",
-                line,
-                Some(service),
-                format!(
-                    "is the only service on network `{deployed}`, so that network serves only the proxy, which Interlock attaches to it; in host mode the proxy reaches the service without it"
+            Problem {
+                finding: finding(
+                    Severity::Error,
+                    "proxy_only_network",
+                    line,
+                    Some(service),
+                    format!(
+                        "is the only service on network `{deployed}`, so that network serves only the proxy, which Interlock attaches to it; in host mode the proxy reaches the service without it"
+                    ),
+                    format!("remove `{key}` from the service's networks; {fix}"),
                 ),
-                format!("remove `{key}` from the service's networks; {fix}"),
-            )
+                repair: Some(Repair::LeaveNetwork {
+                    service: index,
+                    key: key.to_owned(),
+                }),
+            }
         }
     }
 }

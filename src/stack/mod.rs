@@ -4,5 +4,7 @@
 //! rewrites it in place. Pure: the commands read and write the files.
 
 pub mod compose;
+pub mod edit;
+pub mod fix;
 pub mod lint;
 pub mod yaml;

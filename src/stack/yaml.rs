@@ -166,7 +166,7 @@ impl Document {
                     } else {
                         Kind::Mapping(Vec::new())
                     };
-                    let flow = text[..end].ends_with(['[', '{']);
+                    let flow = text[start..end].trim_end().ends_with(['[', '{']);
                     doc.nodes.push(Node {
                         kind,
                         start,
@@ -226,7 +226,8 @@ impl Document {
             _ => None,
         };
         self.nodes[id].end = if self.nodes[id].flow {
-            bytes.of(span.end.index())
+            // The span starts at the closing bracket (its end may run on over a comment).
+            bytes.of(span.start.index()) + 1
         } else {
             last_child.map_or(self.nodes[id].start, |child| self.nodes[child].end)
         };
@@ -271,6 +272,11 @@ impl Document {
     /// The top-level node.
     pub fn root(&self) -> NodeId {
         self.root
+    }
+
+    /// How many nodes the document has (IDs are `0..node_count()`).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     /// A node by ID.
