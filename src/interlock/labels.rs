@@ -84,6 +84,11 @@ const KEYS: &[(&str, Key)] = &[
     ("fail_timeout", Key::FailTimeout),
 ];
 
+/// Every label Interlock knows, as full names.
+pub fn known_labels() -> Vec<String> {
+    KEYS.iter().map(|(_, key)| key.label()).collect()
+}
+
 impl Key {
     /// The key a full label name stands for, if it is one Interlock knows.
     pub fn of_label(label: &str) -> Option<Key> {
@@ -424,16 +429,14 @@ fn interpolate(origin: Origin, value: &str) -> Interpolated {
 fn unsafe_character(key: Key, text: &str) -> Result<(), Issue> {
     for c in text.chars() {
         let why = match c {
-            ';' => "`;` ends an nginx directive",
-            '{' | '}' => "braces open and close nginx blocks",
-            '"' | '\'' => "quotes change how nginx reads the rest of the line",
-            '$' => "`$` starts an nginx variable",
-            '#' => "`#` starts an nginx comment",
-            '\\' => "`\\` is nginx's escape character",
-            c if c.is_control() => {
-                "a control character splits or corrupts the generated nginx.conf"
-            }
-            c if c.is_whitespace() => "whitespace separates nginx arguments",
+            ';' => "ends an nginx directive",
+            '{' | '}' => "opens or closes an nginx block",
+            '"' | '\'' => "changes how nginx reads the rest of the line",
+            '$' => "starts an nginx variable",
+            '#' => "starts an nginx comment",
+            '\\' => "is nginx's escape character",
+            c if c.is_control() => "splits or corrupts the generated nginx.conf",
+            c if c.is_whitespace() => "separates nginx arguments",
             _ => continue,
         };
         let shown = match c {
@@ -450,7 +453,7 @@ fn unsafe_character(key: Key, text: &str) -> Result<(), Issue> {
         return Err(Issue::error(
             "unsafe_character",
             format!(
-                "contains {shown}: {why}, so the proxy could not load its config (or would run injected directives)"
+                "contains {shown}, which {why}: in nginx.conf it would stop the proxy from loading its config, or inject directives"
             ),
             format!("remove it; the value must be {}", key.grammar()),
         ));
@@ -1041,7 +1044,7 @@ mod tests {
         let finding = &check(&labels, &NO_FACTS)[0];
         assert_eq!(
             finding.message,
-            "contains the character U+000A (`\\n`): a control character splits or corrupts the generated nginx.conf, so the proxy could not load its config (or would run injected directives)"
+            "contains the character U+000A (`\\n`), which splits or corrupts the generated nginx.conf: in nginx.conf it would stop the proxy from loading its config, or inject directives"
         );
         assert!(
             finding
