@@ -429,6 +429,7 @@ fn live_clusters_are_not_checked_without_a_readable_config() {
 
 /// The stack fixtures the snapshots were reviewed for.
 const STACKS: &[&str] = &[
+    "anchored",
     "host-mode-ready",
     "ingress-era",
     "label-typos",

@@ -46,11 +46,10 @@ pub fn fix(stack: &Stack) -> Result<Fixed, Vec<Finding>> {
     if !blockers.is_empty() {
         return Err(blockers);
     }
-    let mut fixer = Fixer::new(stack);
-    for problem in &problems {
-        if let Some(repair) = &problem.repair {
-            fixer.repair(repair)?;
-        }
+    let repairs: Vec<Repair> = problems.into_iter().filter_map(|p| p.repair).collect();
+    let mut fixer = Fixer::new(stack, repairs.clone());
+    for repair in &repairs {
+        fixer.repair(repair)?;
     }
     let (text, changes) = fixer.finish()?;
     let fixed = Stack::parse("the fixed file", &text).map_err(|error| {
@@ -99,14 +98,20 @@ struct Fixer<'a> {
     /// Services that name no network and join the bridge.
     joining: Vec<usize>,
     removed_labels: HashSet<(NodeId, usize)>,
+    /// Nodes a host-mode port was already added to (text shared by several services).
+    published: HashSet<NodeId>,
     raise_version: bool,
+    /// Every repair of this fix, to tell whether an edit of shared text suits all sharers.
+    repairs: Vec<Repair>,
     /// The nodes each service reaches, for "is this text shared".
     reach: Vec<HashSet<NodeId>>,
 }
 
 impl<'a> Fixer<'a> {
-    fn new(stack: &'a Stack) -> Self {
+    fn new(stack: &'a Stack, repairs: Vec<Repair>) -> Self {
         Fixer {
+            published: HashSet::new(),
+            repairs,
             stack,
             edits: Edits::new(&stack.doc),
             changes: Vec::new(),
@@ -126,12 +131,13 @@ impl<'a> Fixer<'a> {
         &self.stack.services[index]
     }
 
-    /// Whether a service other than `index` reaches `node`.
-    fn shared(&self, index: usize, node: NodeId) -> bool {
+    /// The services other than `index` that reach `node`.
+    fn sharers(&self, index: usize, node: NodeId) -> impl Iterator<Item = usize> + '_ {
         self.reach
             .iter()
             .enumerate()
-            .any(|(other, reached)| other != index && reached.contains(&node))
+            .filter(move |(other, reached)| *other != index && reached.contains(&node))
+            .map(|(other, _)| other)
     }
 
     fn change(&mut self, node: NodeId, text: String) {
@@ -183,7 +189,7 @@ impl<'a> Fixer<'a> {
             ("mode".into(), New::Scalar("host".into())),
         ]);
         let Some(ports) = &service.ports else {
-            self.own(index, service.node, &action)?;
+            self.own(index, service.node, &action, None)?;
             self.edits
                 .insert(service.node, "ports", New::List(vec![host_port]));
             self.change(
@@ -196,20 +202,18 @@ impl<'a> Fixer<'a> {
             return Ok(());
         };
         let list = ports.entry.value;
-        if ports.entry.merged {
-            return Err(self.refuse(list, &action, "its `ports:` come from a merged anchor"));
-        }
-        self.own(index, list, &action)?;
         let unfixed = ports
             .items
             .iter()
             .enumerate()
             .find(|(_, p)| p.target == Some(port) && p.published.is_none());
+        let target = unfixed.map_or(list, |(_, item)| item.node);
+        self.own(index, target, &action, Some(port))?;
+        if !self.published.insert(target) {
+            return Ok(());
+        }
         match unfixed {
-            Some((position, item)) => {
-                self.own(index, item.node, &action)?;
-                self.switch_to_host(index, list, position, item, port);
-            }
+            Some((position, item)) => self.switch_to_host(index, list, position, item, port),
             None => {
                 self.edits.push(list, host_port);
                 self.change(
@@ -250,17 +254,31 @@ impl<'a> Fixer<'a> {
         );
     }
 
-    /// Refuses to edit `node` for service `index` when another service reaches it too.
-    fn own(&self, index: usize, node: NodeId, action: &str) -> Result<(), Vec<Finding>> {
-        if self.shared(index, node) {
-            Err(self.refuse(
-                node,
-                action,
-                "that text is shared with other services through an anchor, and the change is not right for all of them",
-            ))
-        } else {
-            Ok(())
+    /// Refuses to edit `node` for service `index` when another service reaches it too,
+    /// unless each of them needs the same host-mode `port` (then the edit suits them all).
+    fn own(
+        &self,
+        index: usize,
+        node: NodeId,
+        action: &str,
+        port: Option<u16>,
+    ) -> Result<(), Vec<Finding>> {
+        let suits = |other: usize| {
+            port.is_some_and(|port| {
+                self.repairs.contains(&Repair::PublishHostPort {
+                    service: other,
+                    port,
+                })
+            })
+        };
+        if self.sharers(index, node).all(suits) {
+            return Ok(());
         }
+        Err(self.refuse(
+            node,
+            action,
+            "that text is shared with other services through an anchor, and the change is not right for all of them",
+        ))
     }
 
     fn refuse(&self, node: NodeId, action: &str, why: &str) -> Vec<Finding> {
@@ -285,7 +303,7 @@ impl<'a> Fixer<'a> {
                 "attach service {} to the external network `{bridge}`",
                 service.name
             );
-            self.own(index, service.node, &action)?;
+            self.own(index, service.node, &action, None)?;
             self.edits.insert(
                 service.node,
                 "networks",
@@ -360,7 +378,7 @@ impl<'a> Fixer<'a> {
                 "its `networks:` come from a merged anchor",
             ));
         }
-        self.own(index, networks.entry.value, &action)?;
+        self.own(index, networks.entry.value, &action, None)?;
         let leaving: Vec<_> = networks
             .refs
             .iter()
@@ -446,5 +464,104 @@ impl<'a> Fixer<'a> {
             self.raise_version = true;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixed(text: &str) -> Result<Fixed, Vec<Finding>> {
+        fix(&Stack::parse("t.yml", text).unwrap())
+    }
+
+    fn routed(name: &str, port: u16, rest: &str) -> String {
+        format!(
+            "  {name}:\n    deploy:\n      labels: [com.docker.lb.hosts={name}.example.com, com.docker.lb.port={port}]\n{rest}"
+        )
+    }
+
+    #[test]
+    fn a_shared_port_list_gets_the_host_port_once() {
+        let text = format!(
+            "version: \"3.5\"\nservices:\n{}{}networks:\n  b:\n    external: true\n    name: bridge\n",
+            routed(
+                "v1",
+                8080,
+                "    ports: &ports\n      - \"8080:8080\"\n    networks: [b]\n"
+            ),
+            routed("v2", 8080, "    ports: *ports\n    networks: [b]\n"),
+        );
+        let out = fixed(&text).unwrap();
+        assert_eq!(out.changes, ["v1: added port 8080 in host mode"]);
+        assert!(out.text.contains(
+            "    ports: &ports\n      - \"8080:8080\"\n      - target: 8080\n        mode: host\n    networks: [b]\n"
+        ));
+    }
+
+    #[test]
+    fn shared_text_that_needs_different_fixes_is_left_to_the_user() {
+        let text = format!(
+            "version: \"3.5\"\nservices:\n{}{}networks:\n  b:\n    external: true\n    name: bridge\n",
+            routed(
+                "v1",
+                8080,
+                "    ports: &ports\n      - \"80:80\"\n    networks: [b]\n"
+            ),
+            routed("v2", 9090, "    ports: *ports\n    networks: [b]\n"),
+        );
+        let refused = fixed(&text).unwrap_err();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].code, "cannot_fix");
+        assert_eq!(refused[0].line, Some(6));
+        assert_eq!(
+            refused[0].message,
+            "cannot publish port 8080 of service v1 in host mode: that text is shared with other services through an anchor, and the change is not right for all of them"
+        );
+    }
+
+    #[test]
+    fn map_form_networks_make_way_for_the_bridge_and_an_empty_networks_key_is_filled() {
+        let text = format!(
+            "version: \"3.5\"\nservices:\n{}networks:\n  front:\n",
+            routed(
+                "web",
+                80,
+                "    ports: [{target: 80, mode: host}]\n    networks:\n      front:\n        aliases: [www]\n"
+            ),
+        );
+        let out = fixed(&text).unwrap();
+        assert!(
+            out.text.contains("    networks:\n      bridge: {}\nnetworks:\n  front:\n  bridge:\n    external: true\n    name: bridge\n"),
+            "{}",
+            out.text
+        );
+        let empty = format!(
+            "services:\n{}networks:\n",
+            routed("web", 80, "    ports: [{target: 80, mode: host}]\n")
+        );
+        let out = fixed(&empty).unwrap();
+        assert!(
+            out.text.ends_with("    networks:\n      - bridge\nnetworks:\n  bridge:\n    external: true\n    name: bridge\n"),
+            "{}",
+            out.text
+        );
+    }
+
+    #[test]
+    fn errors_the_fix_cannot_repair_stop_it() {
+        let text = format!(
+            "version: \"3.5\"\nservices:\n{}",
+            routed(
+                "web",
+                80,
+                "    ports: [{target: 80, mode: host}]\n    networks: [nowhere]\n"
+            )
+        );
+        let refused = fixed(&text).unwrap_err();
+        assert_eq!(
+            refused.iter().map(|f| f.code).collect::<Vec<_>>(),
+            ["undefined_network"]
+        );
     }
 }
