@@ -3,6 +3,7 @@
 //! figures with their spread (median, min, max), never a pass/fail verdict: the targets
 //! live here and in the README's Performance section, not in timed test assertions.
 
+mod labels;
 mod measure;
 mod offline;
 
@@ -13,11 +14,18 @@ struct Section {
     run: fn(),
 }
 
-const SECTIONS: &[Section] = &[Section {
-    name: "offline",
-    about: "start-up (--version) against `true`, as a floor for process start",
-    run: offline::run,
-}];
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "offline",
+        about: "start-up (--version) against `true`, as a floor for process start",
+        run: offline::run,
+    },
+    Section {
+        name: "labels",
+        about: "`labels check` over 10,000 labels: the library check, and one run of the binary",
+        run: labels::run,
+    },
+];
 
 fn main() {
     // `cargo bench` passes `--bench`; any other word selects sections by name.
