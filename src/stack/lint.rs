@@ -333,7 +333,8 @@ fn network_label_needed(stack: &Stack, service: &Service) -> Option<Finding> {
     ))
 }
 
-/// Problems 1 and 2: the networks Interlock attaches to the proxy.
+/// Problems 1 and 2: the networks Interlock attaches to the proxy. Only networks a service
+/// uses count: `docker stack deploy` does not create the others.
 fn attached_networks(stack: &Stack, mode: PublishMode) -> Vec<Problem> {
     let mut keys: Vec<&str> = Vec::new();
     for service in &stack.services {
