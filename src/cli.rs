@@ -252,6 +252,12 @@ pub enum Command {
     /// `interlockctl man | man -l -` reads it at once; `interlockctl man --out DIR` writes
     /// interlockctl.1 and interlockctl-COMMAND.1 into DIR (e.g. ~/.local/share/man/man1).
     Man,
+    /// Check com.docker.lb.* service labels, on the swarm or in stack files
+    #[command(subcommand)]
+    Labels(LabelsCommand),
+    /// Lint or fix a stack file for host-mode Interlock routing
+    #[command(subcommand)]
+    Stack(StackCommand),
 }
 
 /// Arguments of `completions`.
@@ -260,6 +266,79 @@ pub struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `labels` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LabelsCommand {
+    /// Check every com.docker.lb.* label; exit 4 if any is invalid
+    ///
+    /// One grammar per label; characters that would break or inject into the proxy's
+    /// nginx.conf (`;`, braces, quotes, `$`, `#`, whitespace, control characters) are always
+    /// errors; an unknown key names the nearest known one. Live, it checks every service
+    /// (or those named) and compares `network` and `service_cluster` with the swarm and the
+    /// live Interlock config; with `--stack` it checks stack files offline, before
+    /// `docker stack deploy`.
+    Check(LabelsCheckArgs),
+}
+
+/// Arguments of `labels check`.
+#[derive(Debug, Args)]
+pub struct LabelsCheckArgs {
+    /// Services to check [default: all]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Check this compose/stack file instead of the swarm (`-` = stdin; repeatable)
+    #[arg(long = "stack", value_name = "FILE")]
+    pub stacks: Vec<PathBuf>,
+}
+
+/// `stack` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StackCommand {
+    /// Find what works against host-mode routing in a stack file; exit 4 on errors
+    ///
+    /// Networks Interlock attaches to the proxy (the stack's own, and `<stack>_default`),
+    /// `com.docker.lb.network` while the proxy is in host mode, routed services without a
+    /// host-mode port for `com.docker.lb.port`, a network `name:` below version 3.5, and
+    /// every finding of `labels check`.
+    Lint(StackLintArgs),
+    /// Rewrite a stack file into the form that works in host mode; show the diff
+    ///
+    /// Host-mode port, the external `bridge` network instead of networks only the proxy
+    /// would use, no `com.docker.lb.network`, version 3.5 or later. Comments, key order and
+    /// untouched lines stay. Prints the diff; writes the file only with `--write`.
+    Fix(StackFixArgs),
+}
+
+/// How the Interlock proxy publishes its ports, for `stack lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyMode {
+    /// Host mode: the proxy reaches services through their host-mode ports.
+    Host,
+    /// Routing mesh: the proxy joins the services' overlay networks.
+    Ingress,
+}
+
+/// Arguments of `stack lint`.
+#[derive(Debug, Args)]
+pub struct StackLintArgs {
+    /// The stack file (`-` = stdin)
+    pub file: PathBuf,
+    /// How the proxy publishes: host (what interlockctl sets up) or ingress (still on the
+    /// routing mesh)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ProxyMode::Host)]
+    pub proxy_mode: ProxyMode,
+}
+
+/// Arguments of `stack fix`.
+#[derive(Debug, Args)]
+pub struct StackFixArgs {
+    /// The stack file (`-` = stdin, diff only)
+    pub file: PathBuf,
+    /// Write the fixed file in place instead of only printing the diff
+    #[arg(long)]
+    pub write: bool,
 }
 
 /// Arguments of `pin-proxy`.

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod interlock;
 pub mod output;
 pub mod runbook;
+pub mod stack;
 pub mod swarm;
 #[cfg(test)]
 mod testing;

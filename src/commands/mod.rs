@@ -4,17 +4,19 @@
 
 pub mod completions;
 pub mod history;
+pub mod labels;
 pub mod man;
 pub mod offline;
 pub mod prune;
 pub mod rollback;
 pub mod show;
+pub mod stack;
 pub mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, LabelsCommand, StackCommand};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::interlock::edit::Edit;
@@ -38,6 +40,9 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Prune(_) => "prune",
         Command::Completions(_) => "completions",
         Command::Man => "man",
+        Command::Labels(LabelsCommand::Check(_)) => "labels check",
+        Command::Stack(StackCommand::Lint(_)) => "stack lint",
+        Command::Stack(StackCommand::Fix(_)) => "stack fix",
     }
 }
 
@@ -114,6 +119,16 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Command::Prune(args) => {
             let api = connect(global, printer)?;
             return prune::run(&api, args, &options, printer, report).await;
+        }
+        Command::Labels(LabelsCommand::Check(args)) => {
+            let connect = || connect(global, printer);
+            return labels::run(connect, args, global, printer, report).await;
+        }
+        Command::Stack(StackCommand::Lint(args)) => {
+            return stack::run_lint(args, printer, report);
+        }
+        Command::Stack(StackCommand::Fix(args)) => {
+            return stack::run_fix(args, global, printer, report);
         }
         Command::Rollback(args) => {
             let api = connect(global, printer)?;

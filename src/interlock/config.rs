@@ -590,6 +590,27 @@ impl InterlockConfig {
     }
 }
 
+impl InterlockConfig {
+    /// The non-empty `ServiceCluster` values of all extensions: what a service's
+    /// `com.docker.lb.service_cluster` label may name.
+    pub fn service_clusters(&self) -> Vec<String> {
+        let names = self.extension_names().unwrap_or_default();
+        names
+            .iter()
+            .filter_map(|name| {
+                let table = self.extension_table(name).ok()?;
+                let reader = ExtensionReader {
+                    source_name: &self.source_name,
+                    name,
+                    table,
+                };
+                reader.string("ServiceCluster").ok().flatten()
+            })
+            .filter(|cluster| !cluster.is_empty())
+            .collect()
+    }
+}
+
 /// Dotted path and bare value of every non-table value in a table, recursively.
 fn leaves(table: &dyn TableLike) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -1141,6 +1162,17 @@ mod tests {
         assert_eq!(
             serde_json::to_value(PublishMode::Host).unwrap(),
             serde_json::json!("host")
+        );
+    }
+
+    #[test]
+    fn service_clusters_are_read_from_every_extension() {
+        let clusters = parse(&fixture("valid", "service-clusters")).service_clusters();
+        assert_eq!(clusters, ["us-east", "us-west", "dmz"]);
+        assert!(
+            parse(&fixture("valid", "ucp-3.2"))
+                .service_clusters()
+                .is_empty()
         );
     }
 }

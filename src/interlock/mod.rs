@@ -2,5 +2,7 @@
 
 pub mod config;
 pub mod edit;
+pub mod findings;
 pub mod input;
+pub mod labels;
 pub mod secrets;

@@ -4,7 +4,8 @@ use std::io::{IsTerminal, Write};
 
 use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
 use crate::error::Problem;
-use crate::output::report::Report;
+use crate::interlock::findings::Finding;
+use crate::output::report::{Report, finding_line};
 
 /// Where and how output goes for this run.
 #[derive(Debug, Clone)]
@@ -138,6 +139,19 @@ impl Printer {
         let _ = stdout
             .write_all(text.as_bytes())
             .and_then(|()| stdout.flush());
+    }
+
+    /// Findings of a check, one line each on stdout (text mode; JSON carries them in the
+    /// report).
+    pub fn findings(&self, findings: &[Finding]) {
+        if self.is_json() {
+            return;
+        }
+        let text: String = findings
+            .iter()
+            .map(|finding| format!("{}\n", finding_line(finding)))
+            .collect();
+        self.data(&text);
     }
 
     /// A unified diff on stderr, coloured when allowed.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::error::Problem;
 use crate::interlock::config::KeyChange;
+use crate::interlock::findings::Finding;
 
 /// Version of the JSON document's schema.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -119,6 +120,12 @@ pub struct Report {
     /// `status`: what the swarm looks like.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<StatusReport>,
+    /// `labels check`, `stack lint`, `stack fix`: what the check found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<Finding>>,
+    /// `stack fix`: the rewrite of the stack file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<StackFix>,
     /// The steps, in order.
     pub actions: Vec<Action>,
     /// How long each service update took, against Swarm's own rollout.
@@ -145,12 +152,56 @@ impl Report {
             backup: None,
             history: None,
             state: None,
+            findings: None,
+            fix: None,
             actions: Vec::new(),
             timings: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
         }
     }
+}
+
+/// What `stack fix` did to a stack file.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackFix {
+    /// The stack file.
+    pub file: String,
+    /// Unified diff from the file to its fixed form; empty when it needs no fix.
+    pub diff: String,
+    /// What the fix changes, one line each.
+    pub changes: Vec<String>,
+    /// Whether the fixed text was written to the file (`--write`) and read back.
+    pub written: bool,
+}
+
+/// One finding as a line of text: where, how bad, which label, what is wrong, the fix.
+pub fn finding_line(finding: &Finding) -> String {
+    let mut line = String::new();
+    if let Some(file) = &finding.file {
+        line.push_str(file);
+        if let Some(number) = finding.line {
+            line.push_str(&format!(":{number}"));
+        }
+        line.push_str(": ");
+    }
+    line.push_str(finding.severity.as_str());
+    line.push_str(": ");
+    if let Some(service) = &finding.service {
+        line.push_str(&format!("service {service}"));
+        if let Some(source) = finding.source {
+            line.push_str(&format!(" ({source})"));
+        }
+        line.push_str(": ");
+    }
+    if let Some(label) = &finding.label {
+        // Debug quoting keeps control characters and newlines on this one line.
+        let value = finding.value.as_deref().unwrap_or_default();
+        line.push_str(&format!("{label}={value:?}: "));
+    }
+    line.push_str(&finding.message);
+    line.push_str(&format!("; hint: {}", finding.hint));
+    line
 }
 
 /// What `status` reports.

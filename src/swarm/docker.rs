@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::swarm::endpoint::Endpoint;
 use crate::swarm::transport::{Tracer, Transport};
 use crate::swarm::{
-    Changes, ConfigObject, Engine, Node, Port, Service, SwarmApi, SwarmError, Task, spec,
+    Changes, ConfigObject, Engine, Network, Node, Port, Service, SwarmApi, SwarmError, Task, spec,
 };
 
 /// A connection to one Docker engine.
@@ -298,6 +298,21 @@ impl SwarmApi for DockerSwarm {
             .await
             .map_err(|e| self.error("list nodes", e))?;
         Ok(nodes.into_iter().map(node_from_model).collect())
+    }
+
+    async fn networks(&self) -> Result<Vec<Network>, SwarmError> {
+        let networks = self
+            .docker
+            .list_networks(None)
+            .await
+            .map_err(|e| self.error("list networks", e))?;
+        Ok(networks
+            .into_iter()
+            .map(|network| Network {
+                id: network.id.unwrap_or_default(),
+                name: network.name.unwrap_or_default(),
+            })
+            .collect())
     }
 
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError> {

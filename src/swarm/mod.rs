@@ -107,6 +107,15 @@ pub struct ConfigObject {
     pub created_at: String,
 }
 
+/// A network the engine knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// Network ID (what a service spec references).
+    pub id: String,
+    /// Network name.
+    pub name: String,
+}
+
 /// A swarm node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -299,6 +308,8 @@ pub trait SwarmApi {
     async fn delete_config(&self, id: &str) -> Result<(), SwarmError>;
     /// All nodes.
     async fn nodes(&self) -> Result<Vec<Node>, SwarmError>;
+    /// All networks (to name the IDs a service spec references).
+    async fn networks(&self) -> Result<Vec<Network>, SwarmError>;
     /// The tasks of a service that run its current spec (`_up-to-date`).
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError>;
     /// All tasks Swarm still keeps for a service, including replaced and failed ones.

@@ -6,6 +6,7 @@
 mod lab;
 #[path = "../lab_support/mod.rs"]
 mod lab_support;
+mod labels;
 mod measure;
 mod offline;
 
@@ -31,6 +32,11 @@ const SECTIONS: &[Section] = &[
         name: "api",
         about: "lab: engine calls and bytes per command with 10 and 300 extra services",
         run: lab::api,
+    },
+    Section {
+        name: "labels",
+        about: "`labels check` over 10,000 labels: the library check, and one run of the binary",
+        run: labels::run,
     },
 ];
 

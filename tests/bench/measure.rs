@@ -7,7 +7,7 @@ pub struct Samples(Vec<Duration>);
 
 impl Samples {
     /// Runs `work` `count` times and records each duration.
-    pub fn collect(count: usize, work: impl Fn()) -> Self {
+    pub fn collect(count: usize, mut work: impl FnMut()) -> Self {
         Samples(
             (0..count)
                 .map(|_| {

@@ -118,6 +118,18 @@ pub(super) fn route(
             Value::Array(swarm.services.iter().map(service_json).collect()),
         ),
         (&Method::GET, ["services", name]) => inspect_service(swarm, name),
+        (&Method::GET, ["networks"]) => (
+            StatusCode::OK,
+            Value::Array(
+                swarm
+                    .networks
+                    .iter()
+                    .map(|(id, name)| {
+                        json!({ "Id": id, "Name": name, "Scope": "swarm", "Driver": "overlay" })
+                    })
+                    .collect(),
+            ),
+        ),
         (&Method::POST, ["services", name, "update"]) => update_service(swarm, name, query, body),
         (&Method::GET, ["configs"]) => {
             let prefixes = filter_values(query, "name");

@@ -22,12 +22,13 @@
 //!   `PollInterval = "soon"` exits 1; with `FailureAction = rollback` Swarm restores the
 //!   previous spec (`rollback_completed`, `PreviousSpec` cleared), else the update pauses;
 //! - configs: create (409 on a taken name), list with a name-prefix filter, inspect;
-//! - service and node lists; task lists filtered by `service`, `_up-to-date`, `desired-state`;
+//! - service, node and network lists; task lists filtered by `service`, `_up-to-date`,
+//!   `desired-state`;
 //! - `/info` of a worker (`ControlAvailable: false`), whose swarm calls answer 503.
 //!
 //! What it deliberately does not emulate: global services, restart policies (a failed task is
 //! not restarted), update parallelism, delays and `start-first` ordering (an update happens in
-//! one step), node failures, networks and VIPs, ingress port conflicts, secrets, task history
+//! one step), node failures, network attachments and VIPs, ingress port conflicts, secrets, task history
 //! retention (every task is kept), label/ID filters other than those named above, ID-prefix
 //! lookups, and every endpoint interlockctl does not call (they answer 404 and are logged).
 //!
@@ -43,6 +44,8 @@
 //! The server uses hyper's `server` feature, which Cargo.toml does not ask for itself: bollard's
 //! `hyperlocal` dependency turns it on. If that ever changes, add `"server"` to hyper's features
 //! under `[dev-dependencies]`.
+
+#![allow(dead_code)] // each test binary uses its own subset
 
 mod api;
 mod swarm;

@@ -136,6 +136,8 @@ pub struct Swarm {
     pub configs: Vec<Config>,
     /// Services.
     pub services: Vec<Service>,
+    /// Networks, as `(ID, name)`.
+    pub networks: Vec<(String, String)>,
     /// Every task ever created (no history limit).
     pub tasks: Vec<Task>,
     /// `/info`'s `Swarm.ControlAvailable`: false makes this engine a worker.
@@ -164,6 +166,7 @@ impl Swarm {
         let mut swarm = Swarm {
             nodes: Vec::new(),
             configs: Vec::new(),
+            networks: Vec::new(),
             services: Vec::new(),
             tasks: Vec::new(),
             control_available: true,
@@ -242,6 +245,19 @@ impl Swarm {
         let id = config.id.clone();
         self.configs.push(config);
         id
+    }
+
+    /// Creates a swarm-scoped network as `docker network create` would; returns its ID.
+    pub fn add_network(&mut self, name: &str) -> String {
+        let id = self.new_id();
+        self.networks.push((id.clone(), name.to_owned()));
+        id
+    }
+
+    /// Creates a service from `spec` as `docker service create` would, and converges it;
+    /// returns its ID.
+    pub fn add_service(&mut self, spec: Value) -> String {
+        self.create_service(spec)
     }
 
     /// A service by name or ID.
