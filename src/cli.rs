@@ -3,11 +3,21 @@
 //! Values are parsed into types here where clap can report them as usage errors (exit 2);
 //! checks that the CLI contract classes as invalid input (ports out of range, a malformed
 //! `--label`) happen in `interlock::input` and exit 4.
+//!
+//! Global options go before or after the command, as in the docker CLI. clap checks
+//! `requires` and `conflicts_with` separately on each command level, so a global option given
+//! before the command and its companion given after it are never seen together (clap issue
+//! 1546): `--config-file F pin-proxy --out X` was refused, `-q status -v` accepted. The
+//! relations between global options are therefore not declared to clap; [`Cli::parse_args`]
+//! checks them once, on the merged values, wherever each option stood.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Automates the Interlock (Docker Enterprise Layer 7 routing) host-mode runbook, safely.
 ///
@@ -15,12 +25,41 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// the next versioned config, rotates it onto the core with automatic rollback, and makes the
 /// proxy service match, the known-bug fixup included. Every change is shown as a plan first.
 #[derive(Debug, Parser)]
-#[command(name = "interlockctl", version, max_term_width = 100)]
+#[command(
+    name = "interlockctl",
+    version,
+    long_version = long_version(),
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the command line like clap, then checks the relations between global options
+    /// on their merged values; an error renders like clap's own, with the command's usage.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut command))?;
+        match cli.global.misuse(&cli.command) {
+            None => Ok(cli),
+            Some((kind, message)) => {
+                let name = matches.subcommand_name().unwrap_or_default();
+                Err(match command.find_subcommand_mut(name) {
+                    Some(subcommand) => subcommand.error(kind, message),
+                    None => command.error(kind, message),
+                })
+            }
+        }
+    }
 }
 
 /// Options every command takes.
@@ -31,7 +70,7 @@ pub struct GlobalArgs {
     #[arg(short = 'H', long, global = true, value_name = "URL")]
     pub host: Option<String>,
     /// Docker context to use instead of the current one [env: DOCKER_CONTEXT]
-    #[arg(long, global = true, value_name = "NAME", conflicts_with = "host")]
+    #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
     /// Use TLS; implied by --tlsverify
     #[arg(long, global = true)]
@@ -69,7 +108,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub dry_run: bool,
     /// Change nothing; exit 3 if changes are pending, 0 if not
-    #[arg(long, global = true, conflicts_with = "dry_run")]
+    #[arg(long, global = true)]
     pub check: bool,
     /// Where to save the previous config and service specs before changing anything
     /// [default: $XDG_STATE_HOME/interlockctl/backups]
@@ -89,7 +128,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_progress: bool,
     /// Print only errors and the requested data
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Print more detail: the engine used, each config created and each service update sent
     #[arg(short, long, global = true)]
@@ -100,9 +139,58 @@ pub struct GlobalArgs {
     /// Offline: edit this TOML file (`-` = stdin) instead of the live config object
     #[arg(long, global = true, value_name = "PATH")]
     pub config_file: Option<PathBuf>,
-    /// Offline: write the edited TOML here instead of stdout
-    #[arg(long, global = true, value_name = "PATH", requires = "config_file")]
+    /// Write here instead of stdout: offline, the edited TOML; for `man`, a directory that
+    /// gets one page per command
+    #[arg(long, global = true, value_name = "PATH")]
     pub out: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The first pair of global options that exclude each other, or an option given without
+    /// the one it needs (with `command`); `None` when the combination is valid.
+    fn misuse(&self, command: &Command) -> Option<(ErrorKind, String)> {
+        let exclusive = [
+            (
+                self.context.is_some(),
+                "--context",
+                self.host.is_some(),
+                "--host",
+            ),
+            (self.check, "--check", self.dry_run, "--dry-run"),
+            (self.quiet, "--quiet", self.verbose, "--verbose"),
+        ];
+        if let Some((_, option, _, other)) = exclusive.iter().find(|(a, _, b, _)| *a && *b) {
+            return Some((
+                ErrorKind::ArgumentConflict,
+                format!("the argument '{option}' cannot be used with '{other}'"),
+            ));
+        }
+        let prints_a_document = match command {
+            Command::Completions(_) => Some("completions"),
+            Command::Man if self.out.is_none() => Some("man"),
+            _ => None,
+        };
+        if let Some(name) = prints_a_document
+            && self.output == OutputFormat::Json
+        {
+            return Some((
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "the argument '--output json' cannot be used with '{name}': it prints a \
+                     script or page on stdout, not a report"
+                ),
+            ));
+        }
+        if self.out.is_some() && self.config_file.is_none() && !matches!(command, Command::Man) {
+            return Some((
+                ErrorKind::MissingRequiredArgument,
+                "'--out <PATH>' needs '--config-file <PATH>': it is where offline mode writes \
+                 the edited file; a live run changes the config object instead"
+                    .to_owned(),
+            ));
+        }
+        None
+    }
 }
 
 /// The output format of a run.
@@ -158,6 +246,24 @@ pub enum Command {
     History,
     /// Delete old configs of the lineage (never the current one or a rollback target)
     Prune(PruneArgs),
+    /// Print the completion script for a shell on stdout
+    ///
+    /// Save it where the shell looks for completions: for bash as
+    /// ~/.local/share/bash-completion/completions/interlockctl, for zsh as _interlockctl in a
+    /// directory of $fpath, for fish as ~/.config/fish/completions/interlockctl.fish;
+    /// PowerShell and elvish run it from their profile.
+    Completions(CompletionsArgs),
+    /// Print the man page on stdout, or write one per command into the `--out` directory
+    ///
+    /// `interlockctl man | man -l -` reads it at once; `interlockctl man --out DIR` writes
+    /// interlockctl.1 and interlockctl-COMMAND.1 into DIR (e.g. ~/.local/share/man/man1).
+    Man,
+    /// Check com.docker.lb.* service labels, on the swarm or in stack files
+    #[command(subcommand)]
+    Labels(LabelsCommand),
+    /// Lint or fix a stack file for host-mode Interlock routing
+    #[command(subcommand)]
+    Stack(StackCommand),
     /// Add or remove a service cluster: an extension with its own proxy, nodes and ports
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -181,8 +287,8 @@ pub enum ClusterCommand {
     /// `default`) with ServiceName = "ucp-interlock-extension-NAME", ProxyServiceName =
     /// "ucp-interlock-proxy-NAME", ServiceCluster = "NAME", ProxyConstraints on the node
     /// label, ProxyReplicas and host-mode ports; rotates the config onto the core, waits for
-    /// the core to create the new proxy, and verifies it. Refuses a name, a service name or
-    /// a port another extension uses.
+    /// the core to create the new proxy, and verifies it. Refuses a name, a service name, a
+    /// ServiceCluster or a port another extension uses.
     Add(ClusterAddArgs),
     /// Remove a service cluster and the services only it named
     ///
@@ -219,6 +325,87 @@ pub struct ClusterAddArgs {
 pub struct ClusterRemoveArgs {
     /// The cluster ([Extensions.NAME]) to remove
     pub name: String,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `labels` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LabelsCommand {
+    /// Check every com.docker.lb.* label; exit 4 if any is invalid
+    ///
+    /// One grammar per label; characters that would break or inject into the proxy's
+    /// nginx.conf (`;`, braces, quotes, `$`, `#`, whitespace, control characters) are always
+    /// errors; an unknown key names the nearest known one. Live, it checks every service
+    /// (or those named) and compares `network` and `service_cluster` with the swarm and the
+    /// live Interlock config; with `--stack` it checks stack files offline, before
+    /// `docker stack deploy`.
+    Check(LabelsCheckArgs),
+}
+
+/// Arguments of `labels check`.
+#[derive(Debug, Args)]
+pub struct LabelsCheckArgs {
+    /// Services to check [default: all]
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Check this compose/stack file instead of the swarm (`-` = stdin; repeatable)
+    #[arg(long = "stack", value_name = "FILE")]
+    pub stacks: Vec<PathBuf>,
+}
+
+/// `stack` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StackCommand {
+    /// Find what works against host-mode routing in a stack file; exit 4 on errors
+    ///
+    /// Networks Interlock attaches to the proxy (the stack's own, and `<stack>_default`),
+    /// `com.docker.lb.network` while the proxy is in host mode, routed services without a
+    /// host-mode port for `com.docker.lb.port`, a network `name:` below version 3.5, and
+    /// every finding of `labels check`.
+    Lint(StackLintArgs),
+    /// Rewrite a stack file into the form that works in host mode; show the diff
+    ///
+    /// Host-mode port, the external `bridge` network instead of networks only the proxy
+    /// would use, no `com.docker.lb.network`, version 3.5 or later. Comments, key order and
+    /// untouched lines stay. Prints the diff; writes the file only with `--write`.
+    Fix(StackFixArgs),
+}
+
+/// How the Interlock proxy publishes its ports, for `stack lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyMode {
+    /// Host mode: the proxy reaches services through their host-mode ports.
+    Host,
+    /// Routing mesh: the proxy joins the services' overlay networks.
+    Ingress,
+}
+
+/// Arguments of `stack lint`.
+#[derive(Debug, Args)]
+pub struct StackLintArgs {
+    /// The stack file (`-` = stdin)
+    pub file: PathBuf,
+    /// How the proxy publishes: host (what interlockctl sets up) or ingress (still on the
+    /// routing mesh)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ProxyMode::Host)]
+    pub proxy_mode: ProxyMode,
+}
+
+/// Arguments of `stack fix`.
+#[derive(Debug, Args)]
+pub struct StackFixArgs {
+    /// The stack file (`-` = stdin, diff only)
+    pub file: PathBuf,
+    /// Write the fixed file in place instead of only printing the diff
+    #[arg(long)]
+    pub write: bool,
 }
 
 /// Arguments of `pin-proxy`.
@@ -269,6 +456,22 @@ pub struct ApplyArgs {
     pub file: PathBuf,
 }
 
+/// `--version`: the version, the git commit when built from a checkout, and the Engine API
+/// versions supported.
+fn long_version() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let commit = option_env!("INTERLOCKCTL_GIT_COMMIT")
+            .map(|commit| format!(" (commit {commit})"))
+            .unwrap_or_default();
+        format!(
+            "{}{commit}\nDocker Engine API {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::swarm::supported_api_versions()
+        )
+    })
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|error| format!("{error} (examples: 90s, 5m, 1h)"))
 }
@@ -276,11 +479,161 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+    use clap::error::ErrorKind;
 
     use super::Cli;
 
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The global options offline mode uses, each with a value where it takes one.
+    const OFFLINE_OPTIONS: &[&[&str]] = &[
+        &["--out", "edited.toml"],
+        &["--extension", "default"],
+        &["-o", "json"],
+        &["--dry-run"],
+        &["--check"],
+        &["--show-secrets"],
+        &["-q"],
+        &["-v"],
+        &["-y"],
+        &["--no-progress"],
+        &["--color", "never"],
+        &["--service", "core"],
+    ];
+
+    const COMMAND: &[&str] = &["pin-proxy", "--label", "role=dtr"];
+
+    /// `interlockctl OPTIONS... COMMAND... OPTIONS...`, each option before the command when
+    /// `before(index)` says so.
+    fn command_line(options: &[&[&str]], before: impl Fn(usize) -> bool) -> Vec<String> {
+        let mut head = vec!["interlockctl"];
+        let mut tail = Vec::new();
+        for (index, option) in options.iter().enumerate() {
+            if before(index) {
+                head.extend_from_slice(option);
+            } else {
+                tail.extend_from_slice(option);
+            }
+        }
+        head.extend_from_slice(COMMAND);
+        head.extend(tail);
+        head.into_iter().map(str::to_owned).collect()
+    }
+
+    /// What a command line parses to: the whole `Cli`, or the error as the user reads it.
+    fn outcome(args: &[String]) -> Result<String, String> {
+        Cli::parse_args(args)
+            .map(|cli| format!("{cli:?}"))
+            .map_err(|error| format!("{:?}: {error}", error.kind()))
+    }
+
+    /// Every combination of up to three offline global options (with `--config-file`; the
+    /// relations are between two) parses to the same result, or is refused with the same
+    /// error, whether each option stands before or after the command: all before, all
+    /// after, and alternating either way.
+    #[test]
+    fn offline_global_options_work_before_or_after_the_command_in_any_combination() {
+        let config_file: &[&str] = &["--config-file", "config.toml"];
+        let (mut accepted, mut refused) = (0, 0);
+        let subsets = (0..1u32 << OFFLINE_OPTIONS.len()).filter(|subset| subset.count_ones() <= 3);
+        for subset in subsets {
+            let mut options = vec![config_file];
+            options.extend(
+                (0..OFFLINE_OPTIONS.len())
+                    .filter(|bit| subset & (1 << bit) != 0)
+                    .map(|bit| OFFLINE_OPTIONS[bit]),
+            );
+            let after = outcome(&command_line(&options, |_| false));
+            for before in [
+                &(|_| true) as &dyn Fn(usize) -> bool,
+                &|index| index % 2 == 0,
+                &|index| index % 2 == 1,
+            ] {
+                let args = command_line(&options, before);
+                assert_eq!(outcome(&args), after, "{args:?}");
+            }
+            match after {
+                Ok(_) => accepted += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        // Refused: the subsets with --check and --dry-run, or with -q and -v (1 + 10 each).
+        assert_eq!((accepted, refused), (277, 22));
+    }
+
+    /// `--out` alone names `man`'s directory; `-o json` is refused where stdout carries a
+    /// script or a page instead of a report.
+    #[test]
+    fn relations_that_depend_on_the_command() {
+        let parse = |args: &[&str]| {
+            let args = [&["interlockctl"][..], args].concat();
+            Cli::parse_args(args).map_err(|error| error.kind())
+        };
+        assert!(parse(&["--out", "man1", "man"]).is_ok());
+        assert!(parse(&["man", "--out", "man1", "-o", "json"]).is_ok());
+        assert!(parse(&["completions", "zsh"]).is_ok());
+        for args in [
+            &["-o", "json", "man"][..],
+            &["completions", "bash", "-o", "json"],
+        ] {
+            assert_eq!(
+                parse(args).err(),
+                Some(ErrorKind::ArgumentConflict),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            parse(&["completions", "bash", "--out", "x"]).err(),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+    }
+
+    /// The relations between global options hold wherever each option stands.
+    #[test]
+    fn related_global_options_are_checked_across_the_command() {
+        let cases: &[(&[&str], &[&str], &str)] = &[
+            (
+                &["--config-file", "c.toml"],
+                &["--out", "o.toml"],
+                "accepted",
+            ),
+            (
+                &["--out", "o.toml"],
+                &[],
+                "'--out <PATH>' needs '--config-file <PATH>'",
+            ),
+            (
+                &["--context", "lab"],
+                &["-H", "unix:///s"],
+                "the argument '--context' cannot be used with '--host'",
+            ),
+            (
+                &["--check"],
+                &["--dry-run"],
+                "the argument '--check' cannot be used with '--dry-run'",
+            ),
+            (
+                &["-q"],
+                &["-v"],
+                "the argument '--quiet' cannot be used with '--verbose'",
+            ),
+        ];
+        for (first, second, expected) in cases {
+            let orders = [
+                command_line(&[first, second], |index| index == 0),
+                command_line(&[first, second], |index| index == 1),
+                command_line(&[first, second], |_| true),
+                command_line(&[first, second], |_| false),
+            ];
+            for args in orders {
+                match outcome(&args) {
+                    Ok(_) => assert_eq!(*expected, "accepted", "{args:?}"),
+                    Err(error) => assert!(error.contains(expected), "{args:?}: {error}"),
+                }
+            }
+        }
     }
 }

@@ -12,11 +12,10 @@ pub mod exit;
 pub mod interlock;
 pub mod output;
 pub mod runbook;
+pub mod stack;
 pub mod swarm;
 #[cfg(test)]
 mod testing;
-
-use clap::Parser;
 
 use cli::Cli;
 use exit::ExitCode;
@@ -25,7 +24,7 @@ use output::report::{Report, RunStatus};
 
 /// Parses the command line, runs the command, prints the outcome; returns the exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();

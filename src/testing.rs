@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::interlock::config::{ExtensionSettings, InterlockConfig};
+use crate::interlock::config::{ExtensionSettings, InterlockConfig, PublishMode};
 use crate::runbook::observe::{Survey, SurveyedConfig, SurveyedExtension, SurveyedProxy};
-use crate::runbook::plan::Observed;
+use crate::runbook::plan::{self, Desired, Observed, Plan};
 use crate::swarm::{ConfigObject, Network, Node, Port, Service, Task};
 
 /// The lab's config, as `lab.sh reset` stores it.
@@ -147,6 +147,23 @@ pub fn host_mode(text: &str) -> String {
 /// Both: the runbook's end state.
 pub fn pinned_host_mode(text: &str) -> String {
     pinned(&host_mode(text))
+}
+
+/// The plan from the observed state towards the lab config after `edit`.
+pub fn plan_after(observed: &Observed, edit: impl Fn(&str) -> String) -> Plan {
+    let (text, settings) = settings_after(edit);
+    let live = settings_after(str::to_owned).1;
+    plan::build(
+        observed,
+        &Desired {
+            text: &text,
+            existing: None,
+            settings: &settings,
+            live_settings: &live,
+            host_mode: settings.publish_mode == PublishMode::Host,
+            operation: "test",
+        },
+    )
 }
 
 /// The settings of the lab config's `default` extension after `edit` changed its text.

@@ -6,7 +6,7 @@
 mod fake_engine;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -55,15 +55,33 @@ impl Run {
 }
 
 /// Runs `interlockctl ARGS -o json` against `docker_host` in a clean environment: `PATH`,
-/// `NO_COLOR=1`, a fresh `HOME`; `--timeout 20s` unless the test gives one.
+/// `NO_COLOR=1`, a fresh `HOME`; `-o json` and `--timeout 20s` unless the test gives them.
 fn interlockctl_at(docker_host: &str, args: &[&str]) -> Run {
+    interlockctl_with_umask(docker_host, None, args)
+}
+
+/// [`interlockctl_at`], started by a shell that first sets `umask` when one is given.
+fn interlockctl_with_umask(docker_host: &str, umask: Option<&str>, args: &[&str]) -> Run {
     let home = tempfile::tempdir().expect("temp HOME");
     let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    args.extend(["-o".to_owned(), "json".to_owned()]);
+    if !args.iter().any(|a| a == "-o") {
+        args.extend(["-o".to_owned(), "json".to_owned()]);
+    }
     if !args.iter().any(|a| a == "--timeout") {
         args.extend(["--timeout".to_owned(), "20s".to_owned()]);
     }
-    let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_interlockctl"));
+    let binary = env!("CARGO_BIN_EXE_interlockctl");
+    let mut command = match umask {
+        None => assert_cmd::Command::new(binary),
+        Some(umask) => {
+            let mut shell = assert_cmd::Command::new("sh");
+            shell
+                .arg("-c")
+                .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+                .arg(binary);
+            shell
+        }
+    };
     command
         .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -856,13 +874,65 @@ fn a_live_config_that_is_not_toml_is_refused_with_exit_4() {
     );
 }
 
+/// On a busy cluster the core rolls the proxy often: a run that finds a rollout running waits
+/// for it, says so, and then plans from where it ended.
 #[test]
-fn an_update_in_progress_is_refused_with_exit_4() {
+fn a_rollout_in_progress_is_waited_for_then_the_run_plans_afresh() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.foreign_rollout = Some((PROXY.into(), 4));
+    });
+    let mut args = PIN_PROXY.to_vec();
+    args.extend(["-o", "text"]);
+    let run = interlockctl(&engine, &args);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert!(
+        run.stderr.contains(&format!(
+            "Waiting for the rollout already running on {PROXY} (updating) before planning ..."
+        )),
+        "{}",
+        run.render()
+    );
+    assert!(
+        run.stderr.ends_with("Applied and verified.\n"),
+        "{}",
+        run.render()
+    );
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
+        assert_eq!(
+            swarm.service(PROXY).unwrap().spec["TaskTemplate"]["Placement"]["Constraints"],
+            json!(["node.labels.role==dtr"])
+        );
+    });
+}
+
+#[test]
+fn a_rollout_that_outlasts_the_timeout_is_exit_6_and_nothing_changes() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.foreign_rollout = Some((CORE.into(), usize::MAX));
+    });
+    let before = fingerprint(&engine);
+    let mut args = HOST_MODE.to_vec();
+    args.extend(["--timeout", "1s"]);
+    let report = interlockctl(&engine, &args).assert_code(6);
+    assert_eq!(report["status"], "timed_out");
+    assert_eq!(report["errors"][0]["code"], "timed_out");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("{CORE} did not converge in time")),
+        "{message}"
+    );
+    assert_eq!(fingerprint(&engine), before, "nothing changed");
+    assert_eq!(writes(&engine), Vec::<String>::new());
+}
+
+#[test]
+fn a_paused_update_is_refused_with_exit_4() {
     let engine = FakeEngine::start_arranged(|swarm| {
         swarm.service_mut(CORE).unwrap().update_status = Some(json!({
-            "State": "updating",
+            "State": "paused",
             "StartedAt": "2026-01-01T00:00:00Z",
-            "Message": "update in progress"
+            "Message": "update paused due to failure or early termination of task x"
         }));
     });
     let before = fingerprint(&engine);
@@ -870,10 +940,7 @@ fn an_update_in_progress_is_refused_with_exit_4() {
     assert_eq!(report["status"], "refused");
     assert_eq!(report["errors"][0]["code"], "update_in_progress");
     let message = report["errors"][0]["message"].as_str().unwrap();
-    assert!(
-        message.contains(CORE) && message.contains("updating"),
-        "{message}"
-    );
+    assert_eq!(message, format!("a previous update of {CORE} is paused"));
     assert_eq!(fingerprint(&engine), before, "nothing changed");
     assert_eq!(writes(&engine), Vec::<String>::new());
 }
@@ -931,13 +998,6 @@ fn rollback_after_pin_proxy_restores_conf_1_and_the_default_constraints() {
     });
 }
 
-/// KNOWN FAILING (src bug): the proxy keeps Swarm's default `FailureAction` (pause), so when
-/// the tasks of its new spec exit 1 Swarm pauses the update and restores nothing. The tool rolls the core
-/// back and exits 5 saying "Swarm restored its previous spec", but leaves the proxy paused on
-/// the new spec with one replica down. Fix in `src/commands/live.rs` `execute`: when the
-/// proxy's wait fails, roll the proxy back too (`rollback(api, proxy)`) unless Swarm already
-/// did (`Phase::RolledBack`), and/or set `FailureAction = rollback` on the proxy in
-/// `plan::proxy_edits` as on the core; and word the message by phase (`into_error`).
 #[test]
 fn a_failing_proxy_update_restores_the_previous_state_with_exit_5() {
     // Proxy tasks pinned to role=dtr exit 1 (say, the dedicated nodes cannot run them).
@@ -964,6 +1024,173 @@ fn a_failing_proxy_update_restores_the_previous_state_with_exit_5() {
         assert_eq!(proxy.spec, initial_proxy);
         assert_eq!(swarm.running_tasks(PROXY).len(), 2, "both proxy replicas run again");
     });
+}
+
+/// The lab's config pinned to `role=dtr`, with a `PollInterval` the core cannot load.
+fn unloadable_pinned_config(dir: &Path) -> String {
+    let file = dir.join("unloadable-pinned.toml");
+    let pinned = CORE_CONFIG
+        .replace("PollInterval = \"3s\"", UNLOADABLE)
+        .replace(
+            "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
+            "ProxyConstraints = [\"node.labels.role==dtr\"]",
+        );
+    assert!(
+        pinned.contains("role==dtr"),
+        "the fixture's ProxyConstraints line"
+    );
+    std::fs::write(&file, pinned).unwrap();
+    file.to_str().expect("UTF-8 path").to_owned()
+}
+
+fn specs(engine: &FakeEngine) -> (Value, Value) {
+    engine.with(|s| {
+        (
+            s.service(CORE).unwrap().spec.clone(),
+            s.service(PROXY).unwrap().spec.clone(),
+        )
+    })
+}
+
+/// The two updates overlap: the core's new config fails while the proxy's update rolls.
+/// Swarm rolls the core back; the run puts the proxy's fields back itself, and says exit 5
+/// only after reading both again.
+#[test]
+fn a_core_that_fails_while_the_proxy_rolls_leaves_both_as_they_were_with_exit_5() {
+    let engine = FakeEngine::start();
+    let (core_before, proxy_before) = specs(&engine);
+    let dir = tempfile::tempdir().unwrap();
+    let file = unloadable_pinned_config(dir.path());
+    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_code(5);
+    assert_eq!(report["status"], "rolled_back");
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "rolled_back");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(&format!(
+            "; restored: {PROXY} constraints, update config; {CORE} config /config.toml, update config (Swarm had rolled it back)"
+        )),
+        "says what was restored, and by whom: {message}"
+    );
+    let (core_after, proxy_after) = specs(&engine);
+    assert_eq!(core_after, core_before, "the core is on its previous spec");
+    assert_eq!(proxy_after, proxy_before, "every proxy field is back");
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
+        assert_eq!(swarm.running_tasks(PROXY).len(), 2);
+    });
+}
+
+/// A restore that cannot be sent is not a restore: exit 1 with `partially_restored`, naming
+/// what still differs, never exit 5.
+#[test]
+fn a_restore_the_engine_refuses_is_partially_restored_with_exit_1() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        // The run's own proxy update goes through; the one putting it back does not.
+        swarm.faults.updates_refused_from = Some((PROXY.into(), 2));
+    });
+    let (core_before, _) = specs(&engine);
+    let dir = tempfile::tempdir().unwrap();
+    let file = unloadable_pinned_config(dir.path());
+    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_code(1);
+    assert_eq!(report["status"], "failed");
+    let codes: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["update_failed", "partially_restored"]);
+    let message = report["errors"][1]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "not everything this run changed is back: {PROXY}: constraints, update config could not be put back ("
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "{PROXY} constraints is [\"node.labels.role==dtr\"] instead of [\"node.labels.com.docker.ucp.orchestrator.swarm==true\",\"node.platform.os==linux\"]"
+        )),
+        "names what still differs: {message}"
+    );
+    let (core_after, _) = specs(&engine);
+    assert_eq!(core_after, core_before, "Swarm rolled the core back");
+    engine.with(|swarm| {
+        assert_eq!(
+            swarm.service(PROXY).unwrap().spec["TaskTemplate"]["Placement"]["Constraints"],
+            json!(["node.labels.role==dtr"]),
+            "the proxy is still changed, as the error says"
+        );
+    });
+}
+
+/// Verification fails after the stale-task force update: the proxy goes back to its own
+/// previous ports (not to Swarm's previous spec, which is by then the run's new spec), the
+/// core back to its previous config without the host port, and what someone else changed
+/// on the proxy meanwhile stays.
+#[test]
+fn a_proxy_that_fails_verification_is_put_back_field_by_field_with_exit_5() {
+    let engine = FakeEngine::start();
+    interlockctl(&engine, PIN_PROXY).assert_code(0);
+    let (core_before, proxy_before) = specs(&engine);
+    engine.with(|swarm| {
+        swarm.faults.host_ports_never_bound = vec![PROXY.into()];
+        let seen = swarm.inspections_of(PROXY);
+        swarm.faults.concurrent_update = Some(ConcurrentUpdate {
+            service: PROXY.into(),
+            trigger: Trigger::AfterInspect(seen + 2),
+        });
+    });
+    let report = interlockctl(&engine, HOST_MODE).assert_code(5);
+    assert_eq!(report["status"], "rolled_back");
+    assert_eq!(report["errors"][0]["code"], "verification_failed");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(&format!(
+            "; restored: {PROXY} ports 80/tcp, 443/tcp; {CORE} config /config.toml, ports 8080/tcp"
+        )),
+        "{message}"
+    );
+    let (core_after, proxy_after) = specs(&engine);
+    assert_eq!(core_after, core_before, "no host port 8080, back on conf-2");
+    assert_eq!(proxy_after["EndpointSpec"], proxy_before["EndpointSpec"]);
+    assert_eq!(
+        proxy_after["Labels"][CONCURRENT_LABEL], "someone-else",
+        "the concurrent writer's change stays"
+    );
+    engine.with(|swarm| assert_eq!(swarm.mounted_config(CORE), Some(conf(2))));
+}
+
+/// A run that changes nothing restores nothing, so it never says exit 5: a proxy that does
+/// not serve as configured is exit 1.
+#[test]
+fn a_run_with_nothing_to_change_that_fails_verification_is_exit_1() {
+    let engine = FakeEngine::start();
+    interlockctl(&engine, PIN_PROXY).assert_code(0);
+    engine.with(|swarm| {
+        let proxy_id = swarm.service(PROXY).unwrap().id.clone();
+        let task = swarm
+            .tasks
+            .iter_mut()
+            .find(|t| t.service_id == proxy_id && t.state == "running")
+            .unwrap();
+        task.state = "failed".into();
+        task.err = Some("task: non-zero exit (137)".into());
+    });
+    let before = fingerprint(&engine);
+    engine.clear_requests();
+    let report = interlockctl(&engine, PIN_PROXY).assert_code(1);
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["changed"], false);
+    assert_eq!(report["errors"][0]["code"], "verification_failed");
+    assert_eq!(
+        report["errors"][0]["message"],
+        "the proxy does not serve as configured: 1 of 2 proxy tasks are running"
+    );
+    assert_eq!(fingerprint(&engine), before, "nothing changed");
+    assert_eq!(writes(&engine), Vec::<String>::new());
 }
 
 #[test]
@@ -1007,6 +1234,113 @@ fn proxy_tasks_that_kept_stale_ports_are_recreated_and_verified() {
             1
         );
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets
+
+/// Live, on the fake engine (the lab's stand-in core reads no multi-line strings): a live
+/// config with secrets in every shape, rotated by `apply`, shows no secret value in the
+/// diff on stderr (text), nor in the JSON report's diff and change list, yet both show each
+/// secret as changed; the config object holds the secrets whole.
+#[test]
+fn changed_secrets_of_every_shape_are_hidden_in_live_runs() {
+    let engine = FakeEngine::start();
+    let every_shape = "fixtures/configs/secrets/every-shape.toml";
+    let rotated = "fixtures/configs/secrets/every-shape-rotated.toml";
+    interlockctl(&engine, &["apply", every_shape, "--yes"]).assert_code(0);
+
+    let text = interlockctl(&engine, &["apply", rotated, "--yes", "-o", "text"]);
+    assert_eq!(text.code, 0, "{}", text.render());
+    assert!(!text.render().contains("SECRET-"), "{}", text.render());
+    let hidden_changes = |marker: char| {
+        text.stderr
+            .lines()
+            .filter(|line| line.starts_with(marker) && line.contains("<redacted>"))
+            .count()
+    };
+    // The lines of the six secrets (two of them within one line of a multi-line string).
+    assert_eq!(
+        (hidden_changes('-'), hidden_changes('+')),
+        (6, 6),
+        "{}",
+        text.render()
+    );
+
+    let back = interlockctl(&engine, &["apply", every_shape, "--yes"]);
+    let report = back.assert_code(0);
+    assert!(!back.stdout.contains("SECRET-"), "{}", back.render());
+    let diff = report["config"]["diff"].as_str().unwrap();
+    assert_eq!(
+        diff.matches("-      AdminPass = \"<redacted>\"\n").count(),
+        1,
+        "{diff}"
+    );
+    let changed: Vec<&str> = report["config"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|change| change["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "TLSKey",
+            "Extensions.default.ProxyReplicas",
+            "Extensions.default.Registry.Token",
+            "Extensions.default.Upstreams",
+            "Extensions.default.Config.AdminPass",
+            "Extensions.default.Config.SessionSecret",
+            "Extensions.default.Backends[0].Password",
+        ]
+    );
+    engine.with(|swarm| {
+        let live = swarm.mounted_config(CORE).unwrap();
+        assert_eq!(live, conf(2), "the first config with this content, reused");
+        let data = &swarm.config(&live).unwrap().data;
+        assert!(data.contains("AdminPass = \"SECRET-basic-1\""), "{data}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Backups
+
+/// On the fake engine: under umask 000, each changing run's backup directory is 0700 and
+/// its files 0600 (they hold the config's secrets), and two runs right after each other get
+/// directories of their own, each complete. (Two in the same second: `backup`'s unit tests.)
+#[test]
+fn backups_are_private_whatever_the_umask_and_never_shared() {
+    use std::os::unix::fs::PermissionsExt;
+    let engine = FakeEngine::start();
+    let root = tempfile::tempdir().unwrap();
+    let backup_dir = root.path().join("backups").display().to_string();
+    let mut backups = Vec::new();
+    for args in [PIN_PROXY, HOST_MODE] {
+        let args = [args, &["--backup-dir", &backup_dir]].concat();
+        let report =
+            interlockctl_with_umask(&engine.docker_host(), Some("000"), &args).assert_code(0);
+        backups.push(PathBuf::from(report["backup"].as_str().unwrap()));
+    }
+    assert_ne!(backups[0], backups[1]);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for (backup, config) in backups.iter().zip([conf(1), conf(2)]) {
+        assert_eq!(mode(backup), 0o700, "{}", backup.display());
+        let mut files: Vec<String> = std::fs::read_dir(backup)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .inspect(|file| assert_eq!(mode(file), 0o600, "{}", file.display()))
+            .map(|file| file.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                format!("{config}.toml"),
+                format!("{PROXY}.spec.json"),
+                format!("{CORE}.spec.json"),
+            ]
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

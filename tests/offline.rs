@@ -6,6 +6,9 @@
 //!   idempotent;
 //! - every invalid input is refused with exit 4, a reason and a hint, and writes nothing;
 //! - `--check`, `--dry-run`, stdin input;
+//! - global options before or after the command, in any combination;
+//! - secrets of every shape hidden in diffs and change lists;
+//! - `completions`, `man` and `--version`;
 //! - a property test over generated configs and values.
 //!
 //! Snapshots live in `tests/snapshots/`; review changes with `cargo insta review` (or run
@@ -168,6 +171,8 @@ fn snapshots_help() {
         Some("apply"),
         Some("status"),
         Some("rollback"),
+        Some("completions"),
+        Some("man"),
         Some("cluster add"),
         Some("cluster remove"),
     ] {
@@ -183,6 +188,158 @@ fn snapshots_help() {
         let name = command.map_or_else(|| "interlockctl".to_owned(), |c| c.replace(' ', "-"));
         snapshot(&format!("help__{name}"), &help);
     }
+}
+
+/// The commit of the checkout the tests run in, as `--version` shows it; `None` without git
+/// or when this crate is not the top of the checkout (a source tarball).
+fn checkout_commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .current_dir(common::manifest_dir())
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8(output.stdout).unwrap().trim().to_owned())
+    };
+    let toplevel = std::fs::canonicalize(git(&["rev-parse", "--show-toplevel"])?).ok()?;
+    (toplevel == std::fs::canonicalize(common::manifest_dir()).unwrap())
+        .then(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .flatten()
+}
+
+/// `--version` names the version, the commit when built from a checkout, and the Engine
+/// API versions supported; `-V` only the version.
+#[test]
+fn version_names_the_commit_and_the_engine_api_range() {
+    let version = env!("CARGO_PKG_VERSION");
+    let commit = checkout_commit()
+        .map(|commit| format!(" (commit {commit})"))
+        .unwrap_or_default();
+    let long = run(&["--version"]);
+    long.assert_code(0);
+    assert_eq!(
+        long.stdout,
+        format!("interlockctl {version}{commit}\nDocker Engine API 1.30 to 1.53\n")
+    );
+    let short = run(&["-V"]);
+    short.assert_code(0);
+    assert_eq!(short.stdout, format!("interlockctl {version}\n"));
+}
+
+/// `completions SHELL` prints a script for each shell clap_complete knows; the snapshots
+/// show what a user installs.
+#[test]
+fn snapshots_completions() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let script = run(&["completions", shell]);
+        script.assert_code(0);
+        assert_eq!(script.stderr, "");
+        assert!(script.stdout.contains("pin-proxy"), "{shell}");
+        assert!(script.stdout.contains("config-file"), "{shell}");
+        snapshot(&format!("completions__{shell}"), &script);
+    }
+    let json = run(&["completions", "bash", "-o", "json"]);
+    json.assert_code(2);
+    assert_eq!(json.stdout, "");
+    let unknown = run(&["completions", "tcsh"]);
+    unknown.assert_code(2);
+    assert!(
+        unknown
+            .stderr
+            .contains("[possible values: bash, elvish, fish, powershell, zsh]")
+    );
+}
+
+/// The bash script, sourced into a real bash as README "Install" says, completes commands
+/// and global options.
+#[test]
+fn the_bash_completion_script_completes_commands_and_options() {
+    let script = run(&["completions", "bash"]).stdout;
+    let complete = |words: &str| {
+        let program = format!(
+            "{script}\nCOMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _interlockctl interlockctl \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let output = std::process::Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", &program])
+            .output()
+            .expect("bash runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(complete("interlockctl pin"), "pin-proxy\n");
+    assert_eq!(
+        complete("interlockctl pin-proxy --config-f"),
+        "--config-file\n"
+    );
+    assert_eq!(complete("interlockctl --dry"), "--dry-run\n");
+}
+
+/// `man` prints the main page; `man --out DIR` writes one page per command (the main page
+/// the same as on stdout), or with `--dry-run` only lists them.
+#[test]
+fn snapshots_man() {
+    let page = run(&["man"]);
+    page.assert_code(0);
+    assert_eq!(page.stderr, "");
+    insta::with_settings!({ filters => vec![(r"\(commit [0-9a-f]{12}\)", "(commit [COMMIT])")] }, {
+        snapshot("man__interlockctl", &page);
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("man1");
+    let out_text = out.display().to_string();
+    let planned = run(&["man", "--out", &out_text, "--dry-run"]);
+    planned.assert_code(0);
+    assert!(!out.exists(), "a dry run writes nothing");
+    let written = run(&["--out", &out_text, "man"]);
+    written.assert_code(0);
+    let mut pages = dir_entries(&out);
+    pages.sort();
+    assert_eq!(
+        pages,
+        [
+            "interlockctl-apply.1",
+            "interlockctl-cluster-add.1",
+            "interlockctl-cluster-remove.1",
+            "interlockctl-cluster.1",
+            "interlockctl-completions.1",
+            "interlockctl-history.1",
+            "interlockctl-host-mode.1",
+            "interlockctl-labels-check.1",
+            "interlockctl-labels.1",
+            "interlockctl-man.1",
+            "interlockctl-pin-proxy.1",
+            "interlockctl-prune.1",
+            "interlockctl-rollback.1",
+            "interlockctl-show.1",
+            "interlockctl-stack-fix.1",
+            "interlockctl-stack-lint.1",
+            "interlockctl-stack.1",
+            "interlockctl-status.1",
+            "interlockctl.1",
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("interlockctl.1")).unwrap(),
+        page.stdout
+    );
+    let pin_proxy = std::fs::read_to_string(out.join("interlockctl-pin-proxy.1")).unwrap();
+    assert!(pin_proxy.contains("\\-\\-label"), "{pin_proxy}");
+    let report = run(&["man", "--out", &out_text, "-o", "json"]).json();
+    assert_eq!(report["status"], "applied");
+    assert_eq!(report["actions"].as_array().unwrap().len(), pages.len());
+    let text: String = [planned, written]
+        .iter()
+        .map(|r| r.render() + "\n")
+        .collect();
+    insta::with_settings!({ filters => vec![(out_text.as_str(), "[DIR]")] }, {
+        insta::assert_snapshot!("man__out", text);
+    });
 }
 
 /// The other offline modes a user meets: stdin, `--out`, `--check`, `--dry-run`, a rerun
@@ -1010,6 +1167,76 @@ fn usage_errors_exit_2_and_write_nothing() {
         assert!(result.stderr.starts_with("error: "), "{}", result.render());
         assert!(dir_entries(dir.path()).is_empty(), "{}", result.render());
     }
+}
+
+/// Global options stand before or after the command, as in the docker CLI: every
+/// combination of up to two offline options (with `--config-file`) gives the same run, byte
+/// for byte, all before the command or all after it, and `--out` writes the same file.
+#[test]
+fn global_options_work_before_or_after_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("edited.toml").display().to_string();
+    let options: [&[&str]; 8] = [
+        &["--out", &out],
+        &["--extension", "default"],
+        &["-o", "json"],
+        &["--dry-run"],
+        &["--check"],
+        &["--show-secrets"],
+        &["-q"],
+        &["-v"],
+    ];
+    let run_and_collect = |args: &[&str]| {
+        let result = run(args);
+        let written = std::fs::read_to_string(&out).ok();
+        let _ = std::fs::remove_file(&out);
+        (result, written)
+    };
+    let mut combinations = 0;
+    for first in 0..options.len() {
+        for second in first..options.len() {
+            let mut flags = vec!["--config-file", UCP];
+            flags.extend_from_slice(options[first]);
+            if second != first {
+                flags.extend_from_slice(options[second]);
+            }
+            let (before, before_file) = run_and_collect(&[&flags[..], PIN].concat());
+            let (after, after_file) = run_and_collect(&[PIN, &flags[..]].concat());
+            assert_eq!(
+                (before.code, &before.stdout, &before.stderr, &before_file),
+                (after.code, &after.stdout, &after.stderr, &after_file),
+                "\n{}\n{}",
+                before.render(),
+                after.render()
+            );
+            combinations += 1;
+        }
+    }
+    assert_eq!(combinations, 36);
+}
+
+/// The command line from the report (`--config-file` before the command, `--out` after
+/// it) and the relations between global options, split around the command.
+#[test]
+fn snapshots_global_options_split_around_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("edited.toml").display().to_string();
+    let runs = [
+        run(&[&["--config-file", UCP][..], PIN, &["--out", &out]].concat()),
+        run(&[&["--out", &out][..], PIN, &["--config-file", UCP]].concat()),
+        run(&[&["--out", &out][..], PIN].concat()),
+        run(&[&["--check", "--config-file", UCP][..], PIN, &["--dry-run"]].concat()),
+        run(&[&["-q", "--config-file", UCP][..], PIN, &["-v"]].concat()),
+        run(&[
+            &["--context", "lab"][..],
+            &["status", "-H", "unix:///lab.sock"],
+        ]
+        .concat()),
+    ];
+    let text: String = runs.iter().map(|r| r.render() + "\n").collect();
+    insta::with_settings!({ filters => vec![(out.as_str(), "[OUT]")] }, {
+        insta::assert_snapshot!("global_options", text);
+    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1841,6 +2068,101 @@ fn secrets_are_redacted_in_diffs_unless_asked_for() {
             .unwrap()
             .contains(" \t\tAdminPass = \"s3cret-admin-pass\"\n")
     );
+}
+
+const EVERY_SHAPE: &str = "fixtures/configs/secrets/every-shape.toml";
+const EVERY_SHAPE_ROTATED: &str = "fixtures/configs/secrets/every-shape-rotated.toml";
+
+/// Each shape a secret takes in `fixtures/configs/secrets/every-shape.toml`: the key path in
+/// the change list and the value's distinctive part, which changes in `-rotated`.
+const SECRET_SHAPES: &[(&str, &str, &str)] = &[
+    ("multi-line basic string", "TLSKey", "multiline-basic"),
+    (
+        "inline table",
+        "Extensions.default.Registry.Token",
+        "inline-table",
+    ),
+    (
+        "array of inline tables",
+        "Extensions.default.Upstreams",
+        "array-of-inline-tables",
+    ),
+    (
+        "basic string",
+        "Extensions.default.Config.AdminPass",
+        "basic",
+    ),
+    (
+        "multi-line literal string",
+        "Extensions.default.Config.SessionSecret",
+        "multiline-literal",
+    ),
+    (
+        "array of tables",
+        "Extensions.default.Backends[0].Password",
+        "array-of-tables",
+    ),
+];
+
+/// Secrets that change, in every shape, are hidden in the diff (text and JSON) and the
+/// change list, yet the diff and the list still show that each one changed;
+/// `--show-secrets` shows them.
+#[test]
+fn changed_secrets_of_every_shape_are_hidden_in_diffs_and_change_lists() {
+    let base = [
+        "--config-file",
+        EVERY_SHAPE,
+        "--dry-run",
+        "apply",
+        EVERY_SHAPE_ROTATED,
+    ];
+    let text = run(&base);
+    text.assert_code(0);
+    let json = run(&[&base[..], &["-o", "json"]].concat());
+    json.assert_code(0);
+    snapshot("secrets__every_shape__text", &text);
+    snapshot("secrets__every_shape__json", &json);
+    assert!(!text.render().contains("SECRET-"), "{}", text.render());
+    assert!(!json.render().contains("SECRET-"), "{}", json.render());
+
+    let report = json.json();
+    let diff = report["config"]["diff"].as_str().unwrap();
+    assert_eq!(
+        text.stderr,
+        format!("{diff}Changes pending; nothing was changed.\n")
+    );
+    let changes = report["config"]["changes"].as_array().unwrap();
+    for (shape, key, _) in SECRET_SHAPES {
+        let change = changes
+            .iter()
+            .find(|c| c["key"] == *key)
+            .unwrap_or_else(|| panic!("{shape}: {key} is listed as changed"));
+        for side in ["before", "after"] {
+            assert!(
+                change[side].as_str().unwrap().contains("\"<redacted>\""),
+                "{shape}: {change}"
+            );
+        }
+    }
+    // One removed and one added line per changed secret line: 6 shapes, plus ProxyReplicas.
+    let count = |marker: char| {
+        diff.lines()
+            .filter(|l| l.starts_with(marker) && !l.starts_with("---") && !l.starts_with("+++"))
+            .count()
+    };
+    assert_eq!((count('-'), count('+')), (7, 7), "{diff}");
+
+    let shown = run(&[&base[..], &["-o", "json", "--show-secrets"]].concat());
+    let report = shown.json();
+    let diff = report["config"]["diff"].as_str().unwrap();
+    let changes = report["config"]["changes"].to_string();
+    for (shape, _, part) in SECRET_SHAPES {
+        for version in ["1", "2"] {
+            let secret = format!("SECRET-{part}-{version}");
+            assert!(diff.contains(&secret), "{shape}: {secret} in\n{diff}");
+            assert!(changes.contains(&secret), "{shape}: {secret} in {changes}");
+        }
+    }
 }
 
 /// `cluster add` then `cluster remove` on every valid fixture: the new table is added after

@@ -2,16 +2,21 @@
 //! runbook's steps and fills in the [`Report`] as it goes, so a failed run still reports what
 //! it planned.
 
+pub mod completions;
 pub mod history;
+pub mod labels;
+pub mod man;
 pub mod offline;
 pub mod prune;
 pub mod rollback;
 pub mod show;
+pub mod stack;
 pub mod status;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::cli::{Cli, ClusterCommand, Command, GlobalArgs};
+use crate::cli::{Cli, ClusterCommand, Command, GlobalArgs, LabelsCommand, StackCommand};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::interlock::cluster::NewCluster;
@@ -21,6 +26,7 @@ use crate::output::report::Report;
 use crate::runbook::{self, Options};
 use crate::swarm::docker::DockerSwarm;
 use crate::swarm::endpoint::{self, ConnectionFlags};
+use crate::swarm::transport::Tracer;
 
 /// The name a command has on the command line (and in the JSON report).
 pub fn command_name(command: &Command) -> &'static str {
@@ -33,6 +39,11 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Rollback(_) => "rollback",
         Command::History => "history",
         Command::Prune(_) => "prune",
+        Command::Completions(_) => "completions",
+        Command::Man => "man",
+        Command::Labels(LabelsCommand::Check(_)) => "labels check",
+        Command::Stack(StackCommand::Lint(_)) => "stack lint",
+        Command::Stack(StackCommand::Fix(_)) => "stack fix",
         Command::Cluster(ClusterCommand::Add(_)) => "cluster add",
         Command::Cluster(ClusterCommand::Remove(_)) => "cluster remove",
     }
@@ -73,7 +84,11 @@ pub fn connect(global: &GlobalArgs, printer: &Printer) -> Result<DockerSwarm> {
         "engine {address} (context {}, from {})",
         resolved.context, resolved.source
     ));
-    DockerSwarm::connect(&resolved.endpoint, address).map_err(|e| Error::failed(&e))
+    let tracer = printer.is_verbose().then(|| {
+        let printer = printer.clone();
+        Arc::new(move |line: &str| printer.detail(line)) as Tracer
+    });
+    DockerSwarm::connect(&resolved.endpoint, address, tracer).map_err(|e| Error::failed(&e))
 }
 
 /// Runs the parsed command line.
@@ -81,6 +96,8 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
     let global = &cli.global;
     let mut options = options(global);
     let edit = match &cli.command {
+        Command::Completions(args) => return completions::run(args, printer),
+        Command::Man => return man::run(global, &options, printer, report),
         Command::PinProxy(args) => {
             Edit::pin_proxy(&args.label, args.replicas, &args.extension_constraints)
                 .map_err(|e| Error::refused(&e))?
@@ -122,6 +139,16 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
             let api = connect(global, printer)?;
             return prune::run(&api, args, &options, printer, report).await;
         }
+        Command::Labels(LabelsCommand::Check(args)) => {
+            let connect = || connect(global, printer);
+            return labels::run(connect, args, global, printer, report).await;
+        }
+        Command::Stack(StackCommand::Lint(args)) => {
+            return stack::run_lint(args, printer, report);
+        }
+        Command::Stack(StackCommand::Fix(args)) => {
+            return stack::run_fix(args, global, printer, report);
+        }
         Command::Rollback(args) => {
             let api = connect(global, printer)?;
             return rollback::run(&api, args, &options, printer, report).await;
@@ -131,7 +158,7 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Some(path) => offline::run(&edit, path, global, &options, printer, report),
         None => {
             let api = connect(global, printer)?;
-            let state = runbook::observe::observe_for_edit(&api, &options, &edit).await?;
+            let state = runbook::observe_settled(&api, &options, Some(&edit), printer).await?;
             runbook::change(&api, &state, &edit, &options, printer, report).await
         }
     }

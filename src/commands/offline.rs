@@ -47,7 +47,7 @@ pub fn run(
         .out
         .as_ref()
         .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
-    let diff = unified_diff(&text, &new_text, &source, &target);
+    let diff = unified_diff(&text, &new_text, &source, &target, global.show_secrets);
 
     report.extension = Some(edit.target_extension(&extension));
     report.warnings = edited.warnings;
@@ -92,7 +92,8 @@ pub fn run(
     Ok(ExitCode::Success)
 }
 
-fn source_name(path: &Path) -> String {
+/// How a source path is named in messages: `stdin` for `-`.
+pub fn source_name(path: &Path) -> String {
     if path == Path::new("-") {
         "stdin".to_owned()
     } else {
@@ -139,21 +140,26 @@ fn write_output(
         }
         return Ok(());
     };
-    let file_name = out
+    write_atomically(out, text)
+}
+
+/// Replaces `path` with `text` atomically: a temp file beside it, renamed into place. The
+/// replaced file keeps its mode: configs hold secrets (AdminPass) and may be 0600.
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = out.with_file_name(format!(".{file_name}.interlockctl-tmp"));
-    // The replaced file keeps its mode: configs hold secrets (AdminPass) and may be 0600.
-    let permissions = std::fs::metadata(out).ok().map(|m| m.permissions());
+    let temp = path.with_file_name(format!(".{file_name}.interlockctl-tmp"));
+    let permissions = std::fs::metadata(path).ok().map(|m| m.permissions());
     std::fs::write(&temp, text)
         .and_then(|()| permissions.map_or(Ok(()), |p| std::fs::set_permissions(&temp, p)))
-        .and_then(|()| std::fs::rename(&temp, out))
+        .and_then(|()| std::fs::rename(&temp, path))
         .map_err(|error| {
             let _ = std::fs::remove_file(&temp);
             Error::other(
                 "write_failed",
-                format!("cannot write {}: {error}", out.display()),
+                format!("cannot write {}: {error}", path.display()),
                 None,
             )
         })

@@ -11,7 +11,7 @@ use crate::exit::ExitCode;
 use crate::output::printer::Printer;
 use crate::output::report::{Action, Report, RunStatus};
 use crate::runbook::observe::observe;
-use crate::runbook::plan::{self, Observed};
+use crate::runbook::plan::{self, LABEL_PARENT, Observed};
 use crate::runbook::{self, Options};
 use crate::swarm::{ConfigObject, SwarmApi};
 
@@ -56,9 +56,16 @@ pub async fn run<S: SwarmApi>(
     Ok(ExitCode::Success)
 }
 
-/// The lineage configs that may go: not the current one, not one a previous spec of the
-/// core or the proxy references, not one of the `keep` newest. Pure.
+/// The lineage configs that may go: not the current one, not one `rollback` may return to
+/// (the current config's recorded parent, or a config a previous spec of the core or the
+/// proxy references: Swarm's own rollback target), not one of the `keep` newest. Pure.
 pub fn prunable(observed: &Observed, keep: usize) -> Vec<ConfigObject> {
+    let parent = observed
+        .config
+        .labels
+        .get(LABEL_PARENT)
+        .and_then(|parent| observed.lineage.iter().find(|c| &c.name == parent))
+        .map(|config| config.id.as_str());
     let protected: Vec<&str> = [
         observed.core.previous_spec.as_ref(),
         observed
@@ -69,6 +76,7 @@ pub fn prunable(observed: &Observed, keep: usize) -> Vec<ConfigObject> {
     .into_iter()
     .flatten()
     .flat_map(referenced_configs)
+    .chain(parent)
     .collect();
     let base = plan::lineage_base(&observed.config.name);
     let mut candidates: Vec<&ConfigObject> = observed.lineage.iter().collect();
@@ -140,5 +148,22 @@ mod tests {
             ]
         );
         assert!(prunable(&observed, 6).is_empty());
+
+        // The current config's recorded parent is what `rollback` returns to once Swarm's
+        // previous spec is gone.
+        observed.core.previous_spec = None;
+        observed.config.labels.insert(
+            LABEL_PARENT.to_owned(),
+            "com.docker.ucp.interlock.conf-3".to_owned(),
+        );
+        assert_eq!(
+            names(&prunable(&observed, 0)),
+            [
+                "com.docker.ucp.interlock.conf-6",
+                "com.docker.ucp.interlock.conf-4",
+                "com.docker.ucp.interlock.conf-2",
+                "com.docker.ucp.interlock.conf-1"
+            ]
+        );
     }
 }

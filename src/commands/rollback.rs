@@ -11,7 +11,7 @@ use crate::exit::ExitCode;
 use crate::interlock::edit::Edit;
 use crate::output::printer::Printer;
 use crate::output::report::Report;
-use crate::runbook::observe::{LiveState, observe};
+use crate::runbook::observe::LiveState;
 use crate::runbook::plan::{CONFIG_TARGET, LABEL_PARENT};
 use crate::runbook::{self, Options};
 use crate::swarm::{ConfigObject, SwarmApi, spec};
@@ -24,7 +24,7 @@ pub async fn run<S: SwarmApi>(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    let state = observe(api, options).await?;
+    let state = runbook::observe_settled(api, options, None, printer).await?;
     let target = rollback_target(&state, args.to.as_deref())?;
     let text = api
         .config_data(&target.id)

@@ -1,13 +1,14 @@
 //! `status`, the doctor: the config and its lineage, the core, and for every extension its
 //! proxy's placement, ports, networks, last update, tasks and (with `--probe`) whether each
 //! node answers; drift between config and proxy; and findings. A broken swarm is reported,
-//! never refused: findings of level `error` make the run exit 1 after the whole picture.
+//! never refused: findings of severity `error` make the run exit 1 after the whole picture.
 
 use crate::error::Result;
 use crate::exit::ExitCode;
+use crate::interlock::findings::Severity;
 use crate::output::printer::Printer;
 use crate::output::report::{
-    ExtensionStatus, Finding, FindingLevel, ProxyStatus, Report, RunStatus, StatusReport,
+    ExtensionStatus, ProxyStatus, Report, RunStatus, StatusFinding, StatusReport,
 };
 use crate::runbook::Options;
 use crate::runbook::{doctor, observe, probe};
@@ -34,10 +35,10 @@ pub async fn run<S: SwarmApi>(
     if !printer.is_json() {
         printer.data(&render(&status));
     }
-    let errors: Vec<&Finding> = status
+    let errors: Vec<&StatusFinding> = status
         .findings
         .iter()
-        .filter(|f| f.level == FindingLevel::Error)
+        .filter(|f| f.severity == Severity::Error)
         .collect();
     report.errors = errors
         .iter()
@@ -122,11 +123,8 @@ fn render(status: &StatusReport) -> String {
     } else {
         text.push_str("Findings:\n");
         for finding in &status.findings {
-            let level = match finding.level {
-                FindingLevel::Error => "error",
-                FindingLevel::Warning => "warning",
-            };
-            text.push_str(&format!("  {level}: {}\n", finding.message));
+            let severity = finding.severity.as_str();
+            text.push_str(&format!("  {severity}: {}\n", finding.message));
             if let Some(hint) = &finding.hint {
                 text.push_str(&format!("    hint: {hint}\n"));
             }

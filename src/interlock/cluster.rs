@@ -6,7 +6,8 @@
 //! (as Swarm does) every published port to be unique; a config that breaks either takes a
 //! cluster down when the core loads it. `cluster add` names the services after the cluster
 //! (`ucp-interlock-proxy-NAME`, `ucp-interlock-extension-NAME`) and refuses a name, a
-//! service name or a port another extension already uses, before anything changes.
+//! service name, a `ServiceCluster` or a port another extension already uses, before anything
+//! changes: two extensions serving one cluster would both route its services.
 
 use crate::error::{Diagnostic, Error, Problem, Result};
 use crate::interlock::config::{ConfigError, InterlockConfig, KeyChange, PublishMode};
@@ -35,6 +36,14 @@ pub enum ClusterError {
         /// The extension that has it.
         extension: String,
     },
+    /// Another extension serves the cluster already (its `ServiceCluster`).
+    #[error("[Extensions.{extension}] already serves ServiceCluster \"{cluster}\"")]
+    ServiceClusterTaken {
+        /// The cluster name.
+        cluster: String,
+        /// The extension that serves it.
+        extension: String,
+    },
     /// Another extension publishes the port.
     #[error("port {port} is already the {key} of [Extensions.{extension}]")]
     PortTaken {
@@ -55,6 +64,7 @@ impl Diagnostic for ClusterError {
         match self {
             ClusterError::Exists(_) => "cluster_exists",
             ClusterError::ServiceNameTaken { .. } => "service_name_taken",
+            ClusterError::ServiceClusterTaken { .. } => "service_cluster_taken",
             ClusterError::PortTaken { .. } => "port_taken",
             ClusterError::LastExtension(_) => "last_extension",
         }
@@ -66,6 +76,9 @@ impl Diagnostic for ClusterError {
                 format!("pick another name, or change it with `--extension {name}` and the other commands")
             }
             ClusterError::ServiceNameTaken { .. } => "pick another cluster name".into(),
+            ClusterError::ServiceClusterTaken { extension, .. } => format!(
+                "pick another cluster name; services labelled with this cluster are routed by [Extensions.{extension}]'s proxy"
+            ),
             ClusterError::PortTaken { .. } => {
                 "pick ports no other extension publishes (`--http`, `--https`)".into()
             }
@@ -178,6 +191,12 @@ impl NewCluster {
                 }
                 continue;
             }
+            if config.service_cluster(&extension).as_deref() == Some(self.name.as_str()) {
+                found.push(ClusterError::ServiceClusterTaken {
+                    cluster: self.name.clone(),
+                    extension: extension.clone(),
+                });
+            }
             let services = [
                 ("ServiceName", config.extension_service_name(&extension)),
                 ("ProxyServiceName", config.proxy_service_name(&extension)),
@@ -236,6 +255,29 @@ pub fn remaining_extension(
         .into_iter()
         .find(|n| n != name)
         .ok_or_else(|| Error::refused(&ClusterError::LastExtension(name.to_owned())))
+}
+
+/// The services `[Extensions.{name}]` names (its proxy and extension service) that no other
+/// extension names: what removing it leaves running without a use, since Interlock does not
+/// remove a service itself.
+pub fn services_only_named_by(config: &InterlockConfig, name: &str) -> Vec<String> {
+    let names_of = |extension: &str| {
+        [
+            config.proxy_service_name(extension),
+            config.extension_service_name(extension),
+        ]
+    };
+    let still_named: Vec<String> = config
+        .extension_names()
+        .unwrap_or_default()
+        .iter()
+        .filter(|other| *other != name)
+        .flat_map(|other| names_of(other))
+        .collect();
+    names_of(name)
+        .into_iter()
+        .filter(|service| !still_named.contains(service))
+        .collect()
 }
 
 /// Removes `[Extensions.{name}]`; refuses one that does not exist or is the last.
@@ -362,6 +404,19 @@ mod tests {
             ),
             ["service_name_taken"]
         );
+        let mut served = InterlockConfig::parse(
+            "s.toml",
+            "[Extensions.default]\nProxyReplicas = 1\nServiceCluster = \"eu\"\n",
+        )
+        .unwrap();
+        let error = cluster("eu", 1, 2)
+            .add_to(&mut served, "default", None)
+            .unwrap_err();
+        assert_eq!(
+            error.problems[0].message,
+            "[Extensions.default] already serves ServiceCluster \"eu\""
+        );
+        assert_eq!(codes(error), ["service_cluster_taken"]);
         assert_eq!(config.text(), before);
     }
 
@@ -394,6 +449,17 @@ mod tests {
             codes(remove_from(&mut one, "only").unwrap_err()),
             ["last_extension"]
         );
+        assert_eq!(
+            services_only_named_by(&config, "dmz"),
+            ["ucp-interlock-proxy-dmz", "ucp-interlock-extension-dmz"]
+        );
+        // A service another extension names too stays out.
+        let shared = InterlockConfig::parse(
+            "shared.toml",
+            "[Extensions.a]\nProxyReplicas = 1\nProxyServiceName = \"p\"\n[Extensions.b]\nProxyReplicas = 1\nProxyServiceName = \"p\"\nServiceName = \"ext-b\"\n",
+        )
+        .unwrap();
+        assert_eq!(services_only_named_by(&shared, "b"), ["ext-b"]);
         let mut config = config;
         let changes = remove_from(&mut config, "dmz").unwrap();
         assert_eq!(config.extension_names().unwrap(), ["us-east", "us-west"]);

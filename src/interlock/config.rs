@@ -243,6 +243,15 @@ impl InterlockConfig {
         Ok(names)
     }
 
+    /// Whether any extension publishes its proxy in host mode.
+    pub fn publishes_in_host_mode(&self) -> bool {
+        self.extension_names()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| self.extension(name).ok())
+            .any(|settings| settings.publish_mode == PublishMode::Host)
+    }
+
     /// Picks the extension to work on: the requested one, else the only one, else `default`.
     pub fn select_extension(&self, requested: Option<&str>) -> Result<String, ConfigError> {
         let names = self.extension_names()?;
@@ -325,17 +334,28 @@ impl InterlockConfig {
     }
 
     fn service_name_or_default(&self, extension: &str, key: &str, default: &str) -> String {
-        self.extension_table(extension)
-            .ok()
-            .and_then(|table| {
-                let reader = ExtensionReader {
-                    source_name: &self.source_name,
-                    name: extension,
-                    table,
-                };
-                reader.string(key).ok().flatten()
-            })
+        self.lenient_string(extension, key)
             .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The `ServiceCluster` an extension serves (the `com.docker.lb.service_cluster` label
+    /// value that routes to its proxy), read like [`InterlockConfig::proxy_service_name`];
+    /// `None` when it has none or an empty one.
+    pub fn service_cluster(&self, extension: &str) -> Option<String> {
+        self.lenient_string(extension, "ServiceCluster")
+            .filter(|cluster| !cluster.is_empty())
+    }
+
+    /// A string setting of an extension, even when its other settings are unusable; `None`
+    /// when it is absent or no string.
+    fn lenient_string(&self, extension: &str, key: &str) -> Option<String> {
+        let table = self.extension_table(extension).ok()?;
+        let reader = ExtensionReader {
+            source_name: &self.source_name,
+            name: extension,
+            table,
+        };
+        reader.string(key).ok().flatten()
     }
 
     /// Adds `[Extensions.{to}]` as a copy of `[Extensions.{from}]`: every key and sub-table
@@ -714,6 +734,18 @@ impl InterlockConfig {
                 }),
         );
         changes
+    }
+}
+
+impl InterlockConfig {
+    /// The `ServiceCluster` values of all extensions ([`InterlockConfig::service_cluster`]):
+    /// what a service's `com.docker.lb.service_cluster` label may name.
+    pub fn service_clusters(&self) -> Vec<String> {
+        self.extension_names()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| self.service_cluster(name))
+            .collect()
     }
 }
 
@@ -1319,6 +1351,17 @@ mod tests {
         assert_eq!(
             serde_json::to_value(PublishMode::Host).unwrap(),
             serde_json::json!("host")
+        );
+    }
+
+    #[test]
+    fn service_clusters_are_read_from_every_extension() {
+        let clusters = parse(&fixture("valid", "service-clusters")).service_clusters();
+        assert_eq!(clusters, ["us-east", "us-west", "dmz"]);
+        assert!(
+            parse(&fixture("valid", "ucp-3.2"))
+                .service_clusters()
+                .is_empty()
         );
     }
 }

@@ -2,10 +2,13 @@
 //! by the offline and the live path so both produce byte-identical TOML for the same
 //! request. Pure.
 
+use similar::{DiffOp, DiffTag, DiffableStr};
+
 use crate::error::{Error, Result};
 use crate::interlock::cluster::{self, NewCluster};
 use crate::interlock::config::{InterlockConfig, KeyChange, PublishMode};
 use crate::interlock::input::{self, Constraint, InputError, NodeLabel};
+use crate::interlock::secrets::redact_keeping_lines;
 use crate::swarm::ConfigObject;
 
 /// A validated request to change the config.
@@ -96,6 +99,15 @@ impl Edit {
         match self {
             Edit::AddCluster(cluster) => cluster.name.clone(),
             _ => observed.to_owned(),
+        }
+    }
+
+    /// The proxy service of the cluster this edit adds: the core creates it when it loads
+    /// the new config, so it may not exist yet.
+    pub fn new_proxy_service(&self) -> Option<String> {
+        match self {
+            Edit::AddCluster(cluster) => Some(cluster.proxy_service_name()),
+            _ => None,
         }
     }
 
@@ -205,14 +217,137 @@ fn replicas_unknown(what: &str) -> String {
     )
 }
 
-/// A unified diff between two config texts, empty when they are equal.
-pub fn unified_diff(before: &str, after: &str, before_name: &str, after_name: &str) -> String {
+/// A unified diff between two config texts, empty when they are equal. Unless
+/// `show_secrets`, secret values show as `"<redacted>"`: the lines are compared as written,
+/// so a changed secret still shows as a removed and an added line, but are shown from the
+/// redacted texts, line for line (each further line of a multi-line secret as `<redacted>`).
+pub fn unified_diff(
+    before: &str,
+    after: &str,
+    before_name: &str,
+    after_name: &str,
+    show_secrets: bool,
+) -> String {
     if before == after {
         return String::new();
     }
-    similar::TextDiff::from_lines(before, after)
-        .unified_diff()
-        .context_radius(3)
-        .header(before_name, after_name)
-        .to_string()
+    let diff = similar::TextDiff::from_lines(before, after);
+    let (shown_before, shown_after) = if show_secrets {
+        (before.to_owned(), after.to_owned())
+    } else {
+        (redact_keeping_lines(before), redact_keeping_lines(after))
+    };
+    let shown = ShownLines {
+        written_before: diff.old_slices(),
+        before: shown_before.tokenize_lines(),
+        after: shown_after.tokenize_lines(),
+    };
+    let mut out = format!("--- {before_name}\n+++ {after_name}\n");
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        out.push_str(&format!("{}\n", hunk.header()));
+        for (marker, line) in hunk.ops().iter().flat_map(|op| shown.of(op)) {
+            out.push(marker);
+            out.push_str(line);
+            if !line.ends_with(['\n', '\r']) {
+                out.push_str("\n\\ No newline at end of file\n");
+            }
+        }
+    }
+    out
+}
+
+/// The lines a diff shows: the texts' lines as written or redacted, by line number.
+struct ShownLines<'a> {
+    written_before: &'a [&'a str],
+    before: Vec<&'a str>,
+    after: Vec<&'a str>,
+}
+
+impl<'a> ShownLines<'a> {
+    /// The marked lines of one diff operation.
+    fn of(&self, op: &DiffOp) -> Vec<(char, &'a str)> {
+        let (tag, before, after) = op.as_tag_tuple();
+        match tag {
+            // A line both texts share may be secret in only one of them (its table was
+            // renamed): it is shown hidden if either hides it.
+            DiffTag::Equal => before
+                .zip(after)
+                .map(|(old, new)| {
+                    let hidden_before = self.before[old] != self.written_before[old];
+                    (
+                        ' ',
+                        if hidden_before {
+                            self.before[old]
+                        } else {
+                            self.after[new]
+                        },
+                    )
+                })
+                .collect(),
+            DiffTag::Delete | DiffTag::Insert | DiffTag::Replace => before
+                .map(|old| ('-', self.before[old]))
+                .chain(after.map(|new| ('+', self.after[new])))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unified_diff;
+
+    fn similar_diff(before: &str, after: &str) -> String {
+        similar::TextDiff::from_lines(before, after)
+            .unified_diff()
+            .context_radius(3)
+            .header("a", "b")
+            .to_string()
+    }
+
+    #[test]
+    fn with_secrets_shown_the_diff_is_the_plain_unified_diff() {
+        let cases = [
+            ("a = 1\nb = 2\n", "a = 1\nb = 3\n"),
+            ("a = 1\nb = 2", "a = 1\nb = 3"),
+            ("a = 1\n", "a = 1\nb = 2"),
+            (
+                "x = 0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n",
+                "x = 1\n1\n2\n3\n4\n5\n6\n7\n8\n10\n",
+            ),
+            ("a = 1\r\nb = 2\r\n", "a = 1\r\nb = 3\r\n"),
+        ];
+        for (before, after) in cases {
+            assert_eq!(
+                unified_diff(before, after, "a", "b", true),
+                similar_diff(before, after),
+                "{before:?} -> {after:?}"
+            );
+        }
+        assert_eq!(unified_diff("a = 1\n", "a = 1\n", "a", "b", false), "");
+    }
+
+    #[test]
+    fn a_changed_secret_shows_as_changed_and_hidden_in_every_shape() {
+        let before = "[E]\nR = 1\nAdminPass = \"old-pass\"\nAuth = { AdminPass = \"old-inline\" }\nKey = \"\"\"\nold-multi\nold-lines\"\"\" # doc\n[[E.Users]]\nToken = 'old-aot'\n";
+        let after = before.replace("old", "new");
+        assert_eq!(
+            unified_diff(before, &after, "a", "b", false),
+            "--- a\n+++ b\n@@ -1,9 +1,9 @@\n [E]\n R = 1\n\
+             -AdminPass = \"<redacted>\"\n-Auth = { AdminPass = \"<redacted>\" }\n\
+             +AdminPass = \"<redacted>\"\n+Auth = { AdminPass = \"<redacted>\" }\n\
+             \x20Key = \"<redacted>\"\n\
+             -<redacted>\n-<redacted> # doc\n+<redacted>\n+<redacted> # doc\n\
+             \x20[[E.Users]]\n-Token = \"<redacted>\"\n+Token = \"<redacted>\"\n"
+        );
+    }
+
+    #[test]
+    fn a_line_secret_in_only_one_of_the_texts_is_hidden_as_context() {
+        let before = "[Plain]\nValue = \"kept\"\n";
+        let after = "[Secrets]\nValue = \"kept\"\n";
+        assert_eq!(
+            unified_diff(before, after, "a", "b", false),
+            "--- a\n+++ b\n@@ -1,2 +1,2 @@\n-[Plain]\n+[Secrets]\n Value = \"<redacted>\"\n"
+        );
+    }
 }

@@ -3,5 +3,7 @@
 pub mod cluster;
 pub mod config;
 pub mod edit;
+pub mod findings;
 pub mod input;
+pub mod labels;
 pub mod secrets;

@@ -4,7 +4,8 @@ use std::io::{IsTerminal, Write};
 
 use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
 use crate::error::Problem;
-use crate::output::report::Report;
+use crate::interlock::findings::Finding;
+use crate::output::report::{Report, finding_line};
 
 /// Where and how output goes for this run.
 #[derive(Debug, Clone)]
@@ -15,6 +16,8 @@ pub struct Printer {
     color: bool,
     progress: bool,
     can_prompt: bool,
+    /// Where spinners draw, so two waits at once share the terminal.
+    spinners: indicatif::MultiProgress,
 }
 
 /// Facts about the process's environment that decide how to print, passed in so the
@@ -64,7 +67,13 @@ impl Printer {
                 && !args.quiet
                 && !args.no_progress,
             can_prompt: terminal.stderr_tty && terminal.stdin_tty,
+            spinners: indicatif::MultiProgress::new(),
         }
+    }
+
+    /// The terminal area spinners are drawn in.
+    pub fn spinners(&self) -> &indicatif::MultiProgress {
+        &self.spinners
     }
 
     /// Whether the run reports in JSON.
@@ -85,6 +94,11 @@ impl Printer {
     /// Whether a confirmation prompt can be shown.
     pub fn can_prompt(&self) -> bool {
         self.can_prompt
+    }
+
+    /// Whether `-v` asked for details.
+    pub fn is_verbose(&self) -> bool {
+        self.verbose && !self.quiet
     }
 
     /// Asks a yes/no question on the terminal (default no); `Ok(false)` when declined.
@@ -125,6 +139,19 @@ impl Printer {
         let _ = stdout
             .write_all(text.as_bytes())
             .and_then(|()| stdout.flush());
+    }
+
+    /// Findings of a check, one line each on stdout (text mode; JSON carries them in the
+    /// report).
+    pub fn findings(&self, findings: &[Finding]) {
+        if self.is_json() {
+            return;
+        }
+        let text: String = findings
+            .iter()
+            .map(|finding| format!("{}\n", finding_line(finding)))
+            .collect();
+        self.data(&text);
     }
 
     /// A unified diff on stderr, coloured when allowed.

@@ -1,5 +1,6 @@
-//! Progress while waiting for the swarm: a spinner on an interactive terminal, otherwise
-//! one line whenever the state changes (never in JSON mode or with `-q`).
+//! Progress while waiting for the swarm: a spinner per wait on an interactive terminal (waits
+//! that run at once get one line each), otherwise one line whenever the state changes (never
+//! in JSON mode or with `-q`).
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ impl<'a> Progress<'a> {
     /// Starts showing progress for a wait.
     pub fn start(printer: &'a Printer) -> Self {
         let bar = printer.shows_progress().then(|| {
-            let bar = ProgressBar::new_spinner();
+            let bar = printer.spinners().add(ProgressBar::new_spinner());
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
                     .expect("a valid template"),
@@ -58,7 +59,7 @@ impl<'a> Progress<'a> {
 fn describe(assessment: &Assessment) -> String {
     let phase = match &assessment.phase {
         Phase::Updating => "updating",
-        Phase::Converged => "converged, checking it stays stable",
+        Phase::Converged => "converged",
         Phase::Paused(_) => "update paused",
         Phase::RollingBack(_) => "rolling back",
         Phase::RolledBack(_) => "rolled back",

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::error::Problem;
 use crate::interlock::config::KeyChange;
+use crate::interlock::findings::{Finding, Severity};
 
 /// Version of the JSON document's schema.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -52,16 +53,17 @@ pub struct ConfigReport {
 }
 
 impl ConfigReport {
-    /// Hides secret values in the diff and the changes. `content` is the data the user
-    /// asked for (like the TOML on stdout) and stays whole.
-    pub fn redact_secrets(&mut self) {
-        use crate::interlock::secrets::{REDACTED, is_secret_key, redact_text};
-        self.diff = redact_text(&self.diff);
+    /// Hides secret values in the changes. The diff hides them when it is made, from both
+    /// texts (`unified_diff`); `content` is the data the user asked for (like the TOML on
+    /// stdout) and stays whole.
+    pub fn redact_changes(&mut self) {
+        use crate::interlock::secrets::redact_value;
         for change in &mut self.changes {
-            if change.key.rsplit('.').next().is_some_and(is_secret_key) {
-                change.before = change.before.as_ref().map(|_| REDACTED.to_owned());
-                change.after = REDACTED.to_owned();
-            }
+            change.before = change
+                .before
+                .as_deref()
+                .map(|before| redact_value(&change.key, before));
+            change.after = redact_value(&change.key, &change.after);
         }
     }
 }
@@ -75,6 +77,19 @@ pub struct Action {
     pub target: String,
     /// What exactly changes.
     pub detail: String,
+}
+
+/// One service update of a run: from the request to "converged" as this tool saw it, and
+/// the rollout as Swarm timed it (`UpdateStatus`); the difference is the tool's overhead.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpdateTiming {
+    /// The service updated.
+    pub service: String,
+    /// Seconds from the update request until this tool saw it converged.
+    pub seconds: f64,
+    /// Seconds from Swarm's `UpdateStatus.StartedAt` to `CompletedAt`; null when the change
+    /// started no rollout.
+    pub swarm_seconds: Option<f64>,
 }
 
 /// Everything a run reports.
@@ -105,8 +120,17 @@ pub struct Report {
     /// `status`: what the swarm looks like.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<StatusReport>,
+    /// `labels check`, `stack lint`, `stack fix`: what the check found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<Finding>>,
+    /// `stack fix`: the rewrite of the stack file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<StackFix>,
     /// The steps, in order.
     pub actions: Vec<Action>,
+    /// How long each service update took, against Swarm's own rollout.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<UpdateTiming>,
     /// Notes worth a look that did not stop the run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -128,11 +152,56 @@ impl Report {
             backup: None,
             history: None,
             state: None,
+            findings: None,
+            fix: None,
             actions: Vec::new(),
+            timings: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
         }
     }
+}
+
+/// What `stack fix` did to a stack file.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackFix {
+    /// The stack file.
+    pub file: String,
+    /// Unified diff from the file to its fixed form; empty when it needs no fix.
+    pub diff: String,
+    /// What the fix changes, one line each.
+    pub changes: Vec<String>,
+    /// Whether the fixed text was written to the file (`--write`) and read back.
+    pub written: bool,
+}
+
+/// One finding as a line of text: where, how bad, which label, what is wrong, the fix.
+pub fn finding_line(finding: &Finding) -> String {
+    let mut line = String::new();
+    if let Some(file) = &finding.file {
+        line.push_str(file);
+        if let Some(number) = finding.line {
+            line.push_str(&format!(":{number}"));
+        }
+        line.push_str(": ");
+    }
+    line.push_str(finding.severity.as_str());
+    line.push_str(": ");
+    if let Some(service) = &finding.service {
+        line.push_str(&format!("service {service}"));
+        if let Some(source) = finding.source {
+            line.push_str(&format!(" ({source})"));
+        }
+        line.push_str(": ");
+    }
+    if let Some(label) = &finding.label {
+        // Debug quoting keeps control characters and newlines on this one line.
+        let value = finding.value.as_deref().unwrap_or_default();
+        line.push_str(&format!("{label}={value:?}: "));
+    }
+    line.push_str(&finding.message);
+    line.push_str(&format!("; hint: {}", finding.hint));
+    line
 }
 
 /// What `status` reports. `proxy`, `drift` and `problems` are the selected extension's
@@ -156,7 +225,7 @@ pub struct StatusReport {
     /// Proxy services (by Interlock's label) that no extension of the config names.
     pub unclaimed_proxies: Vec<ProxyStatus>,
     /// What is wrong or worth a look, errors first.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<StatusFinding>,
 }
 
 /// One extension: its proxy and how it compares with the config.
@@ -176,11 +245,12 @@ pub struct ExtensionStatus {
     pub problems: Vec<String>,
 }
 
-/// Something the doctor found.
+/// Something the doctor found: like a [`Finding`] of the label and stack checks, located by
+/// extension rather than by file and label.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
+pub struct StatusFinding {
     /// `error`: Interlock does not route as configured (exit 1); `warning`: worth a look.
-    pub level: FindingLevel,
+    pub severity: Severity,
     /// The extension it concerns, if one.
     pub extension: Option<String>,
     /// Stable snake_case identifier.
@@ -189,16 +259,6 @@ pub struct Finding {
     pub message: String,
     /// How to fix it, if known.
     pub hint: Option<String>,
-}
-
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingLevel {
-    /// Makes `status` exit 1.
-    Error,
-    /// Reported only.
-    Warning,
 }
 
 /// One config of the lineage.

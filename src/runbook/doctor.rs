@@ -14,14 +14,15 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::Problem;
 use crate::interlock::config::{ExtensionSettings, defaults};
+use crate::interlock::findings::Severity;
 use crate::output::report::{
-    CoreStatus, ExtensionStatus, Finding, FindingLevel, LastUpdate, LineageEntry, ProbeResult,
-    ProxyStatus, StatusReport, TaskStatus,
+    CoreStatus, ExtensionStatus, LastUpdate, LineageEntry, ProbeResult, ProxyStatus, StatusFinding,
+    StatusReport, TaskStatus,
 };
 use crate::runbook::observe::{Refused, Survey, SurveyedProxy};
 use crate::runbook::plan::{self, LABEL_DIGEST, LABEL_OPERATION, LABEL_PARENT};
 use crate::runbook::verify;
-use crate::swarm::{ConfigObject, Network, Node, Task, spec};
+use crate::swarm::{ConfigObject, Node, Task, spec};
 
 /// More networks than this on one proxy is a warning.
 pub const MANY_NETWORKS: usize = 10;
@@ -89,7 +90,7 @@ pub fn probe_targets(survey: &Survey) -> Vec<ProbeTarget> {
 
 /// The report and its findings. `probes` is `Some` when `--probe` was given.
 pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
-    let mut findings: Vec<Finding> = survey.refused.iter().map(refused_finding).collect();
+    let mut findings: Vec<StatusFinding> = survey.refused.iter().map(refused_finding).collect();
     let mut extensions = Vec::new();
     for extension in &survey.extensions {
         let settings = extension.settings.as_ref();
@@ -99,7 +100,7 @@ pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
             .map(|p| proxy_status(survey, settings, p, probes));
         let (drift, problems) = match (settings, &extension.proxy) {
             (Some(settings), Some(surveyed)) => (
-                plan::proxy_edits(settings, &surveyed.service.spec)
+                plan::own_proxy_edits(settings, &surveyed.service.spec)
                     .iter()
                     .map(ToString::to_string)
                     .collect(),
@@ -109,11 +110,11 @@ pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
         };
         let name = Some(extension.name.as_str());
         for problem in &problems {
-            findings.push(finding(FindingLevel::Error, name, "proxy_not_as_configured", problem.clone(),
+            findings.push(finding(Severity::Error, name, "proxy_not_as_configured", problem.clone(),
                 "`interlockctl --extension NAME pin-proxy`/`host-mode`/`apply` make the proxy match; the tasks table says why a task does not run"));
         }
         for edit in &drift {
-            findings.push(finding(FindingLevel::Warning, name, "proxy_drift",
+            findings.push(finding(Severity::Warning, name, "proxy_drift",
                 format!("{} differs from the config: {edit}", extension.proxy_service),
                 "re-run the command that set it (e.g. `interlockctl apply`) to make the proxy match"));
         }
@@ -137,14 +138,14 @@ pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
     for surveyed in &survey.unclaimed_proxies {
         let proxy = proxy_status(survey, None, surveyed, probes);
         if parsed {
-            findings.push(finding(FindingLevel::Warning, None, "unclaimed_proxy",
+            findings.push(finding(Severity::Warning, None, "unclaimed_proxy",
                 format!("{} is an Interlock proxy service, but no extension of the config names it; Interlock leaves it running", proxy.service),
                 &format!("remove it (`docker service rm {}`) if its cluster is gone, or add its extension back", proxy.service)));
         }
         findings.extend(proxy_findings(None, &proxy, probes.is_some()));
         unclaimed_proxies.push(proxy);
     }
-    findings.sort_by_key(|f| f.level);
+    findings.sort_by_key(|f| f.severity);
     let selected = extensions.iter().find(|e| e.selected);
     StatusReport {
         config: survey.config.as_ref().map(|c| c.object.name.clone()),
@@ -169,14 +170,14 @@ pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
 }
 
 fn finding(
-    level: FindingLevel,
+    severity: Severity,
     extension: Option<&str>,
     code: &str,
     message: String,
     hint: &str,
-) -> Finding {
-    Finding {
-        level,
+) -> StatusFinding {
+    StatusFinding {
+        severity,
         extension: extension.map(str::to_owned),
         code: code.to_owned(),
         message,
@@ -184,14 +185,14 @@ fn finding(
     }
 }
 
-fn refused_finding(refused: &Refused) -> Finding {
+fn refused_finding(refused: &Refused) -> StatusFinding {
     let Problem {
         code,
         message,
         hint,
     } = refused.problem.clone();
-    Finding {
-        level: FindingLevel::Error,
+    StatusFinding {
+        severity: Severity::Error,
         extension: refused.extension.clone(),
         code,
         message,
@@ -200,23 +201,27 @@ fn refused_finding(refused: &Refused) -> Finding {
 }
 
 /// The proxy's own findings: too many networks; nodes that did not answer a probe.
-fn proxy_findings(extension: Option<&str>, proxy: &ProxyStatus, probing: bool) -> Vec<Finding> {
+fn proxy_findings(
+    extension: Option<&str>,
+    proxy: &ProxyStatus,
+    probing: bool,
+) -> Vec<StatusFinding> {
     let mut findings = Vec::new();
     if proxy.networks.len() > MANY_NETWORKS {
-        findings.push(finding(FindingLevel::Warning, extension, "many_networks",
+        findings.push(finding(Severity::Warning, extension, "many_networks",
             format!("{} is attached to {} networks (more than {MANY_NETWORKS}); each one slows every reconfiguration of the proxy", proxy.service, proxy.networks.len()),
             "publish the backends in host mode instead of routing over overlay networks (`interlockctl host-mode`), split the routes into service clusters (`interlockctl cluster add`), or name the proxy's networks in the extension's `Networks`"));
     }
     match &proxy.probes {
         Some(probes) => {
             for probe in probes.iter().filter(|p| p.status.is_none()) {
-                findings.push(finding(FindingLevel::Error, extension, "probe_failed",
+                findings.push(finding(Severity::Error, extension, "probe_failed",
                     format!("{} on {} did not answer on {}:{}: {}", proxy.service, probe.node, probe.addr, probe.port, probe.error.as_deref().unwrap_or("no answer")),
                     "check that the task binds the port (the tasks table), the node's firewall, and in ingress mode the routing mesh (IPVS) on that node"));
             }
         }
         None if probing => findings.push(finding(
-            FindingLevel::Warning,
+            Severity::Warning,
             extension,
             "not_probed",
             format!(
@@ -273,7 +278,7 @@ fn proxy_status(
         publish_mode,
         ports,
         tasks: task_rows(&proxy.tasks, &survey.nodes),
-        networks: network_names(&spec::networks(&service.spec), &survey.networks),
+        networks: sorted(spec::network_names(&service.spec, &survey.networks)),
         spec_version: service.version,
         last_update: last_update(proxy, survey.taken_at),
         probes: probes
@@ -309,17 +314,7 @@ fn task_rows(tasks: &[Task], nodes: &[Node]) -> Vec<TaskStatus> {
     rows
 }
 
-/// Network IDs as names (a target that is no known ID is kept as written).
-fn network_names(targets: &[String], networks: &[Network]) -> Vec<String> {
-    let mut names: Vec<String> = targets
-        .iter()
-        .map(|target| {
-            networks
-                .iter()
-                .find(|n| n.id == *target)
-                .map_or_else(|| target.clone(), |n| n.name.clone())
-        })
-        .collect();
+fn sorted(mut names: Vec<String>) -> Vec<String> {
     names.sort();
     names
 }
@@ -385,11 +380,11 @@ mod tests {
     use crate::runbook::preflight::Missing;
     use crate::testing::{survey, task};
 
-    fn codes(report: &StatusReport) -> Vec<(FindingLevel, &str)> {
+    fn codes(report: &StatusReport) -> Vec<(Severity, &str)> {
         report
             .findings
             .iter()
-            .map(|f| (f.level, f.code.as_str()))
+            .map(|f| (f.severity, f.code.as_str()))
             .collect()
     }
 
@@ -456,8 +451,8 @@ mod tests {
         let report = examine(&survey, None);
         assert_eq!(
             report.findings,
-            [Finding {
-                level: FindingLevel::Error,
+            [StatusFinding {
+                severity: Severity::Error,
                 extension: Some("default".into()),
                 code: "proxy_service_missing".into(),
                 message: "the proxy service ucp-interlock-proxy does not exist".into(),
@@ -483,8 +478,8 @@ mod tests {
         assert_eq!(
             codes(&report),
             [
-                (FindingLevel::Error, "proxy_not_as_configured"),
-                (FindingLevel::Warning, "proxy_drift")
+                (Severity::Error, "proxy_not_as_configured"),
+                (Severity::Warning, "proxy_drift")
             ]
         );
         assert_eq!(report.problems, ["1 of 2 proxy tasks are running"]);
@@ -506,12 +501,12 @@ mod tests {
             .map(|n| json!({"Target": format!("n{n:02}")}))
             .collect();
         proxy_of(&mut survey).service.spec["TaskTemplate"]["Networks"] = json!(targets);
-        survey.networks.push(Network {
+        survey.networks.push(crate::swarm::Network {
             id: "n00".into(),
             name: "app_default".into(),
         });
         let report = examine(&survey, None);
-        assert_eq!(codes(&report), [(FindingLevel::Warning, "many_networks")]);
+        assert_eq!(codes(&report), [(Severity::Warning, "many_networks")]);
         let networks = &report.proxy.unwrap().networks;
         assert_eq!(networks.len(), 11);
         assert_eq!(networks[0], "app_default", "IDs are named where known");
@@ -545,7 +540,7 @@ mod tests {
             vec![result("host-w1", Some(503)), result("host-w2", None)],
         )]);
         let report = examine(&survey, Some(&probes));
-        assert_eq!(codes(&report), [(FindingLevel::Error, "probe_failed")]);
+        assert_eq!(codes(&report), [(Severity::Error, "probe_failed")]);
         assert_eq!(
             report.findings[0].message,
             "ucp-interlock-proxy on host-w2 did not answer on 10.0.0.1:80: Connection refused"
@@ -560,7 +555,7 @@ mod tests {
         orphan.service.name = "ucp-interlock-proxy-old".into();
         survey.unclaimed_proxies.push(orphan);
         let report = examine(&survey, None);
-        assert_eq!(codes(&report), [(FindingLevel::Warning, "unclaimed_proxy")]);
+        assert_eq!(codes(&report), [(Severity::Warning, "unclaimed_proxy")]);
         assert_eq!(
             report.unclaimed_proxies[0].service,
             "ucp-interlock-proxy-old"

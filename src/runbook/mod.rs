@@ -23,11 +23,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Problem, Result};
 use crate::exit::ExitCode;
-use crate::interlock::config::{ExtensionSettings, InterlockConfig};
 use crate::interlock::edit::{Edit, unified_diff};
 use crate::output::printer::Printer;
 use crate::output::report::{ConfigReport, Report, RunStatus};
-use crate::swarm::SwarmApi;
+use crate::swarm::{Service, SwarmApi};
 use observe::LiveState;
 use plan::Observed;
 
@@ -61,8 +60,8 @@ impl Options {
     }
 }
 
-/// Puts the config part into the report, secrets hidden unless `--show-secrets`, and
-/// prints its diff.
+/// Puts the config part into the report, the secrets in its change list hidden unless
+/// `--show-secrets` (its diff hid them when it was made), and prints its diff.
 pub fn present_config(
     report: &mut Report,
     mut config: ConfigReport,
@@ -70,7 +69,7 @@ pub fn present_config(
     printer: &Printer,
 ) {
     if !options.show_secrets {
-        config.redact_secrets();
+        config.redact_changes();
     }
     printer.diff(&config.diff);
     report.config = Some(config);
@@ -100,6 +99,30 @@ pub fn stop_when_planning(
     })
 }
 
+/// Observes the swarm for `edit` (see [`observe::observe_for`]) once no rollout runs on the
+/// core or the proxy. A rollout that someone else (the core itself, on a busy cluster) or an
+/// interrupted run started is waited for within `--timeout`, then the swarm is read again, so
+/// the plan starts from where that rollout ended. A paused update is left for preflight to
+/// refuse.
+pub async fn observe_settled<S: SwarmApi>(
+    api: &S,
+    options: &Options,
+    edit: Option<&Edit>,
+    printer: &Printer,
+) -> Result<LiveState> {
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    loop {
+        let state = observe::observe_for(api, options, edit).await?;
+        let observed = &state.observed;
+        let services: Vec<&Service> = std::iter::once(&observed.core)
+            .chain(&observed.proxy)
+            .collect();
+        if !rollout::wait_for_running_rollouts(api, &services, deadline, printer).await? {
+            return Ok(state);
+        }
+    }
+}
+
 /// Plans `edit` against an observed state, shows the plan, confirms, saves a backup,
 /// rolls it out and verifies it.
 pub async fn change<S: SwarmApi>(
@@ -119,13 +142,22 @@ pub async fn change<S: SwarmApi>(
         .config
         .extension(&target)
         .map_err(|e| Error::refused(&e))?;
-    let observed = &observation_for(api, state, edit, &target, &settings, &edited.config).await?;
+    // A new cluster has no live settings: its proxy gets only what the edited config says.
+    let live_settings = state
+        .config
+        .extension(&target)
+        .unwrap_or_else(|_| settings.clone());
+    let observed = &state.observed;
     let plan = plan::build(
         observed,
-        &new_text,
-        edit.existing_config(),
-        &settings,
-        report.command,
+        &plan::Desired {
+            text: &new_text,
+            existing: edit.existing_config(),
+            settings: &settings,
+            live_settings: &live_settings,
+            host_mode: edited.config.publishes_in_host_mode(),
+            operation: report.command,
+        },
     );
     let port_users = if plan.is_empty() {
         preflight::PortUsers::default()
@@ -153,6 +185,7 @@ pub async fn change<S: SwarmApi>(
             &new_text,
             &observed.config.name,
             next.as_deref().unwrap_or("unchanged"),
+            options.show_secrets,
         ),
         changes: edited.changes,
         content: None,
@@ -162,11 +195,31 @@ pub async fn change<S: SwarmApi>(
     printer.plan(report);
 
     if plan.is_empty() {
-        if !options.planning_only() {
-            rollout::settle(api, &plan, observed, &settings, options, printer).await?;
-        }
-        report.status = RunStatus::NoChanges;
-        printer.finish(report, "No changes: the swarm already matches.");
+        let applied = if options.planning_only() {
+            rollout::Applied::default()
+        } else {
+            rollout::verify_unchanged(api, &plan, &settings, options, printer).await?
+        };
+        // Re-created stale proxy tasks are a change, though no spec field was planned, and
+        // so is making a proxy the core created match.
+        report.timings = applied.timings;
+        report.changed = !report.timings.is_empty();
+        report.status = if report.changed {
+            RunStatus::Applied
+        } else {
+            RunStatus::NoChanges
+        };
+        let summary = if !applied.updated.is_empty() {
+            format!(
+                "Made {} match the config; verified.",
+                applied.updated.join(", ")
+            )
+        } else if report.changed {
+            "Re-created the proxy tasks that kept stale ports; verified.".to_owned()
+        } else {
+            "No changes: the swarm already matches.".to_owned()
+        };
+        printer.finish(report, &summary);
         return Ok(ExitCode::Success);
     }
     if let Some(code) = stop_when_planning(options, printer, report) {
@@ -180,58 +233,14 @@ pub async fn change<S: SwarmApi>(
     ));
     report.backup = Some(backup.display().to_string());
     let applied =
-        rollout::execute(api, &plan, observed, &settings, &new_text, options, printer).await?;
-    if let (Some(config), Some(name)) = (report.config.as_mut(), applied) {
+        rollout::execute(api, &plan, state, &settings, &new_text, options, printer).await?;
+    if let (Some(config), Some(name)) = (report.config.as_mut(), applied.config) {
         config.next = Some(name);
     }
+    report.timings = applied.timings;
     report.status = RunStatus::Applied;
     printer.finish(report, "Applied and verified.");
     Ok(ExitCode::Success)
-}
-
-/// The observation the plan works on. `observe` read the observed extension's proxy; an
-/// edit that works on another extension (a new service cluster) needs that one's proxy,
-/// which does not exist until the core creates it; an edit that removes an extension
-/// retires the services only it named, as far as they exist.
-async fn observation_for<S: SwarmApi>(
-    api: &S,
-    state: &LiveState,
-    edit: &Edit,
-    target: &str,
-    settings: &ExtensionSettings,
-    edited: &InterlockConfig,
-) -> Result<Observed> {
-    let failed = |e: crate::swarm::SwarmError| Error::failed(&e);
-    let mut observed = state.observed.clone();
-    if target != state.extension {
-        observed.proxy = api
-            .service(&settings.proxy_service_name)
-            .await
-            .map_err(failed)?;
-    }
-    if let Some(removed) = edit.removed_extension() {
-        let still_named: Vec<String> = edited
-            .extension_names()
-            .unwrap_or_default()
-            .iter()
-            .flat_map(|e| {
-                [
-                    edited.proxy_service_name(e),
-                    edited.extension_service_name(e),
-                ]
-            })
-            .collect();
-        let names = [
-            state.config.proxy_service_name(removed),
-            state.config.extension_service_name(removed),
-        ];
-        for name in names.iter().filter(|n| !still_named.contains(n)) {
-            observed
-                .retired
-                .extend(api.service(name).await.map_err(failed)?);
-        }
-    }
-    Ok(observed)
 }
 
 /// Saves the state before the first change; refuses to change anything without a backup.

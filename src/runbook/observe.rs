@@ -12,13 +12,14 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Problem, Result};
 use crate::exit::ExitCode;
+use crate::interlock::cluster;
 use crate::interlock::config::{ExtensionSettings, InterlockConfig};
 use crate::interlock::edit::Edit;
 use crate::runbook::Options;
 use crate::runbook::plan::{self, CONFIG_TARGET, Observed};
 use crate::runbook::preflight;
 use crate::swarm::spec;
-use crate::swarm::{ConfigObject, Network, Node, Service, SwarmApi, SwarmError, Task};
+use crate::swarm::{ConfigObject, Network, Node, OLDEST_API, Service, SwarmApi, SwarmError, Task};
 
 /// The label Interlock puts on every proxy service it creates (any service cluster's).
 pub const PROXY_LABEL: (&str, &str) = ("type", "com.docker.interlock.core.proxy");
@@ -31,7 +32,7 @@ async fn check_engine<S: SwarmApi>(api: &S) -> Result<()> {
         major.parse::<u32>().unwrap_or(0),
         minor.parse::<u32>().unwrap_or(0),
     );
-    if version < (1, 30) {
+    if version < OLDEST_API {
         return Err(Error::failed(&SwarmError::ApiTooOld(engine.api_version)));
     }
     if !engine.is_manager {
@@ -130,7 +131,8 @@ pub struct LiveState {
     pub observed: Observed,
     /// The live config.
     pub config: InterlockConfig,
-    /// The selected extension.
+    /// The observed extension: the selected one (for `cluster add` the one copied, for
+    /// `cluster remove` one that stays).
     pub extension: String,
     /// Its settings in the live config.
     pub settings: ExtensionSettings,
@@ -139,52 +141,40 @@ pub struct LiveState {
 /// Checks the engine, then reads the core, its config, the selected extension's proxy,
 /// the lineage and the nodes.
 pub async fn observe<S: SwarmApi>(api: &S, options: &Options) -> Result<LiveState> {
-    let requested = options.extension.as_deref();
-    observe_selected(api, options, |config| {
-        config
-            .select_extension(requested)
-            .map_err(|e| Error::refused(&e))
-    })
-    .await
+    observe_for(api, options, None).await
 }
 
-/// [`observe`] for an edit, which may observe another extension than the selected one
-/// (`cluster remove` observes one that stays).
-pub async fn observe_for_edit<S: SwarmApi>(
+/// [`observe`] for an edit. It may observe another extension than the selected one
+/// (`cluster remove` observes one that stays); the proxy it reads is the one the edit works
+/// on, which for a new service cluster may not exist yet (the core creates it from the new
+/// config); and it reads the services of a removed cluster that no other extension names.
+pub async fn observe_for<S: SwarmApi>(
     api: &S,
     options: &Options,
-    edit: &Edit,
-) -> Result<LiveState> {
-    let requested = options.extension.as_deref();
-    observe_selected(api, options, |config| {
-        edit.observed_extension(config, requested)
-    })
-    .await
-}
-
-async fn observe_selected<S: SwarmApi>(
-    api: &S,
-    options: &Options,
-    select: impl FnOnce(&InterlockConfig) -> Result<String>,
+    edit: Option<&Edit>,
 ) -> Result<LiveState> {
     let mounted = read_mounted(api, options).await?;
     let config = mounted.parse()?;
-    let extension = select(&config)?;
-    observe_extension(api, mounted, config, extension).await
-}
-
-/// Reads what the plan needs for one extension of a parsed live config: its proxy, the
-/// lineage and the nodes.
-async fn observe_extension<S: SwarmApi>(
-    api: &S,
-    mounted: MountedConfig,
-    config: InterlockConfig,
-    extension: String,
-) -> Result<LiveState> {
+    let requested = options.extension.as_deref();
+    let extension = match edit {
+        Some(edit) => edit.observed_extension(&config, requested)?,
+        None => config
+            .select_extension(requested)
+            .map_err(|e| Error::refused(&e))?,
+    };
     let settings = config
         .extension(&extension)
         .map_err(|e| Error::refused(&e))?;
-    let proxy = read_proxy(api, &settings.proxy_service_name).await?;
+    let proxy = match edit.and_then(Edit::new_proxy_service) {
+        Some(name) => api.service(&name).await.map_err(swarm_failed)?,
+        None => Some(read_proxy(api, &settings.proxy_service_name).await?),
+    };
+    let mut retired = Vec::new();
+    if let Some(removed) = edit.and_then(Edit::removed_extension) {
+        for name in cluster::services_only_named_by(&config, removed) {
+            retired.extend(api.service(&name).await.map_err(swarm_failed)?);
+        }
+    }
     let (current, lineage) = read_lineage(api, &mounted.name, &mounted.id).await?;
     let nodes = api.nodes().await.map_err(swarm_failed)?;
     Ok(LiveState {
@@ -194,8 +184,8 @@ async fn observe_extension<S: SwarmApi>(
             config_text: mounted.text,
             lineage,
             nodes,
-            proxy: Some(proxy),
-            retired: Vec::new(),
+            proxy,
+            retired,
         },
         config,
         extension,

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::interlock::config::{ExtensionSettings, PublishMode};
+use crate::interlock::config::ExtensionSettings;
 use crate::interlock::input::Constraint;
 use crate::output::report::Action;
 use crate::swarm::spec::{self, SpecEdit};
@@ -32,6 +32,9 @@ pub const LABEL_DIGEST: &str = "com.docker.interlockctl.digest";
 pub const LABEL_PARENT: &str = "com.docker.interlockctl.parent";
 /// Label on configs this tool creates: the command that created it.
 pub const LABEL_OPERATION: &str = "com.docker.interlockctl.operation";
+/// Label on configs this tool creates: present when the run that created it published the
+/// core's gRPC port in host mode (a rollback past it unpublishes the port again).
+pub const LABEL_CORE_PORT: &str = "com.docker.interlockctl.core-port";
 
 /// What was read from the swarm.
 #[derive(Debug, Clone)]
@@ -165,20 +168,34 @@ impl Plan {
     }
 }
 
-/// Computes the plan that brings the swarm to `new_text` / `settings`.
-pub fn build(
-    observed: &Observed,
-    new_text: &str,
-    existing: Option<&ConfigObject>,
-    settings: &ExtensionSettings,
-    operation: &str,
-) -> Plan {
-    let config = (new_text != observed.config_text).then(|| match existing {
+/// What a plan is computed towards.
+#[derive(Debug, Clone, Copy)]
+pub struct Desired<'a> {
+    /// The edited config's text.
+    pub text: &'a str,
+    /// The config object that holds this text already (a rollback), so none is created.
+    pub existing: Option<&'a ConfigObject>,
+    /// The selected extension's settings in the edited config.
+    pub settings: &'a ExtensionSettings,
+    /// Its settings in the live config: the proxy ports of their targets are managed too,
+    /// so a changed `TargetPort` replaces its old entry instead of leaving it behind.
+    pub live_settings: &'a ExtensionSettings,
+    /// Whether any extension of the edited config publishes in host mode, which needs the
+    /// core's gRPC port published on the host.
+    pub host_mode: bool,
+    /// The command, recorded on a new config.
+    pub operation: &'a str,
+}
+
+/// Computes the plan that brings the swarm to `desired`.
+pub fn build(observed: &Observed, desired: &Desired) -> Plan {
+    let core_port = core_port_edit(observed, desired);
+    let config = (desired.text != observed.config_text).then(|| match desired.existing {
         Some(config) => NextConfig::Reuse {
             name: config.name.clone(),
             id: config.id.clone(),
         },
-        None => next_config(observed, new_text, operation),
+        None => next_config(observed, desired, core_port.is_some()),
     });
     let mut core_edits = Vec::new();
     if let Some(next) = &config {
@@ -191,40 +208,127 @@ pub fn build(
                 NextConfig::Create { .. } => None,
             },
         });
+    }
+    core_edits.extend(core_port);
+    if !core_edits.is_empty() {
         core_edits.extend(rollback_on_failure(&observed.core.spec));
     }
-    if settings.publish_mode == PublishMode::Host && !publishes_grpc_on_host(&observed.core.spec) {
-        core_edits.push(SpecEdit::AddPort(Port {
-            protocol: "tcp".into(),
-            target: CORE_GRPC_PORT,
-            published: None,
-            mode: "host".into(),
-        }));
-    }
+    let managed = [desired.settings, desired.live_settings]
+        .iter()
+        .flat_map(|s| [s.target_port, s.target_ssl_port])
+        .collect::<Vec<_>>();
     Plan {
         config,
         core_edits,
         proxy_edits: observed
             .proxy
             .as_ref()
-            .map(|proxy| proxy_edits(settings, &proxy.spec))
+            .map(|proxy| proxy_edits(desired.settings, &managed, &proxy.spec))
             .unwrap_or_default(),
         awaited_proxy: observed
             .proxy
             .is_none()
-            .then(|| settings.proxy_service_name.clone()),
+            .then(|| desired.settings.proxy_service_name.clone()),
         removed_services: observed.retired.iter().map(|s| s.name.clone()).collect(),
     }
 }
 
-fn publishes_grpc_on_host(core_spec: &serde_json::Value) -> bool {
-    spec::ports(core_spec)
-        .iter()
-        .any(|port| port.target == CORE_GRPC_PORT && port.mode == "host")
+/// The core's gRPC port in host mode: published when an extension goes host mode, and
+/// unpublished by a rollback past the config whose run published it (and to a config with
+/// no host-mode extension), so a rollback returns the core to what it was.
+fn core_port_edit(observed: &Observed, desired: &Desired) -> Option<SpecEdit> {
+    let grpc_on_host = CorePort::published(&observed.core.spec);
+    let edit = |to: Vec<Port>| {
+        Some(SpecEdit::Ports {
+            from: grpc_on_host.clone(),
+            to,
+        })
+    };
+    if desired.host_mode {
+        return if grpc_on_host.is_empty() {
+            edit(vec![CorePort::host()])
+        } else {
+            None
+        };
+    }
+    let rolled_back_past_it = desired
+        .existing
+        .is_some_and(|target| lineage_since(observed, &target.name).any(published_core_port));
+    if rolled_back_past_it && !grpc_on_host.is_empty() {
+        edit(vec![])
+    } else {
+        None
+    }
 }
 
-/// The edits that make a proxy spec match an extension's settings (empty = it matches).
-pub fn proxy_edits(settings: &ExtensionSettings, proxy_spec: &serde_json::Value) -> Vec<SpecEdit> {
+/// The core's gRPC port: what host mode publishes on the core.
+struct CorePort;
+
+impl CorePort {
+    fn host() -> Port {
+        Port {
+            protocol: "tcp".into(),
+            target: CORE_GRPC_PORT,
+            published: None,
+            mode: "host".into(),
+        }
+    }
+
+    /// The core's entries for its gRPC port in host mode.
+    fn published(core_spec: &serde_json::Value) -> Vec<Port> {
+        spec::ports(core_spec)
+            .into_iter()
+            .filter(|port| port.target == CORE_GRPC_PORT && port.mode == "host")
+            .collect()
+    }
+}
+
+/// Whether the run that created `config` published the core's gRPC port.
+fn published_core_port(config: &ConfigObject) -> bool {
+    config.labels.contains_key(LABEL_CORE_PORT)
+}
+
+/// The configs from the current one back along the recorded parents, up to (not including)
+/// `ancestor`; all of them when `ancestor` is not on the way.
+fn lineage_since<'a>(
+    observed: &'a Observed,
+    ancestor: &'a str,
+) -> impl Iterator<Item = &'a ConfigObject> + 'a {
+    let mut next = Some(&observed.config);
+    let mut seen = Vec::new();
+    std::iter::from_fn(move || {
+        let config = next
+            .take()
+            .filter(|c| c.name != ancestor && !seen.contains(&c.id))?;
+        seen.push(config.id.clone());
+        next = config
+            .labels
+            .get(LABEL_PARENT)
+            .and_then(|parent| observed.lineage.iter().find(|c| &c.name == parent));
+        Some(config)
+    })
+}
+
+/// [`proxy_edits`] for a proxy whose only ports of the extension are those of its settings
+/// now: one the core created from them, or one `status` compares with the live config.
+pub fn own_proxy_edits(
+    settings: &ExtensionSettings,
+    proxy_spec: &serde_json::Value,
+) -> Vec<SpecEdit> {
+    proxy_edits(
+        settings,
+        &[settings.target_port, settings.target_ssl_port],
+        proxy_spec,
+    )
+}
+
+/// The edits that make a proxy spec match an extension's settings (empty = it matches). The
+/// published ports of the `managed` target ports are the extension's; other entries stay.
+pub fn proxy_edits(
+    settings: &ExtensionSettings,
+    managed: &[u16],
+    proxy_spec: &serde_json::Value,
+) -> Vec<SpecEdit> {
     let mut edits = Vec::new();
     let replicas = spec::replicas(proxy_spec).unwrap_or(0);
     if replicas != settings.proxy_replicas {
@@ -243,17 +347,19 @@ pub fn proxy_edits(settings: &ExtensionSettings, proxy_spec: &serde_json::Value)
             to: wanted,
         });
     }
-    let mut current_ports = spec::ports(proxy_spec);
+    let mut current_ports: Vec<Port> = spec::ports(proxy_spec)
+        .into_iter()
+        .filter(|port| managed.contains(&port.target))
+        .collect();
     current_ports.sort();
     let wanted_ports = desired_proxy_ports(settings);
     if current_ports != wanted_ports {
+        // A task that survived an earlier constraints-only update keeps its old ports on a
+        // ports-only change; verification finds such tasks and re-creates only then.
         edits.push(SpecEdit::Ports {
             from: current_ports,
             to: wanted_ports,
         });
-        // A task that survived an earlier constraints-only update is not re-created for a
-        // ports-only change and keeps its old ports; re-create all of them in this update.
-        edits.push(SpecEdit::ForceUpdate);
     }
     if !edits.is_empty() {
         edits.extend(rollback_on_failure(proxy_spec));
@@ -306,8 +412,8 @@ fn normalized(constraints: &[String]) -> Vec<String> {
     out
 }
 
-fn next_config(observed: &Observed, new_text: &str, operation: &str) -> NextConfig {
-    let digest = content_digest(new_text);
+fn next_config(observed: &Observed, desired: &Desired, publishes_core_port: bool) -> NextConfig {
+    let digest = content_digest(desired.text);
     let existing = observed
         .lineage
         .iter()
@@ -328,7 +434,10 @@ fn next_config(observed: &Observed, new_text: &str, operation: &str) -> NextConf
         .collect();
     labels.insert(LABEL_DIGEST.into(), digest);
     labels.insert(LABEL_PARENT.into(), observed.config.name.clone());
-    labels.insert(LABEL_OPERATION.into(), operation.into());
+    labels.insert(LABEL_OPERATION.into(), desired.operation.into());
+    if publishes_core_port {
+        labels.insert(LABEL_CORE_PORT.into(), format!("{}", CorePort::host()));
+    }
     NextConfig::Create {
         name: next_config_name(&observed.config.name, &names),
         labels,
@@ -441,22 +550,32 @@ mod tests {
 
 #[cfg(test)]
 mod plan_tests {
+    use serde_json::json;
+
     use super::*;
-    use crate::testing::{CONF_1, host_mode, observed, pinned, settings_after};
+    use crate::testing::{CONF_1, host_mode, observed, pinned, plan_after, settings_after};
+
+    fn port(published: Option<u16>, target: u16, mode: &str) -> Port {
+        Port {
+            protocol: "tcp".into(),
+            target,
+            published,
+            mode: mode.into(),
+        }
+    }
 
     #[test]
     fn a_changed_config_becomes_the_next_config_and_the_proxy_follows() {
         let observed = observed();
-        let (text, settings) = settings_after(pinned);
-        let plan = build(&observed, &text, None, &settings, "pin-proxy");
+        let plan = plan_after(&observed, pinned);
         let labels = BTreeMap::from([
             (
                 "com.docker.interlockctl.digest".to_owned(),
-                content_digest(&text),
+                content_digest(&pinned(crate::testing::CONFIG)),
             ),
             (
                 "com.docker.interlockctl.operation".to_owned(),
-                "pin-proxy".to_owned(),
+                "test".to_owned(),
             ),
             (
                 "com.docker.interlockctl.parent".to_owned(),
@@ -497,75 +616,132 @@ mod plan_tests {
     }
 
     #[test]
-    fn host_mode_publishes_the_core_grpc_port_and_recreates_proxy_tasks() {
-        let (text, settings) = settings_after(host_mode);
-        let plan = build(&observed(), &text, None, &settings, "host-mode");
+    fn host_mode_publishes_the_core_grpc_port_and_moves_only_the_proxy_ports() {
+        let mut observed = observed();
+        // An entry the extension does not manage stays out of the edit.
+        observed.proxy.as_mut().unwrap().spec["EndpointSpec"]["Ports"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Protocol": "tcp", "TargetPort": 9100, "PublishedPort": 9100, "PublishMode": "ingress"}));
+        let plan = plan_after(&observed, host_mode);
         assert_eq!(
-            plan.core_edits[2..],
-            [SpecEdit::AddPort(Port {
-                protocol: "tcp".into(),
-                target: 8080,
-                published: None,
-                mode: "host".into()
-            })]
-        );
-        assert_eq!(
-            plan.proxy_edits,
+            plan.core_edits[1..],
             [
                 SpecEdit::Ports {
-                    from: vec![
-                        Port {
-                            protocol: "tcp".into(),
-                            target: 80,
-                            published: Some(80),
-                            mode: "ingress".into()
-                        },
-                        Port {
-                            protocol: "tcp".into(),
-                            target: 443,
-                            published: Some(8443),
-                            mode: "ingress".into()
-                        },
-                    ],
-                    to: vec![
-                        Port {
-                            protocol: "tcp".into(),
-                            target: 80,
-                            published: Some(7080),
-                            mode: "host".into()
-                        },
-                        Port {
-                            protocol: "tcp".into(),
-                            target: 443,
-                            published: Some(7443),
-                            mode: "host".into()
-                        },
-                    ],
+                    from: vec![],
+                    to: vec![port(None, 8080, "host")]
                 },
-                SpecEdit::ForceUpdate,
+                SpecEdit::FailureAction {
+                    from: "pause".into(),
+                    to: "rollback".into()
+                },
+            ]
+        );
+        let Some(NextConfig::Create { labels, .. }) = &plan.config else {
+            panic!("a new config: {plan:?}");
+        };
+        assert_eq!(labels[LABEL_CORE_PORT], "8080/tcp (host)");
+        assert_eq!(
+            plan.proxy_edits,
+            [SpecEdit::Ports {
+                from: vec![
+                    port(Some(80), 80, "ingress"),
+                    port(Some(8443), 443, "ingress")
+                ],
+                to: vec![port(Some(7080), 80, "host"), port(Some(7443), 443, "host")],
+            }],
+            "no forced re-creation: verification forces only tasks that are stale"
+        );
+    }
+
+    #[test]
+    fn a_core_update_that_only_publishes_the_port_rolls_back_on_failure_too() {
+        let mut observed = observed();
+        observed.config_text = host_mode(crate::testing::CONFIG);
+        let plan = plan_after(&observed, host_mode);
+        assert_eq!(plan.config, None);
+        assert_eq!(
+            plan.core_edits,
+            [
+                SpecEdit::Ports {
+                    from: vec![],
+                    to: vec![port(None, 8080, "host")]
+                },
+                SpecEdit::FailureAction {
+                    from: "pause".into(),
+                    to: "rollback".into()
+                },
             ]
         );
     }
 
     #[test]
-    fn nothing_to_do_when_config_and_proxy_already_match() {
+    fn a_rollback_past_the_run_that_published_the_core_port_unpublishes_it() {
+        let mut observed = observed();
+        let conf_1 = observed.config.clone();
+        let conf_2 = ConfigObject {
+            id: "c2".into(),
+            name: "com.docker.ucp.interlock.conf-2".into(),
+            labels: BTreeMap::from([
+                (LABEL_PARENT.to_owned(), CONF_1.to_owned()),
+                (LABEL_CORE_PORT.to_owned(), "8080/tcp (host)".to_owned()),
+            ]),
+            created_at: String::new(),
+        };
+        let conf_3 = ConfigObject {
+            id: "c3".into(),
+            name: "com.docker.ucp.interlock.conf-3".into(),
+            labels: BTreeMap::from([(LABEL_PARENT.to_owned(), conf_2.name.clone())]),
+            created_at: String::new(),
+        };
+        observed.lineage = vec![conf_1.clone(), conf_2.clone(), conf_3.clone()];
+        observed.config = conf_3;
+        observed.config_text = host_mode(crate::testing::CONFIG);
+        observed.core.spec["EndpointSpec"] =
+            json!({"Ports": [{"Protocol": "tcp", "TargetPort": 8080, "PublishMode": "host"}]});
         let (text, settings) = settings_after(str::to_owned);
-        assert!(build(&observed(), &text, None, &settings, "apply").is_empty());
+        let plan_to = |existing: &ConfigObject| {
+            build(
+                &observed,
+                &Desired {
+                    text: &text,
+                    existing: Some(existing),
+                    settings: &settings,
+                    live_settings: &settings,
+                    host_mode: false,
+                    operation: "rollback",
+                },
+            )
+        };
+        let unpublish = SpecEdit::Ports {
+            from: vec![port(None, 8080, "host")],
+            to: vec![],
+        };
+        assert!(plan_to(&conf_1).core_edits.contains(&unpublish));
+        assert!(
+            !plan_to(&conf_2).core_edits.contains(&unpublish),
+            "conf-2's own run published it; returning to conf-2 keeps it"
+        );
+    }
+
+    #[test]
+    fn nothing_to_do_when_config_and_proxy_already_match() {
+        assert!(plan_after(&observed(), str::to_owned).is_empty());
     }
 
     #[test]
     fn a_proxy_that_does_not_exist_yet_is_awaited_and_retired_services_are_removed() {
         let mut observed = observed();
         observed.proxy = None;
-        let (text, settings) = settings_after(str::to_owned);
-        let plan = build(&observed, &text, None, &settings, "cluster add");
+        let text = crate::testing::CONFIG;
+        let plan = plan_after(&observed, str::to_owned);
         assert_eq!(
             (plan.awaited_proxy.as_deref(), plan.proxy_edits.len()),
             (Some("ucp-interlock-proxy"), 0)
         );
         assert!(plan.is_empty(), "awaiting the core's proxy is no change");
         let kinds: Vec<&str> = plan
-            .actions(&observed, &text)
+            .actions(&observed, text)
             .iter()
             .map(|a| a.kind)
             .collect();
@@ -576,11 +752,11 @@ mod plan_tests {
             "old",
             serde_json::json!({"Name": "ucp-interlock-proxy-old"}),
         ));
-        let plan = build(&retiring, &text, None, &settings, "cluster remove");
+        let plan = plan_after(&retiring, str::to_owned);
         assert_eq!(plan.removed_services, ["ucp-interlock-proxy-old"]);
         assert!(!plan.is_empty());
         assert_eq!(
-            plan.actions(&retiring, &text)[0].target,
+            plan.actions(&retiring, text)[0].target,
             "ucp-interlock-proxy-old"
         );
     }
@@ -588,14 +764,14 @@ mod plan_tests {
     #[test]
     fn identical_content_from_an_interrupted_run_is_reused() {
         let mut observed = observed();
-        let (text, settings) = settings_after(pinned);
+        let (text, _) = settings_after(pinned);
         observed.lineage.push(ConfigObject {
             id: "c2".into(),
             name: "com.docker.ucp.interlock.conf-2".into(),
             labels: BTreeMap::from([(LABEL_DIGEST.to_owned(), content_digest(&text))]),
             created_at: String::new(),
         });
-        let plan = build(&observed, &text, None, &settings, "pin-proxy");
+        let plan = plan_after(&observed, pinned);
         assert_eq!(
             plan.config,
             Some(NextConfig::Reuse {

@@ -274,18 +274,19 @@ fn eligible_nodes<'a>(nodes: &'a [Node], constraints: &[String]) -> Vec<&'a Node
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runbook::plan::build;
     use serde_json::json;
 
-    use crate::testing::{observed, pinned_host_mode, port, service, settings_after, task};
+    use crate::testing::{
+        observed, pinned_host_mode, plan_after, port, service, settings_after, task,
+    };
 
     fn codes(
         (observed, users): (&Observed, &PortUsers),
         edit: impl Fn(&str) -> String,
         force: bool,
     ) -> Result<Vec<String>, Vec<String>> {
-        let (text, settings) = settings_after(edit);
-        let plan = build(observed, &text, None, &settings, "test");
+        let settings = settings_after(&edit).1;
+        let plan = plan_after(observed, edit);
         check(observed, &settings, &plan, users, force)
             .map_err(|problems| problems.into_iter().map(|p| p.code).collect())
     }

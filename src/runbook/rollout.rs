@@ -1,14 +1,48 @@
-//! Applying a plan step by step: create (or reuse) the config, update the core and wait
-//! until it is stable, update the proxy and wait, verify the proxy's tasks, and put the
-//! previous state back when a step fails. Every step re-reads what it changes, so a step
-//! that an earlier, interrupted run already did is not done twice.
+//! Rollout: apply a plan step by step, wait for Swarm, verify, and put back what the run
+//! changed when a step fails.
 //!
-//! Service clusters add two steps. A new cluster's proxy does not exist when the run
-//! starts: the core creates it when it loads the new config, so the run waits for it to
-//! appear and converge, then makes it match and verifies it like any proxy. A removed
-//! cluster's services are left running by Interlock, so the run removes them last, once
-//! the core runs on the config without them, and re-reads to confirm they are gone.
+//! # Steps
+//! 1. Create the planned config object (or take the identical one an interrupted run made).
+//! 2. Send the core's update (config swap, host port, failure action) and, as soon as Swarm
+//!    has accepted it, the proxy's update (constraints, replicas, ports). Swarm rolls both
+//!    services at once, so a run takes the longer of the two rollouts, not their sum.
+//! 3. Wait for the core; check it still mounts this run's config; wait for the proxy.
+//! 4. For a new service cluster, wait for the core to create its proxy from the new config,
+//!    then make that proxy match the settings where the core did not (the known bug).
+//! 5. Verify the proxy from its tasks, and re-create tasks only when one kept stale ports.
+//! 6. For a removed service cluster, remove the services only it named (Interlock leaves
+//!    them running), now that the core runs on the config without it; a re-read confirms
+//!    each is gone.
+//!
+//! # Why overlapping the two updates stays safe
+//! - The proxy's update goes out only after Swarm accepted the core's, and the core's update
+//!   refuses to land on a core whose config another run rotated meanwhile (the spec version
+//!   is checked), so two runs never both move the proxy towards different configs.
+//! - What the proxy's update changes (placement, replica count, published ports) does not
+//!   depend on the core having loaded the new config: the proxy keeps serving the nginx
+//!   config it has. Proxy and core disagree for a moment in the sequential order as well
+//!   (core new, proxy old), and in the hand runbook.
+//! - When the core's new task fails, Swarm rolls the core back by itself (the same update
+//!   sets `FailureAction = rollback`), and the run puts every proxy field it changed back to
+//!   its value before the run. `tests/engine_faults.rs` checks both services' end state for a
+//!   core that fails while the proxy rolls.
+//!
+//! # Restoring
+//! A failed rollout (paused, rolled back by Swarm, or a proxy that does not verify) is
+//! undone field by field: every [`Field`] the run's edits named goes back to its value before
+//! the run (the spec observed then, the one the backup holds), written onto each service as
+//! it is now, so what a concurrent writer changed meanwhile (the core's new nginx config on
+//! the proxy, say) stays. Swarm's own `rollback=previous` is not used: after the run's
+//! updates its previous spec may be the run's new spec. A new cluster's proxy that the core
+//! created from this run's config is no part of the state before the run: once the core is
+//! back on its previous config, it is removed (while the core is not, it is left). The restore is waited for, the services are
+//! read again, and exit 5 is reported only when that read shows every field back, the core on
+//! its previous config and the created proxy gone; otherwise `partially_restored` names what
+//! differs.
+//! An engine that cannot be reached, a timeout, or another run's change is not undone: the
+//! run stops (exit 1 or 6) and a re-run plans from what it finds.
 
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::error::{Error, Problem, Result};
@@ -16,11 +50,13 @@ use crate::exit::ExitCode;
 use crate::interlock::config::ExtensionSettings;
 use crate::output::printer::Printer;
 use crate::output::progress::Progress;
+use crate::output::report::UpdateTiming;
 use crate::runbook::Options;
+use crate::runbook::observe::LiveState;
 use crate::runbook::plan::{self, CONFIG_TARGET, NextConfig, Observed, Plan};
 use crate::runbook::{preflight, verify};
-use crate::swarm::converge::{self, Assessment, Phase, WaitError};
-use crate::swarm::spec::{self, SpecEdit};
+use crate::swarm::converge::{self, Assessment, Converged, Phase, WaitError};
+use crate::swarm::spec::{self, Field, SpecEdit};
 use crate::swarm::{Service, SwarmApi, SwarmError};
 
 /// How often an update is retried when someone else updated the service in between.
@@ -28,21 +64,32 @@ const UPDATE_ATTEMPTS: usize = 5;
 /// How often a config name is retried when another run took it first.
 const CREATE_ATTEMPTS: usize = 5;
 
-/// Applies the plan: config, core, proxy (edited, or awaited from the core and then made
-/// to match), each waited for, then the services of a removed extension; returns the
-/// config now in use.
+/// What a successful rollout did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The config the core now mounts, when the run created or reused one.
+    pub config: Option<String>,
+    /// Each service update, timed.
+    pub timings: Vec<UpdateTiming>,
+    /// The services whose spec fields the run changed (none when it only re-created tasks).
+    pub updated: Vec<String>,
+}
+
+/// Applies the plan: config, core and proxy updates, waits, verification; restores on
+/// failure.
 pub async fn execute<S: SwarmApi>(
     api: &S,
     plan: &Plan,
-    observed: &Observed,
+    state: &LiveState,
     settings: &ExtensionSettings,
     new_text: &str,
     options: &Options,
     printer: &Printer,
-) -> Result<Option<String>> {
-    finish_rollouts(api, observed, options, printer).await?;
+) -> Result<Applied> {
+    let observed = &state.observed;
+    let mut run = Run::new(api, options, printer);
     let mut core_edits = plan.core_edits.clone();
-    let config_name = match &plan.config {
+    let config = match &plan.config {
         Some(next) => {
             let (name, id) = ensure_config(api, next, observed, new_text, printer).await?;
             for edit in &mut core_edits {
@@ -55,171 +102,64 @@ pub async fn execute<S: SwarmApi>(
         }
         None => None,
     };
-    let core_changed = !core_edits.is_empty();
-    if core_changed {
-        printer.status(&format!("Updating {} ...", observed.core.name));
-        update_and_wait(api, &observed.core.name, &core_edits, options, printer)
-            .await
-            .map_err(|failure| failure.into_error(&observed.core.name, false))?;
-    }
-    let undo_core = async {
-        if core_changed {
-            printer.status(&format!(
-                "Rolling {} back to its previous spec ...",
-                observed.core.name
-            ));
-            let _ = rollback(api, &observed.core.name, options, printer).await;
-        }
+    let core = match run.send(&observed.core, &core_edits).await {
+        Ok(sent) => sent,
+        Err(failure) => return Err(failure.into_error(&observed.core.name)),
     };
-    let core_config = config_name
+    if plan.config.is_some() {
+        // The core creates a new cluster's proxy when it loads this run's config.
+        run.created_by_core.clone_from(&plan.awaited_proxy);
+    }
+    let proxy_name = &settings.proxy_service_name;
+    let proxy = match &observed.proxy {
+        Some(proxy) => match run.send(proxy, &plan.proxy_edits).await {
+            Ok(sent) => sent,
+            Err(failure) => return Err(run.fail(failure, proxy_name).await),
+        },
+        None => None,
+    };
+    // Both rollouts run at once; each is seen converged the moment it is.
+    let (core_waited, proxy_waited) = futures_util::join!(run.wait(&core), run.wait(&proxy));
+    for waited in [&core_waited, &proxy_waited] {
+        run.timings.extend(waited.as_ref().ok().cloned().flatten());
+    }
+    if let Err(failure) = core_waited {
+        return Err(run.fail(failure, &observed.core.name).await);
+    }
+    let core_config = config
         .clone()
         .unwrap_or_else(|| observed.config.name.clone());
-    // Another run's change is left alone: rolling the core back would undo it.
+    // Another run's change is left alone: undoing this run would undo that one too.
     ensure_core_config(api, &observed.core.name, &core_config)
         .await
-        .map_err(|failure| failure.into_error(&observed.core.name, false))?;
-    let proxy_name = &settings.proxy_service_name;
-    if !plan.proxy_edits.is_empty() {
-        printer.status(&format!("Updating {proxy_name} ..."));
-        if let Err(failure) =
-            update_and_wait(api, proxy_name, &plan.proxy_edits, options, printer).await
-        {
-            if failure.paused() {
-                let _ = rollback(api, proxy_name, options, printer).await;
-            }
-            if failure.rolls_back() {
-                undo_core.await;
-            }
-            return Err(failure.into_error(proxy_name, core_changed));
-        }
+        .map_err(|failure| failure.into_error(&observed.core.name))?;
+    if let Err(failure) = proxy_waited {
+        return Err(run.fail(failure, proxy_name).await);
     }
-    if let Some(awaited) = &plan.awaited_proxy {
-        follow_created_proxy(api, awaited, settings, options, printer).await?;
-    }
-    if let Err(error) = verify_proxy(api, settings, options, printer).await {
-        if error.exit == ExitCode::RolledBack {
-            if !plan.proxy_edits.is_empty() {
-                let _ = rollback(api, proxy_name, options, printer).await;
-            }
-            undo_core.await;
-            // A proxy the core created from the new config is no part of the previous
-            // state; the core is back on a config without it, so it stays removed.
-            if plan.awaited_proxy.is_some()
-                && let Ok(Some(created)) = api.service(proxy_name).await
-            {
-                let _ = remove_service(api, &created, printer).await;
-            }
-        }
-        return Err(error);
-    }
+    run.follow_and_verify(plan, settings).await?;
     for service in &observed.retired {
-        remove_service(api, service, printer).await?;
+        run.remove(service)
+            .await
+            .map_err(|failure| failure.into_error(&service.name))?;
     }
-    Ok(config_name)
+    Ok(run.applied(config))
 }
 
-/// For a plan that changes nothing: waits for rollouts an interrupted run left, and for a
-/// proxy the core has still to create, then verifies the proxy if any of that happened.
-pub async fn settle<S: SwarmApi>(
+/// Verifies the proxy when the plan changed nothing: a finished or interrupted earlier run
+/// may still have left tasks with stale ports, or a config whose new cluster's proxy the core
+/// has still to create (it is awaited and made to match, as in [`execute`]). Only fields this
+/// run changed on such a proxy are put back; with none, a proxy that does not serve as
+/// configured is exit 1.
+pub async fn verify_unchanged<S: SwarmApi>(
     api: &S,
     plan: &Plan,
-    observed: &Observed,
     settings: &ExtensionSettings,
     options: &Options,
     printer: &Printer,
-) -> Result<()> {
-    let waited = finish_rollouts(api, observed, options, printer).await?;
-    if let Some(awaited) = &plan.awaited_proxy {
-        follow_created_proxy(api, awaited, settings, options, printer).await?;
-    }
-    if waited || plan.awaited_proxy.is_some() {
-        verify_proxy(api, settings, options, printer).await?;
-    }
-    Ok(())
-}
-
-/// Waits (within `--timeout`) for the core to create the proxy of a new extension, then
-/// for its tasks, and makes it match the config where the core did not (the known bug).
-async fn follow_created_proxy<S: SwarmApi>(
-    api: &S,
-    name: &str,
-    settings: &ExtensionSettings,
-    options: &Options,
-    printer: &Printer,
-) -> Result<()> {
-    printer.status(&format!(
-        "Waiting for the Interlock core to create {name} ..."
-    ));
-    let deadline = Instant::now() + options.timeout;
-    let proxy = loop {
-        if let Some(proxy) = api.service(name).await.map_err(|e| Error::failed(&e))? {
-            break proxy;
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::new(
-                ExitCode::TimedOut,
-                Problem::new(
-                    "timed_out",
-                    format!("the Interlock core did not create {name} in time"),
-                    Some("check the core's tasks and logs (`docker service ps`, `docker service logs`); nothing was rolled back; re-run to wait again".into()),
-                ),
-            ));
-        }
-        tokio::time::sleep(converge::POLL).await;
-    };
-    wait(api, &proxy.id, options, printer)
-        .await
-        .map_err(|e| UpdateFailure::Wait(e).into_error(name, false))?;
-    let edits = plan::proxy_edits(settings, &proxy.spec);
-    if !edits.is_empty() {
-        printer.status(&format!("Updating {name} ..."));
-        update_and_wait(api, name, &edits, options, printer)
-            .await
-            .map_err(|failure| failure.into_error(name, false))?;
-    }
-    Ok(())
-}
-
-/// Removes a service and checks, by reading it again, that it is gone.
-async fn remove_service<S: SwarmApi>(api: &S, service: &Service, printer: &Printer) -> Result<()> {
-    printer.status(&format!("Removing {} ...", service.name));
-    let failed = |e: SwarmError| Error::failed(&e);
-    api.remove_service(&service.id).await.map_err(failed)?;
-    if api.service(&service.id).await.map_err(failed)?.is_some() {
-        return Err(Error::failed(&SwarmError::Protocol {
-            operation: format!("remove service {}", service.name),
-            message: "the service still exists after its removal".into(),
-        }));
-    }
-    printer.status(&format!("Removed {}.", service.name));
-    Ok(())
-}
-
-/// Waits for rollouts still running on the core or the proxy: an interrupted earlier run of
-/// the same change left them (preflight refused any other). Returns whether there were any.
-pub async fn finish_rollouts<S: SwarmApi>(
-    api: &S,
-    observed: &Observed,
-    options: &Options,
-    printer: &Printer,
-) -> Result<bool> {
-    let mut waited = false;
-    for service in std::iter::once(&observed.core).chain(&observed.proxy) {
-        if matches!(
-            service.update_state.as_deref(),
-            Some("updating" | "rollback_started")
-        ) {
-            printer.status(&format!(
-                "Waiting for the rollout already running on {} ...",
-                service.name
-            ));
-            wait(api, &service.id, options, printer)
-                .await
-                .map_err(|e| UpdateFailure::Wait(e).into_error(&service.name, false))?;
-            waited = true;
-        }
-    }
-    Ok(waited)
+) -> Result<Applied> {
+    let mut run = Run::new(api, options, printer);
+    run.follow_and_verify(plan, settings).await?;
+    Ok(run.applied(None))
 }
 
 /// Creates the planned config (or takes the identical one an earlier run created). When
@@ -268,70 +208,92 @@ async fn ensure_core_config<S: SwarmApi>(
     api: &S,
     core: &str,
     expected: &str,
-) -> Result<(), UpdateFailure> {
-    let service = api.service(core).await.map_err(UpdateFailure::Swarm)?;
+) -> Result<(), Failure> {
+    let service = api.service(core).await.map_err(Failure::Swarm)?;
     let mounted = service
         .and_then(|s| spec::config_ref(&s.spec, CONFIG_TARGET))
         .map(|(name, _)| name);
     match mounted {
         Some(name) if name == expected => Ok(()),
-        other => Err(UpdateFailure::ChangedUnderneath(format!(
+        other => Err(Failure::ChangedUnderneath(format!(
             "it now mounts {} instead of {expected}",
             other.as_deref().unwrap_or("no config")
         ))),
     }
 }
 
-/// Why a service update did not converge.
-enum UpdateFailure {
+/// Why a step did not succeed.
+enum Failure {
+    /// The engine could not be asked (nothing is undone: the connection is not trusted).
     Swarm(SwarmError),
-    Wait(WaitError),
     /// Another change rotated the core's config after this run read it.
     ChangedUnderneath(String),
+    /// A wait ran out of time (nothing is undone: `status` tells where it stands).
+    TimedOut(Assessment),
+    /// Swarm paused or rolled back an update.
+    UpdateFailed(Assessment),
+    /// The proxy's tasks do not serve as configured.
+    NotVerified(Vec<String>),
+    /// The core did not create a new cluster's proxy in time (nothing is undone, as for
+    /// any timeout).
+    NotCreated,
 }
 
-impl UpdateFailure {
-    /// Whether the update failed for good (so the other services must be restored too).
-    fn rolls_back(&self) -> bool {
-        matches!(self, UpdateFailure::Wait(WaitError::Failed(_)))
-    }
-
-    /// Whether Swarm paused the update instead of rolling it back (we must roll it back).
-    fn paused(&self) -> bool {
-        matches!(self, UpdateFailure::Wait(WaitError::Failed(a)) if matches!(a.phase, Phase::Paused(_)))
-    }
-
-    fn into_error(self, service: &str, core_restored: bool) -> Error {
-        match self {
-            UpdateFailure::Swarm(error) | UpdateFailure::Wait(WaitError::Swarm(error)) => Error::failed(&error),
-            UpdateFailure::ChangedUnderneath(message) => Error::new(
-                ExitCode::Failure,
-                Problem::new(
-                    "changed_underneath",
-                    format!("{service} was changed underneath us: {message}"),
-                    Some("another change ran at the same time; run the command again to plan from the new state".into()),
-                ),
-            ),
-            UpdateFailure::Wait(WaitError::TimedOut(assessment)) => Error::new(
-                ExitCode::TimedOut,
-                Problem::new(
-                    "timed_out",
-                    format!("{service} did not converge in time: {}", summary(&assessment)),
-                    Some("nothing was rolled back; run `interlockctl status` to see where it stands, then re-run or `interlockctl rollback`".into()),
-                ),
-            ),
-            UpdateFailure::Wait(WaitError::Failed(assessment)) => {
-                let also = if core_restored { " and the core was rolled back to its previous config" } else { "" };
-                Error::new(
-                    ExitCode::RolledBack,
-                    Problem::new(
-                        "rolled_back",
-                        format!("the update of {service} failed and was rolled back to its previous spec{also}: {}", summary(&assessment)),
-                        Some("the swarm serves with its previous config; fix the cause above and run the command again".into()),
-                    ),
-                )
-            }
+impl From<WaitError> for Failure {
+    fn from(error: WaitError) -> Self {
+        match error {
+            WaitError::Swarm(error) => Failure::Swarm(error),
+            WaitError::TimedOut(assessment) => Failure::TimedOut(assessment),
+            WaitError::Failed(assessment) => Failure::UpdateFailed(assessment),
         }
+    }
+}
+
+impl Failure {
+    /// Whether what the run changed is put back.
+    fn restores(&self) -> bool {
+        matches!(self, Failure::UpdateFailed(_) | Failure::NotVerified(_))
+    }
+
+    /// The problem itself, without anything about restoring.
+    fn problem(&self, service: &str) -> Problem {
+        match self {
+            Failure::Swarm(error) => Problem::from_diagnostic(error),
+            Failure::ChangedUnderneath(message) => Problem::new(
+                "changed_underneath",
+                format!("{service} was changed underneath us: {message}"),
+                Some("another change ran at the same time; run the command again to plan from the new state".into()),
+            ),
+            Failure::TimedOut(assessment) => Problem::new(
+                "timed_out",
+                format!("{service} did not converge in time: {}", summary(assessment)),
+                Some("nothing was rolled back; run `interlockctl status` to see where it stands, then re-run or `interlockctl rollback`".into()),
+            ),
+            Failure::UpdateFailed(assessment) => Problem::new(
+                "update_failed",
+                format!("the update of {service} failed: {}", summary(assessment)),
+                None,
+            ),
+            Failure::NotVerified(problems) => Problem::new(
+                "verification_failed",
+                format!("the proxy does not serve as configured: {}", problems.join("; ")),
+                None,
+            ),
+            Failure::NotCreated => Problem::new(
+                "timed_out",
+                format!("the Interlock core did not create {service} in time"),
+                Some("check the core's tasks and logs (`docker service ps`, `docker service logs`); nothing was rolled back; run the command again to wait again".into()),
+            ),
+        }
+    }
+
+    /// The error for a failure that restores nothing.
+    fn into_error(self, service: &str) -> Error {
+        let exit = match &self {
+            Failure::TimedOut(_) | Failure::NotCreated => ExitCode::TimedOut,
+            _ => ExitCode::Failure,
+        };
+        Error::new(exit, self.problem(service))
     }
 }
 
@@ -353,130 +315,488 @@ fn summary(assessment: &Assessment) -> String {
     text
 }
 
-/// Applies `edits` to the service's current spec and waits for convergence. A concurrent
-/// update (out of sequence) makes it re-read and re-apply the same edits.
-async fn update_and_wait<S: SwarmApi>(
-    api: &S,
-    name: &str,
-    edits: &[SpecEdit],
-    options: &Options,
-    printer: &Printer,
-) -> Result<(), UpdateFailure> {
-    let mut attempts = 0;
-    let id = loop {
-        let service = api
+/// An update this run sent.
+struct Sent {
+    name: String,
+    id: String,
+    at: Instant,
+}
+
+/// What this run changed on a service: the service as observed before the run, and the
+/// fields its edits named.
+struct Touched {
+    before: Service,
+    fields: Vec<Field>,
+}
+
+/// What a restore did, per service.
+#[derive(Debug, Default)]
+struct Restoration {
+    /// Services whose fields are back, and how.
+    done: Vec<String>,
+    /// Services whose restore could not be sent or did not converge.
+    unfinished: Vec<String>,
+}
+
+/// One run's updates: what it sent, to put it back on failure, and how long each took.
+struct Run<'a, S> {
+    api: &'a S,
+    options: &'a Options,
+    printer: &'a Printer,
+    touched: Vec<Touched>,
+    /// The proxy the core creates from this run's config (a new service cluster): a restore
+    /// removes it instead of putting its fields back.
+    created_by_core: Option<String>,
+    timings: Vec<UpdateTiming>,
+}
+
+impl<'a, S: SwarmApi> Run<'a, S> {
+    fn new(api: &'a S, options: &'a Options, printer: &'a Printer) -> Self {
+        Run {
+            api,
+            options,
+            printer,
+            touched: Vec::new(),
+            created_by_core: None,
+            timings: Vec::new(),
+        }
+    }
+
+    /// What the run did, once it succeeded.
+    fn applied(self, config: Option<String>) -> Applied {
+        Applied {
+            config,
+            timings: self.timings,
+            updated: self
+                .touched
+                .into_iter()
+                .map(|touched| touched.before.name)
+                .collect(),
+        }
+    }
+
+    /// Follows the proxy a plan awaits from the core, then verifies the proxy; puts back what
+    /// the run changed when either fails.
+    async fn follow_and_verify(&mut self, plan: &Plan, settings: &ExtensionSettings) -> Result<()> {
+        if let Some(awaited) = &plan.awaited_proxy
+            && let Err(failure) = self.follow_created(awaited, settings).await
+        {
+            return Err(self.fail(failure, awaited).await);
+        }
+        if let Err(failure) = self.verify_proxy(settings).await {
+            return Err(self.fail(failure, &settings.proxy_service_name).await);
+        }
+        Ok(())
+    }
+
+    /// Waits (within `--timeout`) for the core to create a new cluster's proxy and for its
+    /// tasks, and makes it match the settings where the core did not (the known bug); the
+    /// fields changed join the restore.
+    async fn follow_created(
+        &mut self,
+        name: &str,
+        settings: &ExtensionSettings,
+    ) -> Result<(), Failure> {
+        self.printer.status(&format!(
+            "Waiting for the Interlock core to create {name} ..."
+        ));
+        let deadline = Instant::now() + self.options.timeout;
+        let proxy = converge::wait_created(self.api, name, deadline)
+            .await
+            .map_err(Failure::Swarm)?
+            .ok_or(Failure::NotCreated)?;
+        let sent = self
+            .send(&proxy, &plan::own_proxy_edits(settings, &proxy.spec))
+            .await?;
+        if sent.is_some() {
+            let timing = self.wait(&sent).await?;
+            self.timings.extend(timing);
+        } else {
+            self.converge(&proxy.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a service and reads it again to see it gone.
+    async fn remove(&self, service: &Service) -> Result<(), Failure> {
+        self.printer
+            .status(&format!("Removing {} ...", service.name));
+        self.api
+            .remove_service(&service.id)
+            .await
+            .map_err(Failure::Swarm)?;
+        if self
+            .api
+            .service(&service.id)
+            .await
+            .map_err(Failure::Swarm)?
+            .is_some()
+        {
+            return Err(Failure::Swarm(SwarmError::Protocol {
+                operation: format!("remove service {}", service.name),
+                message: "the service still exists after its removal".into(),
+            }));
+        }
+        self.printer.status(&format!("Removed {}.", service.name));
+        Ok(())
+    }
+
+    /// Whether a restore removes this service rather than putting its fields back.
+    fn removed_on_restore(&self, name: &str) -> bool {
+        self.created_by_core.as_deref() == Some(name)
+    }
+
+    /// Sends `edits` to the service observed as `before`, on its current spec (`None` when
+    /// there is nothing to send), and remembers the fields for a restore.
+    async fn send(
+        &mut self,
+        before: &Service,
+        edits: &[SpecEdit],
+    ) -> Result<Option<Sent>, Failure> {
+        if edits.is_empty() {
+            return Ok(None);
+        }
+        self.printer
+            .status(&format!("Updating {} ...", before.name));
+        let sent = self.update(&before.name, edits).await?;
+        if sent.is_some() {
+            let mut fields: Vec<Field> = edits.iter().filter_map(SpecEdit::field).collect();
+            fields.dedup();
+            self.touched.push(Touched {
+                before: before.clone(),
+                fields,
+            });
+        }
+        Ok(sent)
+    }
+
+    /// Writes `edits` into the service's current spec and sends it (`None` when the spec
+    /// says so already); a concurrent update (out of sequence) makes it read and write again.
+    async fn update(&self, name: &str, edits: &[SpecEdit]) -> Result<Option<Sent>, Failure> {
+        self.write(name, |service| {
+            if let Some(conflict) = spec::swap_conflict(&service.spec, edits) {
+                return Err(Failure::ChangedUnderneath(conflict));
+            }
+            let mut spec = service.spec.clone();
+            edits.iter().for_each(|edit| edit.write_into(&mut spec));
+            Ok(spec)
+        })
+        .await
+    }
+
+    /// Reads the service, lets `change` compute its new spec and sends it, retrying on
+    /// "update out of sequence"; `None` when the new spec equals the current one.
+    async fn write(
+        &self,
+        name: &str,
+        change: impl Fn(&Service) -> Result<Value, Failure>,
+    ) -> Result<Option<Sent>, Failure> {
+        for attempt in 1.. {
+            let service = self
+                .api
+                .service(name)
+                .await
+                .map_err(Failure::Swarm)?
+                .ok_or_else(|| {
+                    Failure::Swarm(SwarmError::Protocol {
+                        operation: format!("update {name}"),
+                        message: "the service disappeared".into(),
+                    })
+                })?;
+            let spec = change(&service)?;
+            if spec == service.spec {
+                return Ok(None);
+            }
+            let sent = Sent {
+                name: service.name.clone(),
+                id: service.id.clone(),
+                at: Instant::now(),
+            };
+            self.printer
+                .detail(&format!("updating {name} at version {}", service.version));
+            match self
+                .api
+                .update_service(&service.id, service.version, &spec)
+                .await
+            {
+                Ok(()) => return Ok(Some(sent)),
+                Err(SwarmError::OutOfSequence(_)) if attempt < UPDATE_ATTEMPTS => {}
+                Err(error) => return Err(Failure::Swarm(error)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Waits for a sent update (if any) to converge; its timing.
+    async fn wait(&self, sent: &Option<Sent>) -> Result<Option<UpdateTiming>, Failure> {
+        let Some(sent) = sent else {
+            return Ok(None);
+        };
+        let converged = self.converge(&sent.id).await?;
+        let seconds = sent.at.elapsed().as_secs_f64();
+        let swarm_seconds = converged.swarm_duration.map(|d| d.as_secs_f64());
+        self.printer.detail(&format!(
+            "{} converged {seconds:.2} s after the update request (Swarm's rollout: {})",
+            sent.name,
+            swarm_seconds.map_or_else(|| "none".to_owned(), |s| format!("{s:.2} s"))
+        ));
+        Ok(Some(UpdateTiming {
+            service: sent.name.clone(),
+            seconds,
+            swarm_seconds,
+        }))
+    }
+
+    async fn converge(&self, id: &str) -> Result<Converged, WaitError> {
+        let mut progress = Progress::start(self.printer);
+        let deadline = Instant::now() + self.options.timeout;
+        let outcome = converge::wait(self.api, id, deadline, &mut |a| progress.update(a)).await;
+        progress.finish();
+        outcome
+    }
+
+    /// Checks the proxy's tasks (after any rollout someone else runs on it, such as the
+    /// core swapping in a new nginx config); re-creates the tasks once when some kept stale
+    /// ports.
+    async fn verify_proxy(&mut self, settings: &ExtensionSettings) -> Result<(), Failure> {
+        let name = &settings.proxy_service_name;
+        for attempt in 0..2 {
+            let proxy = self.settled(name).await?;
+            let tasks = self.api.tasks(&proxy.id).await.map_err(Failure::Swarm)?;
+            let nodes = self.api.nodes().await.map_err(Failure::Swarm)?;
+            let check = verify::check_proxy(settings, &proxy, &tasks, &nodes);
+            if check.is_ok() {
+                self.printer.status(&format!(
+                    "Verified: {} runs {} task(s) as configured.",
+                    proxy.name, settings.proxy_replicas
+                ));
+                return Ok(());
+            }
+            if attempt == 0 && check.problems.is_empty() {
+                self.printer.status(&format!(
+                    "{}; re-creating the proxy tasks ...",
+                    check.stale_tasks.join("; ")
+                ));
+                let forced = self.update(name, &[SpecEdit::ForceUpdate]).await?;
+                self.timings.extend(self.wait(&forced).await?);
+                continue;
+            }
+            let mut problems = check.problems;
+            problems.extend(check.stale_tasks);
+            return Err(Failure::NotVerified(problems));
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// The service once no rollout runs on it.
+    async fn settled(&self, name: &str) -> Result<Service, Failure> {
+        let service = self
+            .api
             .service(name)
             .await
-            .map_err(UpdateFailure::Swarm)?
+            .map_err(Failure::Swarm)?
             .ok_or_else(|| {
-                UpdateFailure::Swarm(SwarmError::Protocol {
-                    operation: format!("update {name}"),
-                    message: "the service disappeared".into(),
-                })
+                Failure::NotVerified(vec![
+                    preflight::Missing::ProxyService(name.to_owned()).to_string(),
+                ])
             })?;
-        if let Some(conflict) = spec::swap_conflict(&service.spec, edits) {
-            return Err(UpdateFailure::ChangedUnderneath(conflict));
+        if !converge::rollout_running(&service) {
+            return Ok(service);
         }
-        let mut spec = service.spec.clone();
-        edits.iter().for_each(|edit| edit.write_into(&mut spec));
-        if spec == service.spec {
-            break service.id;
-        }
-        printer.detail(&format!("updating {name} at version {}", service.version));
-        match api
-            .update_service(&service.id, service.version, &spec)
-            .await
-        {
-            Ok(()) => break service.id,
-            Err(SwarmError::OutOfSequence(_)) if attempts + 1 < UPDATE_ATTEMPTS => attempts += 1,
-            Err(error) => return Err(UpdateFailure::Swarm(error)),
-        }
-    };
-    wait(api, &id, options, printer)
-        .await
-        .map(drop)
-        .map_err(UpdateFailure::Wait)
-}
-
-async fn wait<S: SwarmApi>(
-    api: &S,
-    id: &str,
-    options: &Options,
-    printer: &Printer,
-) -> Result<Assessment, WaitError> {
-    let mut progress = Progress::start(printer);
-    let outcome = converge::wait(api, id, Instant::now() + options.timeout, &mut |a| {
-        progress.update(a)
-    })
-    .await;
-    progress.finish();
-    outcome
-}
-
-/// Asks Swarm to put a service back on its previous spec and waits for it.
-pub async fn rollback<S: SwarmApi>(
-    api: &S,
-    name: &str,
-    options: &Options,
-    printer: &Printer,
-) -> Result<(), SwarmError> {
-    let Some(service) = api.service(name).await? else {
-        return Ok(());
-    };
-    api.rollback_service(&service).await?;
-    match wait(api, &service.id, options, printer).await {
-        Ok(_) | Err(WaitError::Failed(_) | WaitError::TimedOut(_)) => Ok(()),
-        Err(WaitError::Swarm(error)) => Err(error),
-    }
-}
-
-/// Checks the proxy's tasks; re-creates tasks that kept stale ports, once.
-pub async fn verify_proxy<S: SwarmApi>(
-    api: &S,
-    settings: &ExtensionSettings,
-    options: &Options,
-    printer: &Printer,
-) -> Result<()> {
-    for attempt in 0..2 {
-        let proxy = api
-            .service(&settings.proxy_service_name)
-            .await
-            .map_err(|e| Error::failed(&e))?
-            .ok_or_else(|| {
-                Error::refused(&preflight::Missing::ProxyService(
-                    settings.proxy_service_name.clone(),
-                ))
-            })?;
-        let tasks = api.tasks(&proxy.id).await.map_err(|e| Error::failed(&e))?;
-        let nodes = api.nodes().await.map_err(|e| Error::failed(&e))?;
-        let check = verify::check_proxy(settings, &proxy, &tasks, &nodes);
-        if check.is_ok() {
-            printer.status(&format!(
-                "Verified: {} runs {} task(s) as configured.",
-                proxy.name, settings.proxy_replicas
-            ));
-            return Ok(());
-        }
-        if attempt == 0 && check.problems.is_empty() {
-            printer.status(&format!(
-                "{}; re-creating the proxy tasks ...",
-                check.stale_tasks.join("; ")
-            ));
-            update_and_wait(api, &proxy.name, &[SpecEdit::ForceUpdate], options, printer)
-                .await
-                .map_err(|failure| failure.into_error(&proxy.name, false))?;
-            continue;
-        }
-        let mut problems = check.problems;
-        problems.extend(check.stale_tasks);
-        return Err(Error::new(
-            ExitCode::RolledBack,
-            Problem::new(
-                "verification_failed",
-                format!("the proxy does not serve as configured: {}", problems.join("; ")),
-                Some("the previous specs were restored; `interlockctl status` shows where tasks run and why".into()),
-            ),
+        self.printer.status(&format!(
+            "Waiting for the rollout running on {name} to finish ..."
         ));
+        let mut progress = Progress::start(self.printer);
+        let deadline = Instant::now() + self.options.timeout;
+        let outcome =
+            converge::wait_settled(self.api, &service.id, deadline, &mut |a| progress.update(a))
+                .await;
+        progress.finish();
+        Ok(outcome?)
     }
-    unreachable!("the loop returns on its second pass")
+
+    /// The error for `failure`, after putting back what this run changed when it should.
+    async fn fail(&self, failure: Failure, service: &str) -> Error {
+        if !failure.restores() || self.touched.is_empty() {
+            // Nothing was sent, so the core loaded no config of this run's either.
+            return failure.into_error(service);
+        }
+        let cause = failure.problem(service);
+        self.printer.status(&format!(
+            "{}; putting back what this run changed ...",
+            cause.message
+        ));
+        let restoration = self.restore().await;
+        let mut left = restoration.unfinished;
+        left.extend(self.differences().await);
+        if left.is_empty() {
+            let (code, hint) = match failure {
+                Failure::NotVerified(_) => (
+                    "verification_failed",
+                    "`interlockctl status` shows where tasks run and why",
+                ),
+                _ => (
+                    "rolled_back",
+                    "the swarm serves with its previous config; fix the cause above and run the command again",
+                ),
+            };
+            return Error::new(
+                ExitCode::RolledBack,
+                Problem::new(
+                    code,
+                    format!(
+                        "{}; restored: {}",
+                        cause.message,
+                        restoration.done.join("; ")
+                    ),
+                    Some(hint.into()),
+                ),
+            );
+        }
+        Error {
+            exit: ExitCode::Failure,
+            problems: vec![
+                cause,
+                Problem::new(
+                    "partially_restored",
+                    format!(
+                        "not everything this run changed is back: {}",
+                        left.join("; ")
+                    ),
+                    Some("run `interlockctl status` to see where it stands, then `interlockctl rollback` or fix it by hand (the backup holds the previous specs)".into()),
+                ),
+            ],
+        }
+    }
+
+    /// Puts every field this run changed back to its value before the run, the proxy first,
+    /// and waits for each restoring rollout.
+    async fn restore(&self) -> Restoration {
+        let mut restoration = Restoration::default();
+        let restored = self
+            .touched
+            .iter()
+            .rev()
+            .filter(|touched| !self.removed_on_restore(&touched.before.name));
+        for touched in restored {
+            let name = &touched.before.name;
+            let fields: Vec<String> = touched.fields.iter().map(ToString::to_string).collect();
+            let fields = fields.join(", ");
+            let written = self
+                .write(name, |service| {
+                    let mut spec = service.spec.clone();
+                    for field in &touched.fields {
+                        field.write(&mut spec, &field.read(&touched.before.spec));
+                    }
+                    Ok(spec)
+                })
+                .await;
+            match written {
+                Ok(None) => restoration
+                    .done
+                    .push(format!("{name} {fields} (Swarm had rolled it back)")),
+                Ok(Some(sent)) => match self.converge(&sent.id).await {
+                    Ok(_) => restoration.done.push(format!("{name} {fields}")),
+                    Err(error) => restoration.unfinished.push(format!(
+                        "{name}: the rollout putting back {fields} did not finish ({})",
+                        Failure::from(error).problem(name).message
+                    )),
+                },
+                Err(failure) => restoration.unfinished.push(format!(
+                    "{name}: {fields} could not be put back ({})",
+                    failure.problem(name).message
+                )),
+            }
+        }
+        // Last, and only once the core is back on its previous config: on this run's, it would
+        // create the proxy again.
+        if let Some(name) = self
+            .created_by_core
+            .as_ref()
+            .filter(|_| restoration.unfinished.is_empty())
+        {
+            let removed = match self.api.service(name).await {
+                Ok(Some(created)) => self.remove(&created).await.map(|()| true),
+                Ok(None) => Ok(false),
+                Err(error) => Err(Failure::Swarm(error)),
+            };
+            match removed {
+                Ok(true) => restoration
+                    .done
+                    .push(format!("{name} removed (the core created it from this run's config)")),
+                Ok(false) => {}
+                Err(failure) => restoration.unfinished.push(format!(
+                    "{name}: the proxy the core created from this run's config could not be removed ({})",
+                    failure.problem(name).message
+                )),
+            }
+        }
+        restoration
+    }
+
+    /// What still differs from before the run, per field, as a re-read shows it.
+    async fn differences(&self) -> Vec<String> {
+        let mut differences = Vec::new();
+        if let Some(name) = &self.created_by_core {
+            match self.api.service(name).await {
+                Ok(None) => {}
+                Ok(Some(_)) => differences.push(format!(
+                    "{name}, which the core created from this run's config, still exists"
+                )),
+                Err(error) => {
+                    differences.push(format!("{name} could not be read again: {error}"));
+                }
+            }
+        }
+        let compared = self
+            .touched
+            .iter()
+            .filter(|touched| !self.removed_on_restore(&touched.before.name));
+        for touched in compared {
+            let name = &touched.before.name;
+            let now = match self.api.service(name).await {
+                Ok(Some(service)) => service.spec,
+                Ok(None) => {
+                    differences.push(format!("{name} no longer exists"));
+                    continue;
+                }
+                Err(error) => {
+                    differences.push(format!("{name} could not be read again: {error}"));
+                    continue;
+                }
+            };
+            for field in &touched.fields {
+                if !field.same_in(&touched.before.spec, &now) {
+                    let (was, is) = (field.read(&touched.before.spec), field.read(&now));
+                    differences.push(format!("{name} {field} is {is} instead of {was}"));
+                }
+            }
+        }
+        differences
+    }
+}
+
+/// Waits (until `deadline`) for rollouts running on `services`, started by someone else or
+/// by an interrupted run; `true` when there were any, so the caller reads the swarm again.
+pub async fn wait_for_running_rollouts<S: SwarmApi>(
+    api: &S,
+    services: &[&Service],
+    deadline: Instant,
+    printer: &Printer,
+) -> Result<bool> {
+    let mut waited = false;
+    for service in services.iter().filter(|s| converge::rollout_running(s)) {
+        printer.status(&format!(
+            "Waiting for the rollout already running on {} ({}) before planning ...",
+            service.name,
+            service.update_state.as_deref().unwrap_or_default()
+        ));
+        let mut progress = Progress::start(printer);
+        let outcome =
+            converge::wait_settled(api, &service.id, deadline, &mut |a| progress.update(a)).await;
+        progress.finish();
+        outcome.map_err(|error| Failure::from(error).into_error(&service.name))?;
+        waited = true;
+    }
+    Ok(waited)
 }

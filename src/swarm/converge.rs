@@ -1,16 +1,22 @@
 //! Waiting for a service to converge after an update.
 //!
-//! Follows the docker CLI's algorithm (poll, count tasks of the current spec that run on
-//! live nodes, then hold for the service's `UpdateConfig.Monitor` and start over on any
-//! regression) and adds what it lacks: a deadline, and treating `paused` and `rollback_*`
-//! as failures instead of exiting 0 after Swarm rolled the update back.
+//! Follows the docker CLI's algorithm (count tasks of the current spec that run on live
+//! nodes) and adds what it lacks: a deadline, and treating `paused` and `rollback_*` as
+//! failures instead of exiting 0 after Swarm rolled the update back.
+//!
+//! Swarm marks a rollout `completed` only after its own monitor period has passed on the last
+//! task, so `completed` with every task running is converged at once: holding the monitor
+//! again would wait twice. Only a change that started no rollout (a replica count, say)
+//! leaves no update state, and is held for `UpdateConfig.Monitor` as the docker CLI does.
+//! The wait wakes on the engine's events for the service (its update state changes there),
+//! and polls besides, because task transitions raise no service event.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::swarm::{Node, Service, SwarmApi, SwarmError, Task, spec};
+use crate::swarm::{Changes, Node, Service, SwarmApi, SwarmError, Task, spec};
 
 /// Where an update stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,10 +103,7 @@ fn task_problems(tasks: &[Task], nodes: &[Node]) -> Vec<String> {
 /// Why the tasks of the failed update failed: failed or rejected tasks created since the
 /// update started. Swarm replaces them quickly, so polling alone can miss them.
 pub fn failure_reasons(service: &Service, history: &[Task], nodes: &[Node]) -> Vec<String> {
-    let started = service
-        .update_started_at
-        .as_deref()
-        .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+    let started = engine_time(&service.update_started_at);
     let since_update = |task: &&Task| {
         let created = humantime::parse_rfc3339_weak(&task.created_at).ok();
         match (started, created) {
@@ -138,29 +141,85 @@ impl From<SwarmError> for WaitError {
     }
 }
 
-/// How often to poll: the docker CLI uses 200 ms; a little slower is kinder to UCP.
-pub const POLL: Duration = Duration::from_millis(300);
+/// How often to poll when the engine sends no events (the docker CLI polls every 200 ms).
+const POLL: Duration = Duration::from_millis(300);
+/// How often to poll besides the events, for task transitions (they raise no service event).
+const POLL_WITH_EVENTS: Duration = Duration::from_millis(1000);
 
-/// Polls `service_id` until it has been converged for its monitor period, or fails,
-/// or `deadline` passes. `on_progress` sees every assessment (for progress output).
+/// A successful wait.
+#[derive(Debug, Clone)]
+pub struct Converged {
+    /// The last assessment.
+    pub assessment: Assessment,
+    /// Swarm's own duration of the rollout, when the change started one: from the first
+    /// `UpdateStatus.StartedAt` seen during the wait (a later rollout, such as the core
+    /// swapping its nginx config onto the proxy, supersedes the first) to `CompletedAt`.
+    pub swarm_duration: Option<Duration>,
+}
+
+/// Sleeps until the watched service changes or `at_most` passes; polls alone once the
+/// engine stops sending events.
+struct Wake {
+    changes: Option<Changes>,
+}
+
+impl Wake {
+    async fn watch<S: SwarmApi>(api: &S, service_id: &str) -> Self {
+        Wake {
+            changes: api.watch_service(service_id).await.ok(),
+        }
+    }
+
+    fn poll_interval(&self) -> Duration {
+        if self.changes.is_some() {
+            POLL_WITH_EVENTS
+        } else {
+            POLL
+        }
+    }
+
+    async fn next(&mut self, at_most: Duration) {
+        use futures_util::StreamExt;
+        let at_most = at_most.min(self.poll_interval());
+        let Some(changes) = self.changes.as_mut() else {
+            tokio::time::sleep(at_most).await;
+            return;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(at_most) => {}
+            change = changes.next() => if change.is_none() { self.changes = None },
+        }
+    }
+}
+
+async fn read_service<S: SwarmApi>(api: &S, service_id: &str) -> Result<Service, SwarmError> {
+    api.service(service_id)
+        .await?
+        .ok_or_else(|| SwarmError::Protocol {
+            operation: format!("wait for {service_id}"),
+            message: "the service disappeared".into(),
+        })
+}
+
+/// Polls `service_id` until it has converged, or fails, or `deadline` passes.
+/// `on_progress` sees every assessment (for progress output).
 pub async fn wait<S: SwarmApi>(
     api: &S,
     service_id: &str,
     deadline: Instant,
     on_progress: &mut dyn FnMut(&Assessment),
-) -> Result<Assessment, WaitError> {
+) -> Result<Converged, WaitError> {
+    let mut wake = Wake::watch(api, service_id).await;
     let mut stable_since: Option<Instant> = None;
+    let mut first_started: Option<SystemTime> = None;
     // Failed tasks vanish from the up-to-date list once Swarm rolls back; keep their
     // reasons so the final error can say why the update failed.
     let mut seen_problems: Vec<String> = Vec::new();
     loop {
-        let service = api
-            .service(service_id)
-            .await?
-            .ok_or_else(|| SwarmError::Protocol {
-                operation: format!("wait for {service_id}"),
-                message: "the service disappeared".into(),
-            })?;
+        let service = read_service(api, service_id).await?;
+        if let Some(started) = engine_time(&service.update_started_at) {
+            first_started = Some(first_started.map_or(started, |first| first.min(started)));
+        }
         let tasks = api.tasks(&service.id).await?;
         let nodes = api.nodes().await?;
         let mut assessment = assess(&service, &tasks, &nodes);
@@ -171,6 +230,7 @@ pub async fn wait<S: SwarmApi>(
             }
         }
         let now = Instant::now();
+        let mut pause = wake.poll_interval();
         match assessment.phase {
             Phase::Paused(_) | Phase::RolledBack(_) => {
                 let history = api.task_history(&service.id).await?;
@@ -182,19 +242,94 @@ pub async fn wait<S: SwarmApi>(
                 assessment.task_problems = seen_problems;
                 return Err(WaitError::Failed(assessment));
             }
+            Phase::Converged if service.update_state.as_deref() == Some("completed") => {
+                let completed = engine_time(&service.update_completed_at);
+                return Ok(Converged {
+                    assessment,
+                    swarm_duration: first_started
+                        .zip(completed)
+                        .and_then(|(started, completed)| completed.duration_since(started).ok()),
+                });
+            }
             Phase::Converged => {
                 let monitor = Duration::from_nanos(spec::monitor_nanos(&service.spec));
-                if now.duration_since(*stable_since.get_or_insert(now)) >= monitor {
-                    return Ok(assessment);
+                let held = now.duration_since(*stable_since.get_or_insert(now));
+                if held >= monitor {
+                    return Ok(Converged {
+                        assessment,
+                        swarm_duration: None,
+                    });
                 }
+                pause = pause.min(monitor - held);
             }
             Phase::Updating | Phase::RollingBack(_) => stable_since = None,
         }
         if now >= deadline {
             return Err(WaitError::TimedOut(assessment));
         }
-        tokio::time::sleep(POLL).await;
+        wake.next(pause.min(deadline - now)).await;
     }
+}
+
+/// Waits until a rollout someone else started on `service_id` is no longer running
+/// (whatever its outcome); returns the service as it is then.
+pub async fn wait_settled<S: SwarmApi>(
+    api: &S,
+    service_id: &str,
+    deadline: Instant,
+    on_progress: &mut dyn FnMut(&Assessment),
+) -> Result<Service, WaitError> {
+    let mut wake = Wake::watch(api, service_id).await;
+    loop {
+        let service = read_service(api, service_id).await?;
+        if !rollout_running(&service) {
+            return Ok(service);
+        }
+        let assessment = assess(
+            &service,
+            &api.tasks(&service.id).await?,
+            &api.nodes().await?,
+        );
+        on_progress(&assessment);
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(WaitError::TimedOut(assessment));
+        }
+        wake.next(deadline - now).await;
+    }
+}
+
+/// Polls until a service named `name` exists (someone else creates it: the Interlock core
+/// creates a new cluster's proxy); `None` when `deadline` passes first.
+pub async fn wait_created<S: SwarmApi>(
+    api: &S,
+    name: &str,
+    deadline: Instant,
+) -> Result<Option<Service>, SwarmError> {
+    loop {
+        if let Some(service) = api.service(name).await? {
+            return Ok(Some(service));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(POLL.min(deadline - now)).await;
+    }
+}
+
+/// Whether a rollout (or Swarm's rollback of one) is running on the service.
+pub fn rollout_running(service: &Service) -> bool {
+    matches!(
+        service.update_state.as_deref(),
+        Some("updating" | "rollback_started")
+    )
+}
+
+/// A timestamp of the engine's, such as `UpdateStatus.StartedAt`.
+fn engine_time(time: &Option<String>) -> Option<SystemTime> {
+    time.as_deref()
+        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
 }
 
 #[cfg(test)]

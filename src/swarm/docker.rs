@@ -4,19 +4,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::ConfigSpec;
-use bollard::query_parameters::{ListConfigsOptions, ListTasksOptions};
+use bollard::query_parameters::{EventsOptions, ListConfigsOptions, ListTasksOptions};
+use futures_util::StreamExt;
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::swarm::endpoint::Endpoint;
-use crate::swarm::transport::Transport;
+use crate::swarm::transport::{Tracer, Transport};
 use crate::swarm::{
-    ConfigObject, Engine, Network, Node, Port, Service, SwarmApi, SwarmError, Task, spec,
+    Changes, ConfigObject, Engine, Network, Node, Port, Service, SwarmApi, SwarmError, Task, spec,
 };
 
 /// A connection to one Docker engine.
@@ -24,16 +26,24 @@ pub struct DockerSwarm {
     transport: Arc<Transport>,
     docker: Docker,
     address: String,
+    tracer: Option<Tracer>,
 }
 
 impl DockerSwarm {
-    /// Prepares a connection (no request is sent yet). `address` names it in messages.
-    pub fn connect(endpoint: &Endpoint, address: String) -> Result<Self, SwarmError> {
+    /// Prepares a connection (no request is sent yet). `address` names it in messages;
+    /// `tracer`, if any, hears of every request and, at the end, of the totals.
+    pub fn connect(
+        endpoint: &Endpoint,
+        address: String,
+        tracer: Option<Tracer>,
+    ) -> Result<Self, SwarmError> {
         let unreachable = |message: String| SwarmError::Unreachable {
             endpoint: address.clone(),
             message,
         };
-        let transport = Arc::new(Transport::new(endpoint).map_err(|e| unreachable(e.to_string()))?);
+        let transport =
+            Transport::new(endpoint, tracer.clone()).map_err(|e| unreachable(e.to_string()))?;
+        let transport = Arc::new(transport);
         let docker = transport
             .bollard()
             .map_err(|e| unreachable(e.to_string()))?;
@@ -41,6 +51,7 @@ impl DockerSwarm {
             transport,
             docker,
             address,
+            tracer,
         })
     }
 
@@ -120,6 +131,14 @@ impl DockerSwarm {
     }
 }
 
+impl Drop for DockerSwarm {
+    fn drop(&mut self) {
+        if let Some(tracer) = &self.tracer {
+            tracer(&format!("engine: {}", self.transport.traffic()));
+        }
+    }
+}
+
 impl SwarmApi for DockerSwarm {
     async fn engine(&self) -> Result<Engine, SwarmError> {
         let version = self
@@ -179,11 +198,26 @@ impl SwarmApi for DockerSwarm {
             .await
     }
 
-    async fn rollback_service(&self, service: &Service) -> Result<(), SwarmError> {
-        // The engine ignores the body of a rollback; like the docker CLI we send the spec
-        // it holds now.
-        let query = format!("version={}&rollback=previous", service.version);
-        self.post_update(&service.id, query, &service.spec).await
+    async fn watch_service(&self, id: &str) -> Result<Changes, SwarmError> {
+        // Replay the last seconds too: an update that completed between the caller's last
+        // read and this subscription still wakes it once.
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |now| now.as_secs().saturating_sub(2));
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["service".to_owned()]),
+            ("service".to_owned(), vec![id.to_owned()]),
+        ]);
+        let events = self.docker.events(Some(EventsOptions {
+            since: Some(since.to_string()),
+            filters: Some(filters),
+            ..Default::default()
+        }));
+        Ok(Box::pin(
+            events
+                .take_while(|event| std::future::ready(event.is_ok()))
+                .map(drop),
+        ))
     }
 
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {
@@ -279,29 +313,18 @@ impl SwarmApi for DockerSwarm {
     }
 
     async fn networks(&self) -> Result<Vec<Network>, SwarmError> {
-        let operation = "list networks";
-        let (status, body) = self.raw(operation, Method::GET, "/networks", None).await?;
-        if !status.is_success() {
-            return Err(Self::api_error(operation, status, &body));
-        }
-        let text = |network: &Value, key: &str| {
-            network
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Ok(body
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .map(|network| Network {
-                        id: text(network, "Id"),
-                        name: text(network, "Name"),
-                    })
-                    .collect()
+        let networks = self
+            .docker
+            .list_networks(None)
+            .await
+            .map_err(|e| self.error("list networks", e))?;
+        Ok(networks
+            .into_iter()
+            .map(|network| Network {
+                id: network.id.unwrap_or_default(),
+                name: network.name.unwrap_or_default(),
             })
-            .unwrap_or_default())
+            .collect())
     }
 
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError> {

@@ -12,11 +12,27 @@ pub mod spec;
 pub mod transport;
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use futures_util::Stream;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Diagnostic;
+
+/// The oldest Engine API version (major, minor) interlockctl works with: swarm configs
+/// came with 1.30.
+pub const OLDEST_API: (u32, u32) = (1, 30);
+
+/// The Engine API versions this build supports, for `--version`: from [`OLDEST_API`] to
+/// the newest version whose objects its Docker client library models. (Requests carry no
+/// version, so an engine answers at its own; fields a build does not model are sent back
+/// as the engine returned them.)
+pub fn supported_api_versions() -> String {
+    let (major, minor) = OLDEST_API;
+    format!("{major}.{minor} to {}", bollard::API_DEFAULT_VERSION)
+}
 
 /// The engine's identity and role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,10 +111,10 @@ pub struct ConfigObject {
     pub created_at: String,
 }
 
-/// A network, as `GET /networks` lists it.
+/// A network the engine knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
-    /// Network ID (what a service spec's `Networks[].Target` holds).
+    /// Network ID (what a service spec references).
     pub id: String,
     /// Network name.
     pub name: String,
@@ -198,8 +214,12 @@ pub enum SwarmError {
     /// The engine is not a swarm manager.
     #[error("the Docker engine at {0} is not a swarm manager")]
     NotManager(String),
-    /// The engine's API predates swarm configs (1.30).
-    #[error("the Docker engine speaks API {0}, but swarm configs need 1.30 or later")]
+    /// The engine's API predates swarm configs ([`OLDEST_API`]).
+    #[error(
+        "the Docker engine speaks API {0}, but swarm configs need {major}.{minor} or later",
+        major = OLDEST_API.0,
+        minor = OLDEST_API.1
+    )]
     ApiTooOld(String),
     /// Someone else updated the service between our read and our write.
     #[error(
@@ -257,6 +277,10 @@ impl Diagnostic for SwarmError {
     }
 }
 
+/// Wakes whenever a watched service changes (its spec or its update state); ends when the
+/// engine stops sending.
+pub type Changes = Pin<Box<dyn Stream<Item = ()> + Send>>;
+
 /// What the commands need from a swarm.
 // The futures are awaited in place and never spawned, so they need no `Send` bound.
 #[allow(async_fn_in_trait)]
@@ -271,8 +295,8 @@ pub trait SwarmApi {
     async fn service(&self, name: &str) -> Result<Option<Service>, SwarmError>;
     /// Replaces a service's spec; `version` is the `Version.Index` it was read at.
     async fn update_service(&self, id: &str, version: u64, spec: &Value) -> Result<(), SwarmError>;
-    /// Asks Swarm to swap the service, as just read, back to its `PreviousSpec`.
-    async fn rollback_service(&self, service: &Service) -> Result<(), SwarmError>;
+    /// Changes of one service from now on (the engine's event stream).
+    async fn watch_service(&self, id: &str) -> Result<Changes, SwarmError>;
     /// Removes a service (and so its tasks).
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError>;
     /// Configs whose names start with `prefix`.
@@ -290,7 +314,7 @@ pub trait SwarmApi {
     async fn delete_config(&self, id: &str) -> Result<(), SwarmError>;
     /// All nodes.
     async fn nodes(&self) -> Result<Vec<Node>, SwarmError>;
-    /// All networks the engine knows (to name the IDs in service specs).
+    /// All networks (to name the IDs a service spec references).
     async fn networks(&self) -> Result<Vec<Network>, SwarmError>;
     /// The tasks of a service that run its current spec (`_up-to-date`).
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError>;

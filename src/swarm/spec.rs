@@ -1,12 +1,15 @@
 //! Reading and editing a service spec in the engine's own JSON. Pure: no I/O.
 //!
 //! Edits touch only the fields they name and keep every other byte of the spec as the
-//! engine returned it, including fields this tool does not know about.
+//! engine returned it, including fields this tool does not know about. Each edit names the
+//! [`Field`] it changes, so a failed run can put exactly those fields back to their values
+//! before the run, on the spec as it is by then (keeping what concurrent writers changed),
+//! and a re-read can prove it did.
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::swarm::Port;
+use crate::swarm::{Network, Port};
 
 /// Swarm's `UpdateConfig` defaults, filled in when a spec has none (as the docker CLI
 /// does): sending a partial object would mean `Parallelism: 0`, "update every task at once".
@@ -42,8 +45,6 @@ pub enum SpecEdit {
         /// New value.
         to: String,
     },
-    /// Add a published port.
-    AddPort(Port),
     /// `Mode.Replicated.Replicas`.
     Replicas {
         /// Current count.
@@ -58,11 +59,12 @@ pub enum SpecEdit {
         /// New constraints.
         to: Vec<String>,
     },
-    /// `EndpointSpec.Ports`.
+    /// The `EndpointSpec.Ports` entries of the targets in `from` and `to`; every other entry,
+    /// and the other fields of a kept entry (such as `Name`), stay as they are.
     Ports {
-        /// Current ports.
+        /// The entries of those targets now.
         from: Vec<Port>,
-        /// New ports.
+        /// What they must be.
         to: Vec<Port>,
     },
     /// Bump `TaskTemplate.ForceUpdate` so every task is re-created.
@@ -85,7 +87,6 @@ impl std::fmt::Display for SpecEdit {
             SpecEdit::FailureAction { from, to } => {
                 write!(f, "update failure action: {from} -> {to}")
             }
-            SpecEdit::AddPort(port) => write!(f, "publish {port}"),
             SpecEdit::Replicas { from, to } => write!(f, "replicas: {from} -> {to}"),
             SpecEdit::Constraints { from, to } => write!(f, "constraints: {from:?} -> {to:?}"),
             SpecEdit::Ports { from, to } => write!(f, "ports: [{}] -> [{}]", list(from), list(to)),
@@ -114,11 +115,8 @@ pub fn swap_conflict(spec: &Value, edits: &[SpecEdit]) -> Option<String> {
 
 /// The config reference mounted at `target`: `(ConfigName, ConfigID)`.
 pub fn config_ref(spec: &Value, target: &str) -> Option<(String, String)> {
-    spec.pointer("/TaskTemplate/ContainerSpec/Configs")?
-        .as_array()?
-        .iter()
-        .find(|config| config.pointer("/File/Name").and_then(Value::as_str) == Some(target))
-        .map(|config| (text(config, "/ConfigName"), text(config, "/ConfigID")))
+    config_entry(spec, target)
+        .map(|config| (text(&config, "/ConfigName"), text(&config, "/ConfigID")))
 }
 
 /// `Mode.Replicated.Replicas`, or `None` for a global service.
@@ -151,6 +149,20 @@ pub fn networks(spec: &Value) -> Vec<String> {
         .find(|items| !items.is_empty())
         .map(|items| items.iter().map(|item| text(item, "/Target")).collect())
         .unwrap_or_default()
+}
+
+/// The names of the networks a service's tasks attach to ([`networks`]), each found in
+/// `known` by ID or name; a target no network matches is shown as it is.
+pub fn network_names(spec: &Value, known: &[Network]) -> Vec<String> {
+    networks(spec)
+        .into_iter()
+        .map(|target| {
+            known
+                .iter()
+                .find(|n| n.id == target || n.name == target)
+                .map_or(target, |n| n.name.clone())
+        })
+        .collect()
 }
 
 /// `EndpointSpec.Ports`.
@@ -238,13 +250,6 @@ impl SpecEdit {
                 }
                 update.insert("FailureAction".into(), json!(to));
             }
-            SpecEdit::AddPort(port) => {
-                let endpoint = object_at(spec, &["EndpointSpec"]);
-                let ports = endpoint.entry("Ports").or_insert_with(|| json!([]));
-                if let Value::Array(ports) = ports {
-                    ports.push(port_to_json(port));
-                }
-            }
             SpecEdit::Replicas { to, .. } => {
                 object_at(spec, &["Mode", "Replicated"]).insert("Replicas".into(), json!(to));
             }
@@ -252,10 +257,7 @@ impl SpecEdit {
                 object_at(spec, &["TaskTemplate", "Placement"])
                     .insert("Constraints".into(), json!(to));
             }
-            SpecEdit::Ports { to, .. } => {
-                let ports = to.iter().map(port_to_json).collect();
-                object_at(spec, &["EndpointSpec"]).insert("Ports".into(), Value::Array(ports));
-            }
+            SpecEdit::Ports { from, to } => set_ports(spec, &port_keys(from, to), to),
             SpecEdit::ForceUpdate => {
                 let template = object_at(spec, &["TaskTemplate"]);
                 let next = template
@@ -266,6 +268,209 @@ impl SpecEdit {
                 template.insert("ForceUpdate".into(), json!(next));
             }
         }
+    }
+
+    /// The field this edit changes; `None` for [`SpecEdit::ForceUpdate`], a counter whose
+    /// only effect is re-creating the tasks (restoring the other fields re-creates them too).
+    pub fn field(&self) -> Option<Field> {
+        Some(match self {
+            SpecEdit::SwapConfig { target, .. } => Field::ConfigMount(target.clone()),
+            SpecEdit::FailureAction { .. } => Field::UpdateConfig,
+            SpecEdit::Replicas { .. } => Field::Replicas,
+            SpecEdit::Constraints { .. } => Field::Constraints,
+            SpecEdit::Ports { from, to } => Field::Ports(port_keys(from, to)),
+            SpecEdit::ForceUpdate => return None,
+        })
+    }
+}
+
+/// The (target port, protocol) pairs a ports edit manages.
+fn port_keys(from: &[Port], to: &[Port]) -> Vec<(u16, String)> {
+    let mut keys: Vec<(u16, String)> = from
+        .iter()
+        .chain(to)
+        .map(|p| (p.target, p.protocol.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn port_key(entry: &Value) -> (u16, String) {
+    let port = port_from_json(entry);
+    (port.target, port.protocol)
+}
+
+/// Takes the `EndpointSpec.Ports` list out of `spec` (empty when there is none).
+fn take_ports(spec: &mut Value) -> Vec<Value> {
+    match object_at(spec, &["EndpointSpec"]).remove("Ports") {
+        Some(Value::Array(entries)) => entries,
+        _ => Vec::new(),
+    }
+}
+
+/// Makes the entries of `keys` say `wanted`: an entry of the same target and protocol is
+/// updated in place (its other fields kept), the other entries of `keys` are removed, and
+/// the wanted ports that had no entry are appended.
+fn set_ports(spec: &mut Value, keys: &[(u16, String)], wanted: &[Port]) {
+    let mut pending: Vec<&Port> = wanted.iter().collect();
+    let mut ports = Vec::new();
+    for mut entry in take_ports(spec) {
+        let key = port_key(&entry);
+        if !keys.contains(&key) {
+            ports.push(entry);
+            continue;
+        }
+        let Some(at) = pending
+            .iter()
+            .position(|p| p.target == key.0 && p.protocol == key.1)
+        else {
+            continue;
+        };
+        let port = pending.remove(at);
+        if let Value::Object(fields) = &mut entry {
+            fields.remove("PublishedPort");
+            if let Some(published) = port.published {
+                fields.insert("PublishedPort".into(), json!(published));
+            }
+            fields.insert("PublishMode".into(), json!(port.mode));
+        }
+        ports.push(entry);
+    }
+    ports.extend(pending.into_iter().map(port_to_json));
+    put_ports(spec, ports);
+}
+
+/// Puts the `EndpointSpec.Ports` list back; an empty one is left out, as the engine returns
+/// a spec that publishes nothing.
+fn put_ports(spec: &mut Value, ports: Vec<Value>) {
+    if !ports.is_empty() {
+        object_at(spec, &["EndpointSpec"]).insert("Ports".into(), Value::Array(ports));
+    }
+}
+
+/// A part of a service spec that an edit changes, read and written as a whole: what a
+/// restore puts back, and what the re-read after it compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// The config reference mounted at this path.
+    ConfigMount(String),
+    /// `UpdateConfig`.
+    UpdateConfig,
+    /// `Mode.Replicated.Replicas`.
+    Replicas,
+    /// `TaskTemplate.Placement.Constraints`.
+    Constraints,
+    /// The `EndpointSpec.Ports` entries of these (target port, protocol) pairs.
+    Ports(Vec<(u16, String)>),
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::ConfigMount(target) => write!(f, "config {target}"),
+            Field::UpdateConfig => f.write_str("update config"),
+            Field::Replicas => f.write_str("replicas"),
+            Field::Constraints => f.write_str("constraints"),
+            Field::Ports(keys) => {
+                let keys: Vec<String> = keys.iter().map(|(t, p)| format!("{t}/{p}")).collect();
+                write!(f, "ports {}", keys.join(", "))
+            }
+        }
+    }
+}
+
+impl Field {
+    /// The field's value in `spec` (`null` when absent); port entries in the spec's order.
+    pub fn read(&self, spec: &Value) -> Value {
+        let at = |pointer: &str| spec.pointer(pointer).cloned().unwrap_or(Value::Null);
+        match self {
+            Field::ConfigMount(target) => config_entry(spec, target).unwrap_or(Value::Null),
+            Field::UpdateConfig => at("/UpdateConfig"),
+            Field::Replicas => at("/Mode/Replicated/Replicas"),
+            Field::Constraints => at("/TaskTemplate/Placement/Constraints"),
+            Field::Ports(keys) => {
+                let entries: Vec<Value> = spec
+                    .pointer("/EndpointSpec/Ports")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|entry| keys.contains(&port_key(entry)))
+                    .cloned()
+                    .collect();
+                Value::Array(entries)
+            }
+        }
+    }
+
+    /// Sets the field in `spec` to `value`, as [`Field::read`] returns it (`null` removes it).
+    pub fn write(&self, spec: &mut Value, value: &Value) {
+        let set = |spec: &mut Value, path: &[&str], key: &str| {
+            let object = object_at(spec, path);
+            match value {
+                Value::Null => object.remove(key),
+                other => object.insert(key.into(), other.clone()),
+            };
+        };
+        match self {
+            Field::ConfigMount(target) => set_config_entry(spec, target, value),
+            Field::UpdateConfig => set(spec, &[], "UpdateConfig"),
+            Field::Replicas => set(spec, &["Mode", "Replicated"], "Replicas"),
+            Field::Constraints => set(spec, &["TaskTemplate", "Placement"], "Constraints"),
+            Field::Ports(keys) => {
+                // The entries go where the first of their kind was, so a restore gives back
+                // the list in its old order.
+                let mut entries = value.as_array().cloned().unwrap_or_default();
+                let mut ports = Vec::new();
+                for entry in take_ports(spec) {
+                    if !keys.contains(&port_key(&entry)) {
+                        ports.push(entry);
+                    } else if !entries.is_empty() {
+                        ports.append(&mut entries);
+                    }
+                }
+                ports.append(&mut entries);
+                put_ports(spec, ports);
+            }
+        }
+    }
+
+    /// Whether the field says the same in both specs (port entries in any order).
+    pub fn same_in(&self, a: &Value, b: &Value) -> bool {
+        let canonical = |spec: &Value| match self.read(spec) {
+            Value::Array(mut entries) if matches!(self, Field::Ports(_)) => {
+                entries.sort_by_key(Value::to_string);
+                Value::Array(entries)
+            }
+            other => other,
+        };
+        canonical(a) == canonical(b)
+    }
+}
+
+fn config_entry(spec: &Value, target: &str) -> Option<Value> {
+    spec.pointer("/TaskTemplate/ContainerSpec/Configs")?
+        .as_array()?
+        .iter()
+        .find(|config| config.pointer("/File/Name").and_then(Value::as_str) == Some(target))
+        .cloned()
+}
+
+fn set_config_entry(spec: &mut Value, target: &str, value: &Value) {
+    let container = object_at(spec, &["TaskTemplate", "ContainerSpec"]);
+    let Value::Array(configs) = container.entry("Configs").or_insert_with(|| json!([])) else {
+        return;
+    };
+    let at = configs
+        .iter()
+        .position(|c| c.pointer("/File/Name").and_then(Value::as_str) == Some(target));
+    match (at, value) {
+        (Some(at), Value::Null) => {
+            configs.remove(at);
+        }
+        (Some(at), entry) => configs[at] = entry.clone(),
+        (None, Value::Null) => {}
+        (None, entry) => configs.push(entry.clone()),
     }
 }
 
@@ -377,6 +582,12 @@ mod tests {
         let old = json!({"TaskTemplate": {"Networks": []}, "Networks": [{"Target": "n3"}]});
         assert_eq!(networks(&old), ["n3"]);
         assert!(networks(&core_spec()).is_empty());
+        let known = [("n1", "front"), ("n3", "back")].map(|(id, name)| Network {
+            id: id.into(),
+            name: name.into(),
+        });
+        let by_name = json!({"TaskTemplate": {"Networks": [{"Target": "n1"}, {"Target": "back"}, {"Target": "gone"}]}});
+        assert_eq!(network_names(&by_name, &known), ["front", "back", "gone"]);
     }
 
     #[test]
@@ -409,7 +620,11 @@ mod tests {
             published: None,
             mode: "host".into(),
         };
-        (SpecEdit::AddPort(port.clone())).write_into(&mut spec);
+        SpecEdit::Ports {
+            from: vec![],
+            to: vec![port.clone()],
+        }
+        .write_into(&mut spec);
         (SpecEdit::Replicas { from: 1, to: 3 }).write_into(&mut spec);
         (SpecEdit::Constraints {
             from: vec![],
@@ -426,5 +641,90 @@ mod tests {
             core_spec()["TaskTemplate"]["ContainerSpec"]
         );
         assert_eq!(spec["Labels"], core_spec()["Labels"]);
+    }
+
+    fn port(published: Option<u16>, target: u16, mode: &str) -> Port {
+        Port {
+            protocol: "tcp".into(),
+            target,
+            published,
+            mode: mode.into(),
+        }
+    }
+
+    #[test]
+    fn a_ports_edit_changes_only_its_entries_and_keeps_their_other_fields() {
+        let mut spec = json!({"EndpointSpec": {"Mode": "vip", "Ports": [
+            {"Name": "http", "Protocol": "tcp", "TargetPort": 80, "PublishedPort": 80, "PublishMode": "ingress"},
+            {"Name": "metrics", "Protocol": "tcp", "TargetPort": 9100, "PublishedPort": 9100, "PublishMode": "ingress"},
+            {"Protocol": "tcp", "TargetPort": 443, "PublishedPort": 8443, "PublishMode": "ingress"}
+        ]}});
+        let edit = SpecEdit::Ports {
+            from: vec![
+                port(Some(80), 80, "ingress"),
+                port(Some(8443), 443, "ingress"),
+            ],
+            to: vec![port(Some(7080), 80, "host"), port(Some(7443), 443, "host")],
+        };
+        edit.write_into(&mut spec);
+        assert_eq!(
+            spec,
+            json!({"EndpointSpec": {"Mode": "vip", "Ports": [
+                {"Name": "http", "Protocol": "tcp", "TargetPort": 80, "PublishedPort": 7080, "PublishMode": "host"},
+                {"Name": "metrics", "Protocol": "tcp", "TargetPort": 9100, "PublishedPort": 9100, "PublishMode": "ingress"},
+                {"Protocol": "tcp", "TargetPort": 443, "PublishedPort": 7443, "PublishMode": "host"}
+            ]}})
+        );
+        let remove = SpecEdit::Ports {
+            from: vec![port(Some(7443), 443, "host")],
+            to: vec![],
+        };
+        remove.write_into(&mut spec);
+        assert_eq!(
+            spec["EndpointSpec"]["Ports"].as_array().map(Vec::len),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn a_field_written_back_restores_only_itself() {
+        let before = core_spec();
+        let edits = [
+            SpecEdit::SwapConfig {
+                target: "/config.toml".into(),
+                from: "conf-1".into(),
+                to: "conf-2".into(),
+                to_id: Some("c2".into()),
+            },
+            SpecEdit::FailureAction {
+                from: "pause".into(),
+                to: "rollback".into(),
+            },
+            SpecEdit::Ports {
+                from: vec![],
+                to: vec![port(None, 8080, "host")],
+            },
+            SpecEdit::Replicas { from: 1, to: 3 },
+            SpecEdit::Constraints {
+                from: vec![],
+                to: vec!["node.role==manager".into()],
+            },
+        ];
+        let mut after = before.clone();
+        edits.iter().for_each(|edit| edit.write_into(&mut after));
+        // A concurrent writer changes a field this run does not own.
+        after["Labels"]["com.example.writer"] = json!("core");
+        for field in edits.iter().filter_map(SpecEdit::field) {
+            assert_ne!(field.read(&after), field.read(&before), "{field}");
+            field.write(&mut after, &field.read(&before));
+            assert_eq!(field.read(&after), field.read(&before), "{field}");
+        }
+        let mut expected = before.clone();
+        expected["Labels"]["com.example.writer"] = json!("core");
+        // Restoring leaves empty holders (`EndpointSpec`, `Placement`) but no values.
+        expected["EndpointSpec"] = json!({});
+        expected["TaskTemplate"]["Placement"] = json!({});
+        assert_eq!(after, expected);
+        assert_eq!(SpecEdit::ForceUpdate.field(), None);
     }
 }

@@ -11,19 +11,27 @@
 //! false` accepts any server certificate (docker's `--tls` without `--tlsverify`), and only
 //! TLS 1.2 and 1.3 are offered.
 //!
-//! Each request opens a fresh connection: the calls are few and often long-lived (updates,
-//! event streams), so a pool would add state without saving time.
+//! Connections are kept alive and reused: a convergence wait sends a few requests every
+//! fraction of a second, and through a UCP client bundle each new connection costs a TLS
+//! handshake. A connection goes back to the pool as soon as its response head arrives; it is
+//! taken again only once hyper reports it ready, i.e. after that response's body was read
+//! (an event stream keeps its connection for itself). Every request and every byte on the
+//! wire is counted, so `-v` can show what a command cost the engine.
 
 use std::fmt::Display;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bollard::errors::Error;
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
 use http_body_util::BodyExt;
 use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, Response, StatusCode, Uri};
@@ -33,7 +41,7 @@ use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_t
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsConnector;
 
@@ -43,6 +51,43 @@ use super::endpoint::{Endpoint, TlsFiles};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// HTTP/1.1 needs a Host header; over a unix socket the engine ignores it.
 const UNIX_HOST: &str = "localhost";
+/// Idle connections kept for reuse; a run rarely has more than two requests in flight.
+const MAX_IDLE: usize = 4;
+
+/// The body type of bollard's requests (bollard does not export its name).
+trait HasBody {
+    type Body;
+}
+impl<B> HasBody for Request<B> {
+    type Body = B;
+}
+type Sender = SendRequest<<BollardRequest as HasBody>::Body>;
+
+/// Receives one line per request (`-v`) and the totals when the connection is dropped.
+pub type Tracer = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What a run cost the engine, counted on the wire.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    requests: AtomicU64,
+    connections: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl std::fmt::Display for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kib = |bytes: &AtomicU64| bytes.load(Ordering::Relaxed) as f64 / 1024.0;
+        write!(
+            f,
+            "{} requests over {} connection(s), {:.1} KiB sent, {:.1} KiB received",
+            self.requests.load(Ordering::Relaxed),
+            self.connections.load(Ordering::Relaxed),
+            kib(&self.sent),
+            kib(&self.received)
+        )
+    }
+}
 
 /// Why TLS material could not be loaded; each message names the file and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +137,9 @@ pub enum TransportError {
 /// Sends HTTP requests to one Docker engine endpoint.
 pub struct Transport {
     target: Target,
+    idle: Mutex<Vec<Sender>>,
+    traffic: Arc<Traffic>,
+    tracer: Option<Tracer>,
 }
 
 enum Target {
@@ -107,7 +155,7 @@ enum Target {
 impl Transport {
     /// Prepares a transport. PEM files are loaded now, so a bad or missing file is reported
     /// before any request is made.
-    pub fn new(endpoint: &Endpoint) -> Result<Self, TransportError> {
+    pub fn new(endpoint: &Endpoint, tracer: Option<Tracer>) -> Result<Self, TransportError> {
         let target = match endpoint {
             Endpoint::Unix(path) => Target::Unix(path.clone()),
             Endpoint::Tcp { addr, tls: None } => Target::Tcp(addr.clone()),
@@ -120,17 +168,83 @@ impl Transport {
                 server_name: server_name(addr)?,
             },
         };
-        Ok(Self { target })
+        Ok(Self {
+            target,
+            idle: Mutex::new(Vec::new()),
+            traffic: Arc::default(),
+            tracer,
+        })
     }
 
-    /// Sends one request on a fresh connection; used by bollard's custom transport and by
-    /// [`Transport::raw_json`]. Only the path and query of the request URI are used (bollard
-    /// passes `http://<addr>/path`), and the Host header is set here.
+    /// What was sent and received so far.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// Sends one request, on an idle connection when one is ready, else on a new one; used
+    /// by bollard's custom transport and by [`Transport::raw_json`]. Only the path and query
+    /// of the request URI are used (bollard passes `http://<addr>/path`), and the Host header
+    /// is set here.
     pub async fn send(&self, req: BollardRequest) -> Result<Response<Incoming>, Error> {
         let req = self.origin_form(req)?;
+        let line = format!("{} {}", req.method(), req.uri());
+        let started = Instant::now();
+        self.traffic.requests.fetch_add(1, Ordering::Relaxed);
+        let result = self.send_pooled(req).await;
+        if let Some(tracer) = &self.tracer {
+            let outcome = match &result {
+                Ok(response) => response.status().as_u16().to_string(),
+                Err(error) => format!("failed: {error}"),
+            };
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracer(&format!("api: {line} -> {outcome} ({ms:.1} ms)"));
+        }
+        result
+    }
+
+    async fn send_pooled(&self, mut req: BollardRequest) -> Result<Response<Incoming>, Error> {
+        while let Some(mut sender) = self.take_idle() {
+            match sender.try_send_request(req).await {
+                Ok(response) => {
+                    self.put_back(sender);
+                    return Ok(response);
+                }
+                // Closed before the request went out: nothing was sent, try another.
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(error.into_error().into()),
+                },
+            }
+        }
+        let mut sender = self.connect().await?;
+        let response = sender.send_request(req).await?;
+        self.put_back(sender);
+        Ok(response)
+    }
+
+    fn take_idle(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|sender| !sender.is_closed());
+        let ready = idle.iter().position(Sender::is_ready)?;
+        Some(idle.swap_remove(ready))
+    }
+
+    fn put_back(&self, sender: Sender) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+
+    async fn connect(&self) -> Result<Sender, Error> {
+        self.traffic.connections.fetch_add(1, Ordering::Relaxed);
+        let counted = |stream| Counted {
+            stream,
+            traffic: Arc::clone(&self.traffic),
+        };
         match &self.target {
-            Target::Unix(path) => exchange(connect_unix(path).await?, req).await,
-            Target::Tcp(addr) => exchange(connect_tcp(addr).await?, req).await,
+            Target::Unix(path) => handshake(counted(Stream::Unix(connect_unix(path).await?))).await,
+            Target::Tcp(addr) => handshake(counted(Stream::Tcp(connect_tcp(addr).await?))).await,
             Target::Tls {
                 addr,
                 connector,
@@ -141,7 +255,7 @@ impl Transport {
                     .connect(server_name.clone(), tcp)
                     .await
                     .map_err(|err| io_error(err, format_args!("TLS handshake with {addr}")))?;
-                exchange(tls, req).await
+                handshake(counted(Stream::Tls(Box::new(tls)))).await
             }
         }
     }
@@ -229,19 +343,82 @@ fn io_error(err: io::Error, what: impl Display) -> Error {
     Error::IOError { err }
 }
 
-/// Sends `req` over a fresh HTTP/1.1 connection on `stream`.
-async fn exchange<S>(stream: S, req: BollardRequest) -> Result<Response<Incoming>, Error>
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    // The connection task runs until the response body is consumed; its errors reach the
-    // caller through `send_request` or the body.
+/// Opens an HTTP/1.1 connection on `stream`.
+async fn handshake(stream: Counted) -> Result<Sender, Error> {
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    // The connection task runs until the sender is dropped or the engine closes it; its
+    // errors reach the caller through `send_request` or the body.
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    Ok(sender.send_request(req).await?)
+    Ok(sender)
+}
+
+/// The three kinds of connection to an engine.
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// A connection that counts the bytes it carries into [`Traffic`].
+struct Counted {
+    stream: Stream,
+    traffic: Arc<Traffic>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = match &mut self.stream {
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        let read = (buf.filled().len() - before) as u64;
+        self.traffic.received.fetch_add(read, Ordering::Relaxed);
+        polled
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = match &mut self.stream {
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        };
+        if let Poll::Ready(Ok(written)) = polled {
+            self.traffic
+                .sent
+                .fetch_add(written as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.stream {
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.stream {
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, TransportError> {
@@ -385,39 +562,40 @@ mod tests {
     /// with an echo of what arrived.
     async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> io::Result<()> {
         let mut reader = BufReader::new(stream);
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line).await?;
-        let mut headers = HashMap::new();
         loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).await?;
-            let Some((name, value)) = line.trim_end().split_once(':') else {
-                break;
-            };
-            headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).await? == 0 {
+                return Ok(());
+            }
+            let mut headers = HashMap::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).await?;
+                let Some((name, value)) = line.trim_end().split_once(':') else {
+                    break;
+                };
+                headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
+            }
+            let length = headers
+                .get("content-length")
+                .map_or(Ok(0), |len| len.parse());
+            let mut body = vec![0; length.map_err(io::Error::other)?];
+            reader.read_exact(&mut body).await?;
+            let mut words = request_line.split_whitespace();
+            let (method, target) = (words.next(), words.next().unwrap_or_default());
+            let reply = if target.ends_with("/version") {
+                json!({ "Version": "99.0.0", "ApiVersion": "1.99" })
+            } else {
+                let body = String::from_utf8_lossy(&body);
+                json!({ "method": method, "target": target, "headers": headers, "body": body })
+            }
+            .to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
+                reply.len()
+            );
+            reader.get_mut().write_all(response.as_bytes()).await?;
         }
-        let length = headers
-            .get("content-length")
-            .map_or(Ok(0), |len| len.parse());
-        let mut body = vec![0; length.map_err(io::Error::other)?];
-        reader.read_exact(&mut body).await?;
-        let mut words = request_line.split_whitespace();
-        let (method, target) = (words.next(), words.next().unwrap_or_default());
-        let reply = if target.ends_with("/version") {
-            json!({ "Version": "99.0.0", "ApiVersion": "1.99" })
-        } else {
-            let body = String::from_utf8_lossy(&body);
-            json!({ "method": method, "target": target, "headers": headers, "body": body })
-        }
-        .to_string();
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n{reply}",
-            reply.len()
-        );
-        let mut stream = reader.into_inner();
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
     }
 
     fn unix_server(dir: &Path) -> PathBuf {
@@ -478,7 +656,7 @@ mod tests {
     async fn raw_json_over_a_unix_socket() {
         let dir = tempfile::tempdir().unwrap();
         let socket = unix_server(dir.path());
-        let transport = Transport::new(&Endpoint::Unix(socket)).unwrap();
+        let transport = Transport::new(&Endpoint::Unix(socket), None).unwrap();
         let spec = json!({ "Name": "ucp-interlock", "Unknown": { "kept": true } });
         let echoed = echo(&transport, Some(&spec)).await;
         assert_eq!(echoed["method"], "POST");
@@ -492,7 +670,7 @@ mod tests {
     #[tokio::test]
     async fn raw_json_over_tcp() {
         let addr = tcp_server(None).await;
-        let transport = Transport::new(&tcp(&addr, None)).unwrap();
+        let transport = Transport::new(&tcp(&addr, None), None).unwrap();
         let echoed = echo(&transport, None).await;
         assert_eq!(echoed["method"], "GET");
         assert_eq!(echoed["headers"]["host"], addr.as_str());
@@ -501,13 +679,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn requests_reuse_one_connection_and_are_counted() {
+        let addr = tcp_server(None).await;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&lines);
+        let tracer: Tracer = Arc::new(move |line: &str| seen.lock().unwrap().push(line.to_owned()));
+        let transport = Transport::new(&tcp(&addr, None), Some(tracer)).unwrap();
+        for _ in 0..3 {
+            echo(&transport, None).await;
+        }
+        let docker = Arc::new(transport);
+        docker.bollard().unwrap().version().await.unwrap();
+        let traffic = docker.traffic();
+        assert_eq!(traffic.requests.load(Ordering::Relaxed), 4);
+        assert_eq!(traffic.connections.load(Ordering::Relaxed), 1);
+        assert!(traffic.received.load(Ordering::Relaxed) > 0);
+        let lines = lines.lock().unwrap();
+        assert_eq!(lines.len(), 4);
+        assert!(
+            lines[0].starts_with("api: GET /services/ucp-interlock/update?version=7 -> 200 ("),
+            "{lines:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn bollard_goes_through_the_transport() {
         let dir = tempfile::tempdir().unwrap();
         let socket = unix_server(dir.path());
-        let unix = Transport::new(&Endpoint::Unix(socket)).unwrap();
+        let unix = Transport::new(&Endpoint::Unix(socket), None).unwrap();
         assert_eq!(engine_version(unix).await.as_deref(), Some("99.0.0"));
         let addr = tcp_server(None).await;
-        let tcp = Transport::new(&tcp(&addr, None)).unwrap();
+        let tcp = Transport::new(&tcp(&addr, None), None).unwrap();
         assert_eq!(engine_version(tcp).await.as_deref(), Some("99.0.0"));
     }
 
@@ -515,7 +717,7 @@ mod tests {
     async fn missing_socket_error_names_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("absent.sock");
-        let transport = Transport::new(&Endpoint::Unix(socket.clone())).unwrap();
+        let transport = Transport::new(&Endpoint::Unix(socket.clone()), None).unwrap();
         let err = transport
             .raw_json(Method::GET, "/_ping", None)
             .await
@@ -530,7 +732,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
-        let transport = Transport::new(&tcp(&addr, None)).unwrap();
+        let transport = Transport::new(&tcp(&addr, None), None).unwrap();
         let err = transport
             .raw_json(Method::GET, "/_ping", None)
             .await
@@ -625,10 +827,10 @@ mod tests {
         let pki = Pki::new();
         let addr = tcp_server(Some(pki.server.clone())).await;
         let endpoint = tcp(&addr, Some(pki.bundle(true)));
-        let transport = Transport::new(&endpoint).unwrap();
+        let transport = Transport::new(&endpoint, None).unwrap();
         let echoed = echo(&transport, Some(&json!({ "a": 1 }))).await;
         assert_eq!(echoed["headers"]["host"], addr.as_str());
-        let transport = Transport::new(&endpoint).unwrap();
+        let transport = Transport::new(&endpoint, None).unwrap();
         assert_eq!(engine_version(transport).await.as_deref(), Some("99.0.0"));
     }
 
@@ -640,7 +842,7 @@ mod tests {
             ca: None,
             ..pki.bundle(false)
         };
-        let transport = Transport::new(&tcp(&addr, Some(files))).unwrap();
+        let transport = Transport::new(&tcp(&addr, Some(files)), None).unwrap();
         echo(&transport, None).await;
     }
 
@@ -649,7 +851,7 @@ mod tests {
         let pki = Pki::new();
         let other = Pki::new();
         let addr = tcp_server(Some(other.server.clone())).await;
-        let transport = Transport::new(&tcp(&addr, Some(pki.bundle(true)))).unwrap();
+        let transport = Transport::new(&tcp(&addr, Some(pki.bundle(true))), None).unwrap();
         let err = transport
             .raw_json(Method::GET, "/_ping", None)
             .await
@@ -670,7 +872,7 @@ mod tests {
             cert: None,
             ..pki.bundle(true)
         };
-        let transport = Transport::new(&tcp(&addr, Some(files))).unwrap();
+        let transport = Transport::new(&tcp(&addr, Some(files)), None).unwrap();
         let result = transport.raw_json(Method::GET, "/_ping", None).await;
         assert!(result.is_err(), "{result:?}");
     }
@@ -683,7 +885,7 @@ mod tests {
             ca: Some(missing.clone()),
             ..pki.bundle(true)
         };
-        let err = Transport::new(&tcp("127.0.0.1:1", Some(files)))
+        let err = Transport::new(&tcp("127.0.0.1:1", Some(files)), None)
             .err()
             .unwrap();
         assert!(
@@ -697,7 +899,7 @@ mod tests {
             key: Some(garbage.clone()),
             ..pki.bundle(true)
         };
-        let err = Transport::new(&tcp("127.0.0.1:1", Some(files)))
+        let err = Transport::new(&tcp("127.0.0.1:1", Some(files)), None)
             .err()
             .unwrap();
         assert!(matches!(
@@ -721,7 +923,7 @@ mod tests {
             key: None,
             verify: true,
         };
-        let err = Transport::new(&tcp("127.0.0.1:1", Some(files)))
+        let err = Transport::new(&tcp("127.0.0.1:1", Some(files)), None)
             .err()
             .unwrap();
         assert!(matches!(err, TransportError::NoCa), "{err}");

@@ -3,6 +3,10 @@
 //! figures with their spread (median, min, max), never a pass/fail verdict: the targets
 //! live here and in the README's Performance section, not in timed test assertions.
 
+mod lab;
+#[path = "../lab_support/mod.rs"]
+mod lab_support;
+mod labels;
 mod measure;
 mod offline;
 
@@ -13,11 +17,28 @@ struct Section {
     run: fn(),
 }
 
-const SECTIONS: &[Section] = &[Section {
-    name: "offline",
-    about: "start-up (--version) against `true`, as a floor for process start",
-    run: offline::run,
-}];
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "offline",
+        about: "start-up against a process floor; planning on 200 extensions against 1",
+        run: offline::run,
+    },
+    Section {
+        name: "e2e",
+        about: "lab: pin-proxy + host-mode against the docker CLI runbook; overhead; memory",
+        run: lab::e2e,
+    },
+    Section {
+        name: "api",
+        about: "lab: engine calls and bytes per command with 10 and 300 extra services",
+        run: lab::api,
+    },
+    Section {
+        name: "labels",
+        about: "`labels check` over 10,000 labels: the library check, and one run of the binary",
+        run: labels::run,
+    },
+];
 
 fn main() {
     // `cargo bench` passes `--bench`; any other word selects sections by name.

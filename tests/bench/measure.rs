@@ -19,6 +19,11 @@ impl Samples {
         )
     }
 
+    /// One sample.
+    pub fn of(duration: Duration) -> Self {
+        Samples(vec![duration])
+    }
+
     /// All samples of several collections, as one.
     pub fn merge(parts: Vec<Samples>) -> Self {
         Samples(parts.into_iter().flat_map(|s| s.0).collect())

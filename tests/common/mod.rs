@@ -2,6 +2,8 @@
 //! fixtures, and reading TOML text independently of the code under test (a small line-based
 //! locator for `key = value` lines, and a leaf walk over `toml_edit` documents).
 
+#![allow(dead_code)] // each test binary uses its own subset
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -75,14 +77,25 @@ fn shell_words(args: &[String]) -> String {
 /// Runs `interlockctl ARGS` in the crate root with a clean environment (`PATH` kept,
 /// `NO_COLOR=1`, `COLUMNS=100`), feeding `stdin` (empty when `None`).
 pub fn run_with_stdin<S: AsRef<str>>(args: &[S], stdin: Option<&[u8]>) -> Run {
+    run_in(manifest_dir(), args, stdin, &[])
+}
+
+/// Runs `interlockctl ARGS` in `dir` with `env` added, otherwise as [`run_with_stdin`].
+pub fn run_in<S: AsRef<str>>(
+    dir: &Path,
+    args: &[S],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+) -> Run {
     let args: Vec<String> = args.iter().map(|a| a.as_ref().to_owned()).collect();
     let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_interlockctl"));
     command
         .args(&args)
-        .current_dir(manifest_dir())
+        .current_dir(dir)
         .env_clear()
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
+        .envs(env.iter().copied())
         .write_stdin(stdin.unwrap_or_default().to_vec());
     if let Some(path) = std::env::var_os("PATH") {
         command.env("PATH", path);

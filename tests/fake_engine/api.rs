@@ -128,7 +128,9 @@ pub(super) fn route(
                 swarm
                     .networks
                     .iter()
-                    .map(|(id, name)| json!({ "Id": id, "Name": name, "Driver": "overlay", "Scope": "swarm" }))
+                    .map(|(id, name)| {
+                        json!({ "Id": id, "Name": name, "Scope": "swarm", "Driver": "overlay" })
+                    })
                     .collect(),
             ),
         ),
@@ -180,11 +182,31 @@ fn inspect_service(swarm: &mut Swarm, name: &str) -> (StatusCode, Value) {
     let Some(service) = swarm.service(name) else {
         return error(StatusCode::NOT_FOUND, format!("service {name} not found"));
     };
-    let answer = (StatusCode::OK, service_json(service));
     let service_name = service.name().to_owned();
     let seen = swarm.inspections.entry(service_name.clone()).or_default();
     *seen += 1;
     let seen = *seen;
+    if let Some((foreign, until)) = swarm.faults.foreign_rollout.clone()
+        && foreign == service_name
+    {
+        let state = if seen < until {
+            "updating"
+        } else {
+            "completed"
+        };
+        let service = swarm.service_mut(&service_name).expect("just found");
+        service.update_status = Some(json!({
+            "State": state,
+            "StartedAt": "2026-01-01T00:00:00Z",
+            "CompletedAt": "2026-01-01T00:00:05Z",
+            "Message": format!("update {state}")
+        }));
+        if seen >= until {
+            swarm.faults.foreign_rollout = None;
+        }
+    }
+    let service = swarm.service(&service_name).expect("just found");
+    let answer = (StatusCode::OK, service_json(service));
     if let Some(race) = swarm.faults.concurrent_update.clone()
         && race.service == service_name
         && race.trigger == Trigger::AfterInspect(seen)
@@ -200,6 +222,20 @@ fn update_service(swarm: &mut Swarm, name: &str, query: &str, body: &[u8]) -> (S
         return error(StatusCode::NOT_FOUND, format!("service {name} not found"));
     };
     let (id, service_name) = (service.id.clone(), service.name().to_owned());
+    let requests = swarm
+        .update_requests
+        .entry(service_name.clone())
+        .or_default();
+    *requests += 1;
+    if let Some((refused, from)) = &swarm.faults.updates_refused_from
+        && *refused == service_name
+        && *requests >= *from
+    {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rpc error: code = Unavailable desc = the swarm does not accept changes",
+        );
+    }
     if swarm.updates_seen.insert(service_name.clone())
         && let Some(race) = swarm.faults.concurrent_update.clone()
         && race.service == service_name

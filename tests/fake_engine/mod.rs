@@ -22,18 +22,20 @@
 //!   `PollInterval = "soon"` exits 1; with `FailureAction = rollback` Swarm restores the
 //!   previous spec (`rollback_completed`, `PreviousSpec` cleared), else the update pauses;
 //! - configs: create (409 on a taken name), list with a name-prefix filter, inspect;
-//! - service and node lists; task lists filtered by `service`, `_up-to-date`, `desired-state`;
+//! - service, node and network lists; task lists filtered by `service`, `_up-to-date`,
+//!   `desired-state`;
 //! - `/info` of a worker (`ControlAvailable: false`), whose swarm calls answer 503.
 //!
 //! What it deliberately does not emulate: global services, restart policies (a failed task is
 //! not restarted), update parallelism, delays and `start-first` ordering (an update happens in
-//! one step), node failures, networks and VIPs, ingress port conflicts, secrets, task history
+//! one step), node failures, network attachments and VIPs, ingress port conflicts, secrets, task history
 //! retention (every task is kept), label/ID filters other than those named above, ID-prefix
 //! lookups, and every endpoint interlockctl does not call (they answer 404 and are logged).
 //!
 //! Faults ([`Faults`]) are injected per engine: cut the connection on the k-th request, let
-//! someone else update a service behind the tool's back, take a config name just before the
-//! tool creates it, leave a service's new tasks pending, or make those of one spec exit 1. Every request is
+//! someone else update a service behind the tool's back or run a rollout on it, take a config
+//! name just before the tool creates it, leave a service's new tasks pending, make those of
+//! one spec exit 1, never bind a service's host ports, or refuse a service's updates. Every request is
 //! logged ([`FakeEngine::requests`]) so a test can count them and see what was answered.
 //!
 //! Layout: this file holds the handle, the faults and the HTTP server; `swarm.rs` the model
@@ -42,6 +44,8 @@
 //! The server uses hyper's `server` feature, which Cargo.toml does not ask for itself: bollard's
 //! `hyperlocal` dependency turns it on. If that ever changes, add `"server"` to hyper's features
 //! under `[dev-dependencies]`.
+
+#![allow(dead_code)] // each test binary uses its own subset
 
 mod api;
 mod swarm;
@@ -133,6 +137,15 @@ pub struct Faults {
     /// `(service, text)`: new tasks of the service whose `TaskTemplate` (as JSON) contains
     /// `text` exit 1 right after they start, as with a spec the container cannot run with.
     pub failing_tasks: Vec<(String, String)>,
+    /// `(service, n)`: a rollout someone else started runs on the service (`updating`) until
+    /// the n-th inspect of it, then completes.
+    pub foreign_rollout: Option<(String, usize)>,
+    /// Services whose running tasks never bind their host ports (stale however often they
+    /// are re-created).
+    pub host_ports_never_bound: Vec<String>,
+    /// `(service, n)`: the n-th and every later update request of the service is refused
+    /// with a 500 (an engine that stops accepting changes).
+    pub updates_refused_from: Option<(String, usize)>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -136,10 +136,10 @@ pub struct Swarm {
     pub configs: Vec<Config>,
     /// Services.
     pub services: Vec<Service>,
+    /// Networks, as `(ID, name)`.
+    pub networks: Vec<(String, String)>,
     /// Every task ever created (no history limit).
     pub tasks: Vec<Task>,
-    /// Networks as `(ID, name)`.
-    pub networks: Vec<(String, String)>,
     /// `/info`'s `Swarm.ControlAvailable`: false makes this engine a worker.
     pub control_available: bool,
     /// Faults to inject.
@@ -154,6 +154,8 @@ pub struct Swarm {
     next_ephemeral_port: u64,
     pub(super) inspections: BTreeMap<String, usize>,
     pub(super) updates_seen: BTreeSet<String>,
+    /// Update requests received per service name.
+    pub(super) update_requests: BTreeMap<String, usize>,
     pub(super) creates_seen: usize,
 }
 
@@ -181,6 +183,7 @@ impl Swarm {
             next_ephemeral_port: 30000,
             inspections: BTreeMap::new(),
             updates_seen: BTreeSet::new(),
+            update_requests: BTreeMap::new(),
             creates_seen: 0,
         };
         for (n, (hostname, role, dtr)) in [
@@ -248,6 +251,19 @@ impl Swarm {
         let id = config.id.clone();
         self.configs.push(config);
         id
+    }
+
+    /// Creates a swarm-scoped network as `docker network create` would; returns its ID.
+    pub fn add_network(&mut self, name: &str) -> String {
+        let id = self.new_id();
+        self.networks.push((id.clone(), name.to_owned()));
+        id
+    }
+
+    /// Creates a service from `spec` as `docker service create` would, and converges it;
+    /// returns its ID.
+    pub fn add_service(&mut self, spec: Value) -> String {
+        self.create_service(spec)
     }
 
     /// A service by name or ID.
@@ -549,7 +565,7 @@ impl Swarm {
             Some(_) => ("running", "running", "started", None),
         };
         let mut ports = Vec::new();
-        if state == "running" {
+        if state == "running" && !self.faults.host_ports_never_bound.contains(&name) {
             for port in &host_ports {
                 let mut bound = port.clone();
                 if bound.get("PublishedPort").is_none() {
@@ -603,6 +619,11 @@ impl Swarm {
     }
 
     /// Someone else's update: a label on the spec, nothing the tool plans to change.
+    /// How often the service was inspected so far.
+    pub fn inspections_of(&self, service: &str) -> usize {
+        self.inspections.get(service).copied().unwrap_or(0)
+    }
+
     pub(super) fn concurrent_update(&mut self, service: &str) {
         self.update_service(service, |spec| {
             spec["Labels"][CONCURRENT_LABEL] = json!("someone-else");

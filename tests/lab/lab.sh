@@ -9,7 +9,8 @@
 #   reset   bring the fixture back to its initial state: remove services ucp-interlock* and
 #           lab-*, configs com.docker.ucp.interlock.conf*, com.docker.interlock.proxy.* and
 #           lab-*, secrets and networks lab-*; restore node labels; create conf-1
-#           (core-config.toml) and the three Interlock services
+#           (core-config.toml) and the three Interlock services; wait until the core has
+#           swapped its proxy config in
 #   down    stop and remove everything the lab created (safe when nothing is up)
 #   status  print nodes and services; exit 0 if the lab is up, 1 if not
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
@@ -564,6 +565,16 @@ remove_lab_networks() {
     dk "$MGR" network rm "${networks[@]}" >/dev/null 2>&1
 }
 
+# true once the core mounted a proxy config on the proxy and that rollout is over
+proxy_config_swapped() {
+    local out
+    out=$(dk "$MGR" service inspect --format \
+        '{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{.ConfigName}} {{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' \
+        ucp-interlock-proxy 2>/dev/null) || return 1
+    [[ ${out%%|*} == *com.docker.interlock.proxy.* ]] || return 1
+    [[ ${out#*|} != updating && ${out#*|} != rollback_started ]]
+}
+
 reset_fixture() {
     local svcs configs secrets i
     load_env || die "no lab env file $ENV_FILE: run lab.sh up"
@@ -616,6 +627,7 @@ reset_fixture() {
     log "fixture created, waiting for its tasks"
     wait_until "$TIMEOUT" "fixture services to run" \
         services_running ucp-interlock=1 ucp-interlock-extension=1 ucp-interlock-proxy=2
+    wait_until "$TIMEOUT" "the core to swap its proxy config onto the proxy" proxy_config_swapped
     netfiles_record
 }
 

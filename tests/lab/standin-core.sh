@@ -13,7 +13,14 @@
 #     product's known bug: config changes (ProxyConstraints, ...) never reach an existing proxy.
 #     The first extension is reconciled by this process, every other one by a run of this
 #     script with `--extension NAME --reconcile-only` (service clusters);
-#  3. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
+#  3. like the real core, writes each proxy's nginx config into a new config object of its own
+#     and swaps it onto that proxy service (`docker service update --config-rm/--config-add`, a
+#     rolling update of the proxy) on every config load, and again whenever a routed service
+#     (label com.docker.lb.hosts) is created or removed: a concurrent writer of the proxies'
+#     specs. Another extension's proxy gets its swap from a run of this script with
+#     `--extension NAME --reconcile-only` (at load) or `--extension NAME --swap-only` (a route
+#     change);
+#  4. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
 #     8080) as its "gRPC" port (GET / returns "interlock-core-standin" and the summary) until
 #     SIGTERM/SIGINT/SIGQUIT, on which it exits at once.
 # The proxy image is $LAB_IMAGE (set on the service by lab.sh), else this container's image.
@@ -21,11 +28,13 @@
 CONFIG=/config.toml
 WANT=
 RECONCILE_ONLY=
+SWAP_ONLY=
 while [ $# -gt 0 ]; do
     case "$1" in
         -c|--config) CONFIG=$2; shift 2 ;;
         --extension) WANT=$2; shift 2 ;;
         --reconcile-only) RECONCILE_ONLY=1; shift ;;
+        --swap-only) SWAP_ONLY=1; shift ;;
         *) shift ;;
     esac
 done
@@ -143,6 +152,54 @@ eval "$code"
 
 log "loaded $CONFIG: extensions=$EXTENSIONS; using extension \"$EXT\": ProxyServiceName=$C_PROXYSERVICENAME ProxyReplicas=$C_PROXYREPLICAS PublishMode=$C_PUBLISHMODE PublishedPort=$C_PUBLISHEDPORT->$C_TARGETPORT PublishedSSLPort=$C_PUBLISHEDSSLPORT->$C_TARGETSSLPORT PollInterval=$POLL ListenAddr=$LISTEN"
 
+# The generated nginx config: what the real core renders from the routes, here a summary.
+PROXY_CONFIG_TARGET=/etc/nginx/nginx.conf
+routes() {
+    docker service ls --filter label=com.docker.lb.hosts --format '{{.Name}}' 2>/dev/null | sort
+}
+mounted_proxy_config() {
+    docker service inspect --format \
+        "{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{if eq .File.Name \"$PROXY_CONFIG_TARGET\"}}{{.ConfigName}}{{end}}{{end}}" \
+        "$C_PROXYSERVICENAME" 2>/dev/null
+}
+# Creates the next proxy config and swaps it onto the proxy, retrying when someone else
+# updated the proxy in between ("update out of sequence"). Old configs are kept: the proxy's
+# previous spec (its rollback target) may still mount them.
+swap_proxy_config() {
+    name="com.docker.interlock.proxy.$(date +%s)-$$-$RANDOM"
+    if ! { echo "# nginx.conf rendered by the Interlock core stand-in"
+           echo "# core config: $(md5sum <"$CONFIG" | cut -d' ' -f1)"
+           routes | sed 's/^/# route: /'; } |
+         docker config create --label com.docker.interlock.proxy=true "$name" - >/dev/null; then
+        log "could not create proxy config $name"
+        return 1
+    fi
+    for try in 1 2 3 4 5; do
+        old=$(mounted_proxy_config)
+        set -- --config-add "source=$name,target=$PROXY_CONFIG_TARGET"
+        if [ -n "$old" ]; then set -- --config-rm "$old" "$@"; fi
+        if docker service update --detach --quiet "$@" "$C_PROXYSERVICENAME" >/dev/null 2>&1; then
+            log "swapped proxy config $name onto $C_PROXYSERVICENAME (try $try)"
+            return 0
+        fi
+        sleep 0.3
+    done
+    log "could not swap proxy config $name onto $C_PROXYSERVICENAME"
+}
+
+# Runs this script for every other extension of the config (service clusters).
+each_other_extension() {
+    for other in $(echo "$EXTENSIONS" | tr ',' ' '); do
+        [ "$other" = "$EXT" ] || "$0" --extension "$other" "$@" -c "$CONFIG" || return 1
+    done
+}
+
+# A route change, seen by the process of the first extension: only the swap.
+if [ -n "$SWAP_ONLY" ]; then
+    swap_proxy_config
+    exit 0
+fi
+
 case "$C_PUBLISHMODE" in
     ingress|host) ;;
     *) die "extension $EXT: PublishMode must be ingress or host, not '$C_PUBLISHMODE'" ;;
@@ -174,10 +231,9 @@ else
     fi
 fi
 
+swap_proxy_config
 [ -z "$RECONCILE_ONLY" ] || exit 0
-for other in $(echo "$EXTENSIONS" | tr ',' ' '); do
-    [ "$other" = "$EXT" ] || "$0" --extension "$other" --reconcile-only -c "$CONFIG" || exit 1
-done
+each_other_extension --reconcile-only || exit 1
 
 port=${LISTEN##*:}
 case "$port" in ''|*[!0-9]*) port=8080 ;; esac
@@ -194,4 +250,15 @@ httpd -f -p "$port" -h /tmp/core-www &
 pid=$!
 trap 'kill $pid 2>/dev/null; exit 0' TERM INT QUIT
 log "serving on :$port"
-wait $pid
+# Watch the routes (once a second; the real core polls every PollInterval).
+last=$(routes)
+while kill -0 "$pid" 2>/dev/null; do
+    sleep 1 &
+    wait $!
+    now=$(routes)
+    if [ "$now" != "$last" ]; then
+        last=$now
+        swap_proxy_config
+        each_other_extension --swap-only
+    fi
+done

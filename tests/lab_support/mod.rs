@@ -2,9 +2,11 @@
 //! (one dockerd per node, workers in network namespaces), the interlockctl binary run
 //! against it, and small readers of the swarm's state through the docker CLI.
 //!
-//! Tests that change the swarm hold one lock and start from `lab.sh reset`. Set
-//! `INTERLOCKCTL_SKIP_LAB=1` to skip them on a machine where the lab cannot run (it needs
-//! root); they then say so loudly instead of passing silently.
+//! Tests that change the swarm hold one lock and start from `lab.sh reset`. Each one is
+//! marked `#[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]`:
+//! with `INTERLOCKCTL_SKIP_LAB=1` (exactly; the build script turns it into the `skip_lab`
+//! cfg) they are skipped on a machine where the lab cannot run (it needs root), and the test
+//! summary counts them as ignored. Any other value, or none, runs them.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::io::{Read, Write};
@@ -25,6 +27,8 @@ pub struct Lab {
     pub docker_host: String,
     pub dtr_addrs: Vec<String>,
     pub other_addrs: Vec<String>,
+    /// The stand-in image's ID, for services the tests create (never pulled).
+    pub image: String,
 }
 
 pub fn manifest_dir() -> PathBuf {
@@ -44,16 +48,29 @@ fn run_script(args: &[&str]) {
     assert!(status.success(), "tests/lab/lab.sh {args:?} failed");
 }
 
+/// The env file `lab.sh up` writes: `KEY=value` lines.
+const ENV_FILE: &str = "/run/interlockctl-lab/env";
+
+fn env_value(env: &str, key: &str) -> Option<String> {
+    env.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+        .map(|value| value.trim_matches('"').to_owned())
+}
+
+/// The manager's socket of a lab that is up: its env file exists and the manager's engine
+/// accepts a connection there. `None` when the lab is down.
+pub fn running_lab_socket() -> Option<PathBuf> {
+    let env = std::fs::read_to_string(ENV_FILE).ok()?;
+    let socket = PathBuf::from(env_value(&env, "DOCKER_HOST")?.strip_prefix("unix://")?);
+    std::os::unix::net::UnixStream::connect(&socket).ok()?;
+    Some(socket)
+}
+
 fn start_lab() -> Lab {
     run_script(&["up"]);
-    let env = std::fs::read_to_string("/run/interlockctl-lab/env")
-        .expect("lab.sh up writes its env file");
+    let env = std::fs::read_to_string(ENV_FILE).expect("lab.sh up writes its env file");
     let value = |key: &str| -> String {
-        env.lines()
-            .find_map(|line| line.strip_prefix(&format!("{key}=")))
-            .unwrap_or_else(|| panic!("{key} missing from the lab env file"))
-            .trim_matches('"')
-            .to_owned()
+        env_value(&env, key).unwrap_or_else(|| panic!("{key} missing from the lab env file"))
     };
     let words = |key: &str| {
         value(key)
@@ -70,6 +87,7 @@ fn start_lab() -> Lab {
         docker_host: value("DOCKER_HOST"),
         dtr_addrs,
         other_addrs,
+        image: value("LAB_IMAGE"),
     }
 }
 
@@ -90,17 +108,20 @@ fn lock_lab_for_this_process() -> std::fs::File {
 }
 
 /// The lab, started once per test process, and held exclusively by one test at a time.
-pub fn lab() -> Option<MutexGuard<'static, Lab>> {
-    if std::env::var_os("INTERLOCKCTL_SKIP_LAB").is_some() {
-        eprintln!("SKIPPED: INTERLOCKCTL_SKIP_LAB is set; this end-to-end test did not run");
-        return None;
+pub fn lab() -> MutexGuard<'static, Lab> {
+    if cfg!(skip_lab) {
+        panic!(
+            "INTERLOCKCTL_SKIP_LAB=1, yet this test reached the lab: mark it \
+             #[cfg_attr(skip_lab, ignore = \"INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm\")], \
+             or run without the variable"
+        );
     }
     static LAB: OnceLock<(std::fs::File, Mutex<Lab>)> = OnceLock::new();
     let (_process_lock, lab) =
         LAB.get_or_init(|| (lock_lab_for_this_process(), Mutex::new(start_lab())));
     let guard = lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     reset();
-    Some(guard)
+    guard
 }
 
 /// Writes a line to the test output even when the harness captures it (how many
