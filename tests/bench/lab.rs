@@ -2,7 +2,9 @@
 //!
 //! `e2e`: `interlockctl pin-proxy` + `host-mode` against the same two steps done the
 //! runbook's way with the docker CLI (`runbook.sh` beside this file), each from the same
-//! fresh fixture, alternating which goes first, at least 3 rounds. A round counts only when
+//! fresh fixture, alternating which goes first, at least 3 rounds; once with the lab's core
+//! rolling the proxy after every config load (as the real core does), once with a core that
+//! never writes the proxy. A round counts only when
 //! both ends are verified by the same checker ([`verified`]). It also prints the tool's
 //! overhead per service update (its request to its "converged", minus Swarm's own rollout
 //! time from the run's JSON `timings`) and the peak memory of the tool's runs.
@@ -229,6 +231,17 @@ fn mib(kib: i64) -> f64 {
 
 pub fn e2e() {
     let lab = lab_support::lab();
+    println!("with the core rolling the proxy on every config load (as the real core does):");
+    compare(&lab, lab_support::reset);
+    println!(
+        "with a core that never writes the proxy (the setting of the figures before rollout v2):"
+    );
+    compare(&lab, lab_support::reset_without_core_writer);
+    lab_support::reset();
+}
+
+/// `ROUNDS` verified rounds of the tool against the runbook, each from `reset`.
+fn compare(lab: &Lab, reset: fn()) {
     let (mut tools, mut books, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
     let mut max_rss_kib = 0;
     for round in 0..ROUNDS {
@@ -236,11 +249,11 @@ pub fn e2e() {
         let mut book = None;
         // Alternate which goes first, so both see the same drift of the machine.
         for tool_turn in [round % 2 == 0, round % 2 != 0] {
-            lab_support::reset();
+            reset();
             if tool_turn {
-                tool_run = tool(&lab).filter(|_| verdict(&lab, "interlockctl"));
+                tool_run = tool(lab).filter(|_| verdict(lab, "interlockctl"));
             } else {
-                book = runbook(&lab).filter(|_| verdict(&lab, "runbook"));
+                book = runbook(lab).filter(|_| verdict(lab, "runbook"));
             }
         }
         let (Some(run), Some(book)) = (tool_run, book) else {
@@ -257,31 +270,30 @@ pub fn e2e() {
         overheads.extend(run.overheads.into_iter().map(Samples::of));
         max_rss_kib = max_rss_kib.max(run.max_rss_kib);
     }
-    lab_support::reset();
     if tools.is_empty() {
         println!("  no round was verified on both sides");
         return;
     }
     let (tools, books) = (Samples::merge(tools), Samples::merge(books));
     println!(
-        "end to end   interlockctl pin-proxy + host-mode: {}",
+        "  end to end   interlockctl pin-proxy + host-mode: {}",
         tools.summary()
     );
     println!(
-        "             runbook.sh (docker CLI):             {}",
+        "               runbook.sh (docker CLI):             {}",
         books.summary()
     );
     println!(
-        "             ratio of medians: {:.2} (target <= 0.80)",
+        "               ratio of medians: {:.2} (target <= 0.80)",
         ratio(&tools, &books)
     );
     let overheads = Samples::merge(overheads);
     println!(
-        "overhead     per service update, beyond Swarm's rollout: {} (target: median <= 300 ms)",
+        "  overhead     per service update, beyond Swarm's rollout: {} (target: median <= 300 ms)",
         overheads.summary()
     );
     println!(
-        "memory       peak RSS of one interlockctl run: {:.1} MiB",
+        "  memory       peak RSS of one interlockctl run: {:.1} MiB",
         mib(max_rss_kib)
     );
 }

@@ -10,7 +10,8 @@
 #           lab-*, configs com.docker.ucp.interlock.conf*, com.docker.interlock.proxy.* and
 #           lab-*, secrets and networks lab-*; restore node labels; create conf-1
 #           (core-config.toml) and the three Interlock services; wait until the core has
-#           swapped its proxy config in
+#           swapped its proxy config in (LAB_CORE_WRITER=off: a core that never writes the
+#           proxy, for benchmarks)
 #   down    stop and remove everything the lab created (safe when nothing is up)
 #   status  print nodes and services; exit 0 if the lab is up, 1 if not
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
@@ -622,12 +623,14 @@ reset_fixture() {
         --constraint node.role==manager --network "$OVERLAY" \
         --config "source=$CONF1,target=/config.toml" \
         --mount "type=bind,source=$(sock "$MGR"),target=/var/run/docker.sock" \
-        --env "LAB_IMAGE=$LAB_IMAGE" \
+        --env "LAB_IMAGE=$LAB_IMAGE" --env "LAB_CORE_WRITER=${LAB_CORE_WRITER:-on}" \
         "$LAB_IMAGE" /standin-core.sh run -c /config.toml >/dev/null
     log "fixture created, waiting for its tasks"
     wait_until "$TIMEOUT" "fixture services to run" \
         services_running ucp-interlock=1 ucp-interlock-extension=1 ucp-interlock-proxy=2
-    wait_until "$TIMEOUT" "the core to swap its proxy config onto the proxy" proxy_config_swapped
+    if [[ ${LAB_CORE_WRITER:-on} != off ]]; then
+        wait_until "$TIMEOUT" "the core to swap its proxy config onto the proxy" proxy_config_swapped
+    fi
     netfiles_record
 }
 

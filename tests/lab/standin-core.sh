@@ -17,9 +17,9 @@
 #     and swaps it onto that proxy service (`docker service update --config-rm/--config-add`, a
 #     rolling update of the proxy) on every config load, and again whenever a routed service
 #     (label com.docker.lb.hosts) is created or removed: a concurrent writer of the proxies'
-#     specs. Another extension's proxy gets its swap from a run of this script with
-#     `--extension NAME --reconcile-only` (at load) or `--extension NAME --swap-only` (a route
-#     change);
+#     specs (unless LAB_CORE_WRITER=off, for the benchmark's comparison without one). Another
+#     extension's proxy gets its swap from a run of this script with `--extension NAME
+#     --reconcile-only` (at load) or `--extension NAME --swap-only` (a route change);
 #  4. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
 #     8080) as its "gRPC" port (GET / returns "interlock-core-standin" and the summary) until
 #     SIGTERM/SIGINT/SIGQUIT, on which it exits at once.
@@ -166,6 +166,10 @@ mounted_proxy_config() {
 # updated the proxy in between ("update out of sequence"). Old configs are kept: the proxy's
 # previous spec (its rollback target) may still mount them.
 swap_proxy_config() {
+    if [ "${LAB_CORE_WRITER:-on}" = off ]; then
+        log "LAB_CORE_WRITER=off: not swapping a proxy config"
+        return 0
+    fi
     name="com.docker.interlock.proxy.$(date +%s)-$$-$RANDOM"
     if ! { echo "# nginx.conf rendered by the Interlock core stand-in"
            echo "# core config: $(md5sum <"$CONFIG" | cut -d' ' -f1)"

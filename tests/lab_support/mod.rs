@@ -40,12 +40,17 @@ fn lab_script() -> PathBuf {
 }
 
 fn run_script(args: &[&str]) {
+    run_script_with(args, &[]);
+}
+
+fn run_script_with(args: &[&str], env: &[(&str, &str)]) {
     let status = Command::new("bash")
         .arg(lab_script())
         .args(args)
+        .envs(env.iter().copied())
         .status()
         .expect("bash runs");
-    assert!(status.success(), "tests/lab/lab.sh {args:?} failed");
+    assert!(status.success(), "tests/lab/lab.sh {args:?} {env:?} failed");
 }
 
 /// The env file `lab.sh up` writes: `KEY=value` lines.
@@ -133,6 +138,11 @@ pub fn report(line: &str) {
 /// Brings the lab's fixture back to its initial state.
 pub fn reset() {
     run_script(&["reset"]);
+}
+
+/// [`reset`] with a core that never writes the proxy's spec (the benchmark compares both).
+pub fn reset_without_core_writer() {
+    run_script_with(&["reset"], &[("LAB_CORE_WRITER", "off")]);
 }
 
 impl Lab {
