@@ -1237,6 +1237,146 @@ fn proxy_tasks_that_kept_stale_ports_are_recreated_and_verified() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Service clusters
+
+/// The proxy service of the `eu` cluster the tests add.
+const EU_PROXY: &str = "ucp-interlock-proxy-eu";
+/// `cluster add eu` on the role=dtr nodes, ports 7081 and 7444.
+const ADD_EU: &[&str] = &[
+    "cluster", "add", "eu", "--label", "role=dtr", "--http", "7081", "--https", "7444", "--yes",
+];
+
+/// The core creates the new cluster's proxy from the new config; the run waits for it and
+/// verifies it. `cluster remove` then rotates the core onto a config without the cluster and
+/// removes the proxy Interlock would leave running; the default proxy stays as it was.
+#[test]
+fn a_cluster_is_added_with_the_proxy_the_core_creates_and_removed_with_it() {
+    let engine = FakeEngine::start();
+    let (_, default_proxy) = specs(&engine);
+    let report = interlockctl(&engine, ADD_EU).assert_code(0);
+    assert_eq!(report["status"], "applied");
+    assert_eq!(report["extension"], "eu");
+    assert_eq!(
+        action_kinds(&report),
+        ["create_config", "update_service", "await_service"]
+    );
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
+        let eu = &swarm.service(EU_PROXY).expect("the core created it").spec;
+        assert_eq!(
+            eu["TaskTemplate"]["Placement"]["Constraints"],
+            json!(["node.labels.role==dtr"])
+        );
+        assert_eq!(
+            swarm.running_tasks(EU_PROXY),
+            [
+                (
+                    "w1".to_owned(),
+                    vec!["7081:80".to_owned(), "7444:443".to_owned()]
+                ),
+                (
+                    "w2".to_owned(),
+                    vec!["7081:80".to_owned(), "7444:443".to_owned()]
+                ),
+            ]
+        );
+    });
+
+    let report = interlockctl(&engine, &["cluster", "remove", "eu", "--yes"]).assert_code(0);
+    assert_eq!(
+        action_kinds(&report),
+        ["create_config", "update_service", "remove_service"]
+    );
+    assert_eq!(report["actions"][2]["target"], EU_PROXY);
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(3)));
+        assert!(swarm.service(EU_PROXY).is_none(), "removed");
+    });
+    assert_eq!(
+        specs(&engine).1,
+        default_proxy,
+        "the default proxy is untouched"
+    );
+}
+
+/// The new cluster's proxy does not verify: the core goes back to its previous config
+/// (config and host port), then the proxy the core created from the run's config is
+/// removed, and exit 5 comes from a re-read that shows both.
+#[test]
+fn a_new_cluster_whose_proxy_fails_verification_is_removed_after_the_core_is_back() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.host_ports_never_bound = vec![EU_PROXY.into()];
+    });
+    let (core_before, proxy_before) = specs(&engine);
+    let report = interlockctl(&engine, ADD_EU).assert_code(5);
+    assert_eq!(report["status"], "rolled_back");
+    assert_eq!(report["errors"][0]["code"], "verification_failed");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(&format!(
+            "; restored: {CORE} config /config.toml, ports 8080/tcp, update config; {EU_PROXY} removed (the core created it from this run's config)"
+        )),
+        "{message}"
+    );
+    assert_eq!(specs(&engine), (core_before, proxy_before));
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
+        assert!(swarm.service(EU_PROXY).is_none());
+    });
+}
+
+/// The core leaves the restore undone: the created proxy is left (the core, still on the
+/// run's config, would create it again) and named, with exit 1 `partially_restored`.
+#[test]
+fn a_new_cluster_whose_core_cannot_be_put_back_keeps_its_proxy_and_says_so() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.host_ports_never_bound = vec![EU_PROXY.into()];
+        // The run's core update goes through; the one putting it back does not.
+        swarm.faults.updates_refused_from = Some((CORE.into(), 2));
+    });
+    let report = interlockctl(&engine, ADD_EU).assert_code(1);
+    let codes: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["verification_failed", "partially_restored"]);
+    let message = report["errors"][1]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "{EU_PROXY}, which the core created from this run's config, still exists"
+        )),
+        "{message}"
+    );
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
+        assert!(swarm.service(EU_PROXY).is_some());
+    });
+}
+
+/// A core that never creates the proxy: exit 6 once `--timeout` passes, nothing undone.
+#[test]
+fn a_new_cluster_whose_proxy_the_core_never_creates_times_out_with_exit_6() {
+    let engine = FakeEngine::start_arranged(|swarm| swarm.faults.core_creates_no_proxy = true);
+    let report = interlockctl(&engine, &[ADD_EU, &["--timeout", "2s"]].concat()).assert_code(6);
+    assert_eq!(report["status"], "timed_out");
+    assert_eq!(report["errors"][0]["code"], "timed_out");
+    assert_eq!(
+        report["errors"][0]["message"],
+        format!("the Interlock core did not create {EU_PROXY} in time")
+    );
+    engine.with(|swarm| {
+        assert_eq!(
+            swarm.mounted_config(CORE),
+            Some(conf(2)),
+            "nothing rolled back"
+        );
+        assert!(swarm.service(EU_PROXY).is_none());
+    });
+}
+
+// ---------------------------------------------------------------------------------------
 // Secrets
 
 /// Live, on the fake engine (the lab's stand-in core reads no multi-line strings): a live

@@ -21,6 +21,10 @@
 //! - the Interlock core failing on a config it cannot load: a task whose `/config.toml` holds
 //!   `PollInterval = "soon"` exits 1; with `FailureAction = rollback` Swarm restores the
 //!   previous spec (`rollback_completed`, `PreviousSpec` cleared), else the update pauses;
+//! - the Interlock core creating a missing proxy: a core update whose new task loads its
+//!   config creates the proxy service of every extension that has none (a new service
+//!   cluster's), from the extension's settings;
+//! - service removal;
 //! - configs: create (409 on a taken name), list with a name-prefix filter, inspect;
 //! - service, node and network lists; task lists filtered by `service`, `_up-to-date`,
 //!   `desired-state`;
@@ -35,8 +39,9 @@
 //! Faults ([`Faults`]) are injected per engine: cut the connection on the k-th request, let
 //! someone else update a service behind the tool's back or run a rollout on it, take a config
 //! name just before the tool creates it, leave a service's new tasks pending, make those of
-//! one spec exit 1, never bind a service's host ports, or refuse a service's updates. Every request is
-//! logged ([`FakeEngine::requests`]) so a test can count them and see what was answered.
+//! one spec exit 1, never bind a service's host ports, refuse a service's updates, or keep the
+//! core from creating a missing proxy. Every request is logged ([`FakeEngine::requests`]) so
+//! a test can count them and see what was answered.
 //!
 //! Layout: this file holds the handle, the faults and the HTTP server; `swarm.rs` the model
 //! and the fixture specs; `api.rs` the routes, status codes and error messages.
@@ -146,6 +151,8 @@ pub struct Faults {
     /// `(service, n)`: the n-th and every later update request of the service is refused
     /// with a 500 (an engine that stops accepting changes).
     pub updates_refused_from: Option<(String, usize)>,
+    /// The core never creates a missing proxy (as a core that cannot reach the engine).
+    pub core_creates_no_proxy: bool,
 }
 
 // ---------------------------------------------------------------------------------------

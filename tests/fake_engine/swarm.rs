@@ -664,6 +664,39 @@ impl Swarm {
         } else {
             json!({ "State": state, "StartedAt": now, "Message": message })
         });
+        if service.name() == CORE && !self.faults.core_creates_no_proxy {
+            self.create_missing_proxies(id);
+        }
+    }
+
+    /// What the Interlock core does when it loads its config: creates the proxy service of
+    /// every extension that has none, from the extension's settings (defaults as Interlock's).
+    fn create_missing_proxies(&mut self, core_id: &str) {
+        let spec = &self.services[self.position(core_id)].spec;
+        let Some(text) = config_mount(spec)
+            .and_then(|mount| mount["ConfigID"].as_str())
+            .and_then(|id| self.configs.iter().find(|c| c.id == id))
+            .map(|config| config.data.clone())
+        else {
+            return;
+        };
+        let Ok(config) = text.parse::<toml_edit::DocumentMut>() else {
+            return;
+        };
+        let Some(extensions) = config.get("Extensions").and_then(|e| e.as_table_like()) else {
+            return;
+        };
+        let missing: Vec<Value> = extensions
+            .iter()
+            .filter_map(|(_, extension)| extension.as_table_like().map(created_proxy_spec))
+            .filter(|spec| {
+                self.service(spec["Name"].as_str().unwrap_or_default())
+                    .is_none()
+            })
+            .collect();
+        for spec in missing {
+            self.create_service(spec);
+        }
     }
 
     /// A new task failed during an update: Swarm's `FailureAction`.
@@ -835,6 +868,43 @@ fn proxy_spec() -> Value {
             ]
         }
     })
+}
+
+/// The proxy spec the core creates for an extension of its config.
+fn created_proxy_spec(extension: &dyn toml_edit::TableLike) -> Value {
+    let text = |key: &str, default: &str| {
+        extension
+            .get(key)
+            .and_then(|item| item.as_str())
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let number = |key: &str, default: i64| {
+        extension
+            .get(key)
+            .and_then(|item| item.as_integer())
+            .unwrap_or(default)
+    };
+    let constraints: Vec<String> = extension
+        .get("ProxyConstraints")
+        .and_then(|item| item.as_array())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_else(|| UCP_CONSTRAINTS.map(str::to_owned).to_vec());
+    let mode = text("PublishMode", "ingress");
+    let mut spec = proxy_spec();
+    spec["Name"] = json!(text("ProxyServiceName", PROXY));
+    spec["Mode"]["Replicated"]["Replicas"] = json!(number("ProxyReplicas", 2));
+    spec["TaskTemplate"]["Placement"]["Constraints"] = json!(constraints);
+    spec["EndpointSpec"]["Ports"] = json!([
+        { "Protocol": "tcp", "TargetPort": number("TargetPort", 80), "PublishedPort": number("PublishedPort", 80), "PublishMode": mode },
+        { "Protocol": "tcp", "TargetPort": number("TargetSSLPort", 443), "PublishedPort": number("PublishedSSLPort", 8443), "PublishMode": mode }
+    ]);
+    spec
 }
 
 // ---------------------------------------------------------------------------------------
