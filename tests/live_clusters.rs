@@ -28,14 +28,6 @@ fn spec_of(lab: &Lab, service: &str) -> Option<Value> {
     Some(spec)
 }
 
-/// The configs of the lab, without the proxy configs the core creates on its own.
-fn configs(lab: &Lab) -> Vec<String> {
-    lab.configs()
-        .into_iter()
-        .filter(|name| !name.starts_with("com.docker.interlock.proxy."))
-        .collect()
-}
-
 /// Hostnames of the nodes running a service's tasks, sorted.
 fn nodes_of(lab: &Lab, service: &str) -> Vec<String> {
     let mut nodes: Vec<String> = lab
@@ -91,7 +83,7 @@ fn applied(lab: &Lab, args: &[&str]) -> Value {
 
 /// Runs a command that must be refused with `error_code`, changing nothing.
 fn refused(lab: &Lab, args: &[&str], error_code: &str) {
-    let before = (spec_of(lab, PROXY), spec_of(lab, EAST), configs(lab));
+    let before = (spec_of(lab, PROXY), spec_of(lab, EAST), lab.configs());
     let mut all = args.to_vec();
     all.extend(["--yes", "-o", "json"]);
     let output = lab.interlockctl(&all);
@@ -99,7 +91,7 @@ fn refused(lab: &Lab, args: &[&str], error_code: &str) {
     assert_eq!(code(&output), 4, "{report}");
     assert_eq!(report["errors"][0]["code"], error_code, "{report}");
     assert_eq!(
-        (spec_of(lab, PROXY), spec_of(lab, EAST), configs(lab)),
+        (spec_of(lab, PROXY), spec_of(lab, EAST), lab.configs()),
         before,
         "a refusal changes nothing"
     );

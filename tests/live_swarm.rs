@@ -12,11 +12,15 @@ use std::time::Duration;
 use lab_support::{CONF, CORE, PROXY, code, http_get, json, lab, manifest_dir};
 use serde_json::Value;
 
-/// Fields the plan names; everything else must come back byte for byte.
+/// Fields the plan names, and the proxy's nginx config, which the core swaps in on every
+/// config load; everything else must come back byte for byte.
 fn without_planned_fields(mut spec: Value) -> Value {
     let template = &mut spec["TaskTemplate"];
     if let Some(configs) = template["ContainerSpec"]["Configs"].as_array_mut() {
-        configs.retain(|c| c["File"]["Name"] != "/config.toml");
+        configs.retain(|c| {
+            !["/config.toml", "/etc/nginx/nginx.conf"]
+                .contains(&c["File"]["Name"].as_str().unwrap_or_default())
+        });
     }
     template.as_object_mut().unwrap().remove("ForceUpdate");
     template["Placement"]
