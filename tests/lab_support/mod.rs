@@ -198,10 +198,12 @@ impl Lab {
         json[0].clone()
     }
 
+    /// The configs of the core's lineage (not the proxy configs the core itself writes).
     pub fn configs(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .docker(&["config", "ls", "--format", "{{.Name}}"])
             .lines()
+            .filter(|name| name.starts_with(CONF))
             .map(str::to_owned)
             .collect();
         names.sort();
