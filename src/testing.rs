@@ -70,12 +70,17 @@ pub fn task(service_id: &str, node_id: &str, ports: Vec<Port>) -> Task {
     }
 }
 
-/// A port.
+/// A port published on `published`.
 pub fn port(published: u16, target: u16, mode: &str) -> Port {
+    tcp_port(Some(published), target, mode)
+}
+
+/// A TCP port; `None` = published on a port Swarm picks.
+pub fn tcp_port(published: Option<u16>, target: u16, mode: &str) -> Port {
     Port {
         protocol: "tcp".into(),
         target,
-        published: Some(published),
+        published,
         mode: mode.into(),
     }
 }

@@ -399,7 +399,8 @@ fn assert_pinned(lab: &Lab) {
 /// A TCP front for the lab manager's socket that forwards every connection, except the
 /// one whose request line matches `cut` at its `nth` occurrence: that request reaches the
 /// engine, but its answer is dropped, as when a laptop's VPN drops mid-run. interlockctl
-/// opens one connection per request, so connections are requests.
+/// keeps connections alive; the proxy asks the engine to close each one after its answer
+/// (`Connection: close`), so every request comes on a connection of its own.
 struct CuttingProxy {
     port: u16,
     requests: Arc<Mutex<Vec<String>>>,
@@ -426,7 +427,7 @@ impl CuttingProxy {
                 let matches = cut(&line);
                 seen += usize::from(matches);
                 log.lock().unwrap().push(line);
-                engine.write_all(&head).unwrap();
+                engine.write_all(&closing(&head)).unwrap();
                 if matches && seen == nth {
                     let mut answer = [0_u8; 4096];
                     let _ = engine.set_read_timeout(Some(Duration::from_secs(5)));
@@ -460,6 +461,18 @@ fn read_head(client: &mut TcpStream) -> Vec<u8> {
     }
     client.set_read_timeout(None).unwrap();
     head
+}
+
+/// The request with `Connection: close` added after its request line.
+fn closing(head: &[u8]) -> Vec<u8> {
+    let end = head
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(head.len(), |at| at + 2);
+    let mut out = head[..end].to_vec();
+    out.extend_from_slice(b"Connection: close\r\n");
+    out.extend_from_slice(&head[end..]);
+    out
 }
 
 fn request_complete(data: &[u8]) -> bool {

@@ -12,14 +12,13 @@ use std::time::Duration;
 use lab_support::{CONF, CORE, PROXY, code, http_get, json, lab, manifest_dir};
 use serde_json::Value;
 
-/// Fields the plan names, and the proxy's nginx config, which the core swaps in on every
-/// config load; everything else must come back byte for byte.
+/// Fields the plan names, and the proxy's nginx config the core itself swaps in after every
+/// config load (a concurrent writer's change); everything else must come back byte for byte.
 fn without_planned_fields(mut spec: Value) -> Value {
     let template = &mut spec["TaskTemplate"];
     if let Some(configs) = template["ContainerSpec"]["Configs"].as_array_mut() {
         configs.retain(|c| {
-            !["/config.toml", "/etc/nginx/nginx.conf"]
-                .contains(&c["File"]["Name"].as_str().unwrap_or_default())
+            c["File"]["Name"] != "/config.toml" && c["File"]["Name"] != "/etc/nginx/nginx.conf"
         });
     }
     template.as_object_mut().unwrap().remove("ForceUpdate");

@@ -553,16 +553,9 @@ mod plan_tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::{CONF_1, host_mode, observed, pinned, plan_after, settings_after};
-
-    fn port(published: Option<u16>, target: u16, mode: &str) -> Port {
-        Port {
-            protocol: "tcp".into(),
-            target,
-            published,
-            mode: mode.into(),
-        }
-    }
+    use crate::testing::{
+        CONF_1, host_mode, observed, pinned, plan_after, settings_after, tcp_port as port,
+    };
 
     #[test]
     fn a_changed_config_becomes_the_next_config_and_the_proxy_follows() {

@@ -512,6 +512,7 @@ fn object_at<'a>(spec: &'a mut Value, path: &[&str]) -> &'a mut Map<String, Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::tcp_port as port;
 
     fn core_spec() -> Value {
         json!({
@@ -641,15 +642,6 @@ mod tests {
             core_spec()["TaskTemplate"]["ContainerSpec"]
         );
         assert_eq!(spec["Labels"], core_spec()["Labels"]);
-    }
-
-    fn port(published: Option<u16>, target: u16, mode: &str) -> Port {
-        Port {
-            protocol: "tcp".into(),
-            target,
-            published,
-            mode: mode.into(),
-        }
     }
 
     #[test]

@@ -341,8 +341,13 @@ fn traffic(lab: &Lab, args: &[&str]) -> Traffic {
     Traffic { calls, totals }
 }
 
-fn grow_swarm(lab: &Lab, services: usize, configs: usize) {
-    for i in 0..services {
+/// Adds services and configs numbered from `from` up to (not including) `to`.
+fn grow_swarm(
+    lab: &Lab,
+    (from_services, to_services): (usize, usize),
+    (from_configs, to_configs): (usize, usize),
+) {
+    for i in from_services..to_services {
         lab.docker(&[
             "service",
             "create",
@@ -357,7 +362,7 @@ fn grow_swarm(lab: &Lab, services: usize, configs: usize) {
             "true",
         ]);
     }
-    for i in 0..configs {
+    for i in from_configs..to_configs {
         let name = format!("lab-bench-config-{i}");
         let status = Command::new("sh")
             .args(["-c", &format!("echo {i} | docker config create {name} -")])
@@ -388,7 +393,7 @@ pub fn api() {
     let mut small = Vec::new();
     let (mut grown_services, mut grown_configs) = (0, 0);
     for (services, configs) in [(10, 500), (300, 500)] {
-        grow_swarm(&lab, services - grown_services, configs - grown_configs);
+        grow_swarm(&lab, (grown_services, services), (grown_configs, configs));
         (grown_services, grown_configs) = (services, configs);
         println!("with {services} extra services and {configs} extra configs:");
         for (i, args) in commands.iter().enumerate() {

@@ -21,8 +21,6 @@ use serde_json::Value;
 pub const CORE: &str = "ucp-interlock";
 pub const PROXY: &str = "ucp-interlock-proxy";
 pub const CONF: &str = "com.docker.ucp.interlock.conf";
-/// The names of the proxy configs (nginx.conf) the stand-in core swaps onto the proxies.
-pub const PROXY_CONFIG_PREFIX: &str = "com.docker.interlock.proxy.";
 
 /// The lab's addresses and socket, from the env file `lab.sh up` writes.
 pub struct Lab {
@@ -200,13 +198,12 @@ impl Lab {
         json[0].clone()
     }
 
-    /// The lab's configs, sorted, without the proxy configs (`com.docker.interlock.proxy.*`)
-    /// the stand-in core creates on its own whenever it loads a config or a route changes.
+    /// The configs of the core's lineage (not the proxy configs the core itself writes).
     pub fn configs(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .docker(&["config", "ls", "--format", "{{.Name}}"])
             .lines()
-            .filter(|name| !name.starts_with(PROXY_CONFIG_PREFIX))
+            .filter(|name| name.starts_with(CONF))
             .map(str::to_owned)
             .collect();
         names.sort();
