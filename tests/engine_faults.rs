@@ -1149,7 +1149,7 @@ fn a_run_with_nothing_to_change_that_fails_verification_is_exit_1() {
 
 #[test]
 fn proxy_tasks_that_kept_stale_ports_are_recreated_and_verified() {
-    // lab-notes.md: after a constraints-only update, a later ports-only update does not
+    // tests/lab/NOTES.md: after a constraints-only update, a later ports-only update does not
     // re-create the task that survived; it keeps its old ports.
     let engine = FakeEngine::start();
     interlockctl(&engine, PIN_PROXY).assert_code(0);

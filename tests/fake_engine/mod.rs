@@ -16,7 +16,7 @@
 //!   `Status.PortStatus` (twice, as the engine lists IPv4 and IPv6);
 //! - Swarm's quirks the tool must cope with: a task whose node still satisfies new
 //!   constraints survives a constraints-only update, and such a survivor is not re-created by a
-//!   later ports-only update (it keeps its old ports; `lab-notes.md`); the `_up-to-date` task
+//!   later ports-only update (it keeps its old ports; `tests/lab/NOTES.md`); the `_up-to-date` task
 //!   filter; an update that re-creates no task leaves no `UpdateStatus`;
 //! - the Interlock core failing on a config it cannot load: a task whose `/config.toml` holds
 //!   `PollInterval = "soon"` exits 1; with `FailureAction = rollback` Swarm restores the

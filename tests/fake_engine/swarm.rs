@@ -102,7 +102,7 @@ pub struct Task {
     template: Value,
     endpoint: Value,
     pub(super) spec_version: u64,
-    /// Survived a constraints-only update; Swarm then ignores its endpoint (lab-notes.md).
+    /// Survived a constraints-only update; Swarm then ignores its endpoint (`tests/lab/NOTES.md`).
     survived_constraints_update: bool,
     created_at: String,
     updated_at: String,
