@@ -718,6 +718,28 @@ fn a_worker_engine_is_refused_as_not_a_manager() {
     assert_eq!(fingerprint(&engine), before);
 }
 
+/// On the fake engine (the lab's engines all speak a recent API): an engine older than API
+/// 1.30 has no swarm configs, so the run stops after asking its version, changes nothing, and
+/// says which version it found and what to do.
+#[test]
+fn an_engine_below_api_1_30_is_refused() {
+    let engine = FakeEngine::start_arranged(|swarm| swarm.api_version = "1.29".into());
+    let before = fingerprint(&engine);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(1);
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["errors"][0]["code"], "api_too_old");
+    assert_eq!(
+        report["errors"][0]["message"],
+        "the Docker engine speaks API 1.29, but swarm configs need 1.30 or later"
+    );
+    assert_eq!(
+        report["errors"][0]["hint"],
+        "upgrade the engine to Docker 17.06 or later"
+    );
+    assert_eq!(fingerprint(&engine), before, "nothing changed");
+    assert_eq!(writes(&engine), Vec::<String>::new());
+}
+
 #[test]
 fn a_missing_proxy_service_is_refused_with_exit_4() {
     let engine = FakeEngine::start_arranged(|swarm| {
@@ -910,6 +932,51 @@ fn a_failing_proxy_update_restores_the_previous_state_with_exit_5() {
         );
         assert_eq!(proxy.spec, initial_proxy);
         assert_eq!(swarm.running_tasks(PROXY).len(), 2, "both proxy replicas run again");
+    });
+}
+
+/// On the fake engine (the lab cannot make Swarm's own rollback fail on demand): the proxy's
+/// new tasks fail, Swarm rolls the update back, and the rolled-back spec's tasks fail too, so
+/// Swarm pauses its rollback (`rollback_paused`). The run reports exit 5 with the failed
+/// tasks' errors once a re-read shows every field it changed back: the proxy's by Swarm, the
+/// core's by the run.
+#[test]
+fn an_update_swarm_pauses_is_exit_5_with_the_failed_tasks_errors() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        // Every new proxy task exits 1, whatever its spec (say, its nodes lost their image).
+        swarm.faults.failing_tasks = vec![(PROXY.into(), "docker/ucp-interlock-proxy".into())];
+    });
+    let (core_before, proxy_before) = specs(&engine);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(5);
+    assert_eq!(report["status"], "rolled_back");
+    assert_eq!(report["errors"][0]["code"], "rolled_back");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "the update of {PROXY} failed: rollback paused due to failure or early termination of task "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(": failed (task: non-zero exit (1))"),
+        "the failed tasks' errors: {message}"
+    );
+    assert!(
+        message.ends_with(&format!(
+            "; restored: {PROXY} constraints, update config (Swarm had rolled it back); {CORE} config /config.toml, update config"
+        )),
+        "{message}"
+    );
+    let (core_after, proxy_after) = specs(&engine);
+    assert_eq!(core_after, core_before, "the core is on its previous spec");
+    assert_eq!(
+        proxy_after, proxy_before,
+        "the proxy's spec is the previous one"
+    );
+    engine.with(|swarm| {
+        let proxy = swarm.service(PROXY).unwrap();
+        let state = &proxy.update_status.as_ref().unwrap()["State"];
+        assert_eq!(state, "rollback_paused");
     });
 }
 
@@ -1234,6 +1301,22 @@ fn backups_are_private_whatever_the_umask_and_never_shared() {
 
 // ---------------------------------------------------------------------------------------
 // The fake itself
+
+/// Without `--backup-dir`, `XDG_STATE_HOME` or `HOME` there is nowhere to save the previous
+/// state: the run is refused before its first change.
+#[test]
+fn no_directory_for_the_backup_is_refused_with_exit_4() {
+    let engine = FakeEngine::start();
+    let before = fingerprint(&engine);
+    let run = invocation(&engine.docker_host(), PIN_PROXY)
+        .env("HOME", "")
+        .run();
+    let report = run.assert_report(4);
+    assert_eq!(report["status"], "refused");
+    assert_eq!(report["errors"][0]["code"], "no_backup_dir");
+    assert_eq!(fingerprint(&engine), before, "nothing changed");
+    assert_eq!(writes(&engine), Vec::<String>::new());
+}
 
 #[test]
 fn the_fake_cuts_the_connection_without_an_answer() {

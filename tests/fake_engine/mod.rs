@@ -20,10 +20,12 @@
 //!   filter; an update that re-creates no task leaves no `UpdateStatus`;
 //! - the Interlock core failing on a config it cannot load: a task whose `/config.toml` holds
 //!   `PollInterval = "soon"` exits 1; with `FailureAction = rollback` Swarm restores the
-//!   previous spec (`rollback_completed`, `PreviousSpec` cleared), else the update pauses;
+//!   previous spec (`rollback_completed`, `PreviousSpec` cleared; `rollback_paused` when the
+//!   restored spec's new tasks fail too), else the update pauses;
 //! - configs: create (409 on a taken name), list with a name-prefix filter, inspect;
 //! - service and node lists; task lists filtered by `service`, `_up-to-date`, `desired-state`;
-//! - `/info` of a worker (`ControlAvailable: false`), whose swarm calls answer 503.
+//! - `/info` of a worker (`ControlAvailable: false`), whose swarm calls answer 503, and
+//!   `/version` of an engine of any API version.
 //!
 //! What it deliberately does not emulate: global services, restart policies (a failed task is
 //! not restarted), update parallelism, delays and `start-first` ordering (an update happens in

@@ -140,6 +140,8 @@ pub struct Swarm {
     pub tasks: Vec<Task>,
     /// `/info`'s `Swarm.ControlAvailable`: false makes this engine a worker.
     pub control_available: bool,
+    /// `/version`'s `ApiVersion`.
+    pub api_version: String,
     /// Faults to inject.
     pub faults: Faults,
     /// The raft-like index every change draws its `Version.Index` from.
@@ -167,6 +169,7 @@ impl Swarm {
             services: Vec::new(),
             tasks: Vec::new(),
             control_available: true,
+            api_version: "1.41".into(),
             faults: Faults::default(),
             index: 10,
             clock: 0,
@@ -658,15 +661,24 @@ impl Swarm {
         service.spec = previous;
         service.spec_version = service.previous_spec_version.take().unwrap_or(index);
         service.version = index;
-        self.converge(id);
+        let rollback = self.converge(id);
         let completed = self.now();
         let service = &mut self.services[position];
-        service.update_status = Some(json!({
-            "State": "rollback_completed",
-            "StartedAt": started,
-            "CompletedAt": completed,
-            "Message": "rollback completed"
-        }));
+        // The rollback's own tasks fail too: Swarm pauses it (`RollbackConfig.FailureAction`,
+        // pause by default).
+        service.update_status = Some(match rollback.failed {
+            Some(task) => json!({
+                "State": "rollback_paused",
+                "StartedAt": started,
+                "Message": format!("rollback paused due to failure or early termination of task {task}")
+            }),
+            None => json!({
+                "State": "rollback_completed",
+                "StartedAt": started,
+                "CompletedAt": completed,
+                "Message": "rollback completed"
+            }),
+        });
     }
 
     /// `POST /services/{id}/update?rollback=previous`, after the version check.
