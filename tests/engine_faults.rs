@@ -3,6 +3,7 @@
 //!
 //! Each test starts its own fake (its own port and swarm), so the tests run in parallel.
 
+mod common;
 mod fake_engine;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use common::{Interlockctl, Run};
+
 use fake_engine::{
     CONCURRENT_LABEL, CONF, CORE, CORE_CONFIG, ConcurrentUpdate, CutWhen, FakeEngine, PROXY, Swarm,
     Trigger, UCP_CONSTRAINTS, UNLOADABLE, conf,
@@ -22,101 +25,30 @@ use fake_engine::{
 const PIN_PROXY: &[&str] = &["pin-proxy", "--label", "role=dtr", "--yes"];
 const HOST_MODE: &[&str] = &["host-mode", "--http", "7080", "--https", "7443", "--yes"];
 
-/// What one run of the binary did.
-struct Run {
-    args: Vec<String>,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn render(&self) -> String {
-        format!(
-            "$ interlockctl {}\nexit: {}\n----- stdout -----\n{}\n----- stderr -----\n{}",
-            self.args.join(" "),
-            self.code,
-            self.stdout,
-            self.stderr
-        )
+/// `interlockctl ARGS` against `docker_host` (through the harness of `tests/common`), with
+/// `-o json` and `--timeout 20s` unless the test gives them.
+fn invocation(docker_host: &str, args: &[&str]) -> Interlockctl {
+    let mut args: Vec<&str> = args.to_vec();
+    if !args.contains(&"-o") {
+        args.extend(["-o", "json"]);
     }
-
-    /// stdout as the one JSON document `-o json` promises.
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.render()))
+    if !args.contains(&"--timeout") {
+        args.extend(["--timeout", "20s"]);
     }
-
-    #[track_caller]
-    fn assert_code(&self, code: i32) -> Value {
-        assert_eq!(self.code, code, "unexpected exit code:\n{}", self.render());
-        self.json()
-    }
-}
-
-/// Runs `interlockctl ARGS -o json` against `docker_host` in a clean environment: `PATH`,
-/// `NO_COLOR=1`, a fresh `HOME`; `-o json` and `--timeout 20s` unless the test gives them.
-fn interlockctl_at(docker_host: &str, args: &[&str]) -> Run {
-    interlockctl_with_umask(docker_host, None, args)
-}
-
-/// [`interlockctl_at`], started by a shell that first sets `umask` when one is given.
-fn interlockctl_with_umask(docker_host: &str, umask: Option<&str>, args: &[&str]) -> Run {
-    let home = tempfile::tempdir().expect("temp HOME");
-    let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    if !args.iter().any(|a| a == "-o") {
-        args.extend(["-o".to_owned(), "json".to_owned()]);
-    }
-    if !args.iter().any(|a| a == "--timeout") {
-        args.extend(["--timeout".to_owned(), "20s".to_owned()]);
-    }
-    let binary = env!("CARGO_BIN_EXE_interlockctl");
-    let mut command = match umask {
-        None => assert_cmd::Command::new(binary),
-        Some(umask) => {
-            let mut shell = assert_cmd::Command::new("sh");
-            shell
-                .arg("-c")
-                .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
-                .arg(binary);
-            shell
-        }
-    };
-    command
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .env("HOME", home.path())
+    common::interlockctl(&args)
         .env("DOCKER_HOST", docker_host)
-        .timeout(Duration::from_secs(90));
-    let output = command.output().expect("the binary runs");
-    Run {
-        args,
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+        .limit(Duration::from_secs(90))
 }
 
 fn interlockctl(engine: &FakeEngine, args: &[&str]) -> Run {
-    interlockctl_at(&engine.docker_host(), args)
+    invocation(&engine.docker_host(), args).run()
 }
 
 /// Runs the offline editor on `input` and returns the edited TOML.
 fn offline(input: &Path, args: &[&str]) -> String {
-    let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_interlockctl"));
-    let output = command
-        .args(args)
-        .arg("--config-file")
-        .arg(input)
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs");
-    assert!(output.status.success(), "offline {args:?}: {output:?}");
-    String::from_utf8(output.stdout).expect("utf-8")
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--config-file", input.to_str().expect("a UTF-8 path")]);
+    common::run(&all).assert_code(0).stdout.clone()
 }
 
 fn sha256(text: &str) -> String {
@@ -212,7 +144,7 @@ fn runbook_applies_then_reruns_change_nothing() {
     let engine = FakeEngine::start();
     let initial_core = engine.with(|s| s.service(CORE).unwrap().spec.clone());
 
-    let pinned = interlockctl(&engine, PIN_PROXY).assert_code(0);
+    let pinned = interlockctl(&engine, PIN_PROXY).assert_report(0);
     assert_eq!(pinned["status"], "applied");
     assert_eq!(pinned["changed"], true);
     assert_eq!(pinned["config"]["current"], conf(1));
@@ -228,7 +160,7 @@ fn runbook_applies_then_reruns_change_nothing() {
         "the proxy runs on the role=dtr nodes only"
     );
 
-    let hosted = interlockctl(&engine, HOST_MODE).assert_code(0);
+    let hosted = interlockctl(&engine, HOST_MODE).assert_report(0);
     assert_eq!(hosted["status"], "applied");
     assert_eq!(hosted["config"]["current"], conf(2));
     assert_eq!(hosted["config"]["next"], conf(3));
@@ -307,7 +239,7 @@ fn runbook_applies_then_reruns_change_nothing() {
     let before = fingerprint(&engine);
     engine.clear_requests();
     for args in [PIN_PROXY, HOST_MODE] {
-        let again = interlockctl(&engine, args).assert_code(0);
+        let again = interlockctl(&engine, args).assert_report(0);
         assert_eq!(again["status"], "no_changes");
         assert_eq!(again["changed"], false);
         assert_eq!(again["config"]["next"], Value::Null);
@@ -416,8 +348,8 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], job: impl Fn(&T) -> R + Sync) -> V
 fn interrupted_anywhere_a_rerun_finishes_the_job() {
     let started = Instant::now();
     let reference = FakeEngine::start();
-    interlockctl(&reference, PIN_PROXY).assert_code(0);
-    interlockctl(&reference, HOST_MODE).assert_code(0);
+    interlockctl(&reference, PIN_PROXY).assert_report(0);
+    interlockctl(&reference, HOST_MODE).assert_report(0);
     let expected = final_state(&reference);
     let log = reference.requests();
     assert!(
@@ -508,7 +440,7 @@ fn an_interrupted_failing_apply_reruns_to_the_same_rollback() {
     let file = unloadable_config(dir.path());
     let apply: &[&str] = &["apply", &file, "--yes"];
     let reference = FakeEngine::start();
-    interlockctl(&reference, apply).assert_code(5);
+    interlockctl(&reference, apply).assert_report(5);
     let expected = final_state(&reference);
     let log = reference.requests();
     let mut points: Vec<(usize, CutWhen)> =
@@ -569,7 +501,7 @@ fn a_config_the_core_cannot_load_is_rolled_back_with_exit_5() {
     });
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_config(dir.path());
-    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_code(5);
+    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_report(5);
     assert_eq!(report["status"], "rolled_back");
     assert_eq!(report["config"]["next"], conf(2));
     let errors = report["errors"].as_array().unwrap();
@@ -610,7 +542,7 @@ fn someone_elses_update_after_the_first_inspect_is_kept() {
             trigger: Trigger::AfterInspect(1),
         });
     });
-    interlockctl(&engine, PIN_PROXY).assert_code(0);
+    interlockctl(&engine, PIN_PROXY).assert_report(0);
     engine.with(|swarm| {
         assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
         let core = &swarm.service(CORE).unwrap().spec;
@@ -630,7 +562,7 @@ fn an_update_out_of_sequence_is_retried_and_keeps_the_other_change() {
             trigger: Trigger::BeforeFirstUpdate,
         });
     });
-    let report = interlockctl(&engine, PIN_PROXY).assert_code(0);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(0);
     assert_eq!(report["status"], "applied");
     let core_id = engine.with(|s| s.service(CORE).unwrap().id.clone());
     let core_updates: Vec<Option<u16>> = engine
@@ -661,7 +593,7 @@ fn a_taken_config_name_makes_the_tool_use_the_next_number() {
     let engine = FakeEngine::start_arranged(|swarm| {
         swarm.add_config(&conf(2), squatter, &[]);
     });
-    let report = interlockctl(&engine, PIN_PROXY).assert_code(0);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(0);
     assert_eq!(report["config"]["next"], conf(3));
     engine.with(|swarm| {
         assert_eq!(swarm.mounted_config(CORE), Some(conf(3)));
@@ -683,7 +615,7 @@ fn a_config_name_taken_between_list_and_create_is_retried_with_the_next_number()
     let engine = FakeEngine::start_arranged(|swarm| {
         swarm.faults.config_taken_before_create = Some((conf(2), squatter.into()));
     });
-    let report = interlockctl(&engine, PIN_PROXY).assert_code(0);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(0);
     assert_eq!(report["config"]["next"], conf(3));
     let creates: Vec<Option<u16>> = engine
         .requests()
@@ -705,7 +637,8 @@ fn a_proxy_that_never_converges_times_out_with_exit_6() {
         swarm.faults.never_scheduled = vec![PROXY.into()];
     });
     let started = Instant::now();
-    let report = interlockctl(&engine, &[PIN_PROXY, &["--timeout", "1s"]].concat()).assert_code(6);
+    let report =
+        interlockctl(&engine, &[PIN_PROXY, &["--timeout", "1s"]].concat()).assert_report(6);
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",
@@ -739,8 +672,8 @@ fn an_unreachable_engine_exits_1_with_a_docker_host_hint() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let run = interlockctl_at(&format!("tcp://{addr}"), PIN_PROXY);
-    let report = run.assert_code(1);
+    let run = invocation(&format!("tcp://{addr}"), PIN_PROXY).run();
+    let report = run.assert_report(1);
     assert_eq!(report["status"], "failed");
     assert_eq!(report["errors"][0]["code"], "engine_unreachable");
     assert!(
@@ -767,7 +700,7 @@ fn an_unreachable_engine_exits_1_with_a_docker_host_hint() {
 fn a_worker_engine_is_refused_as_not_a_manager() {
     let engine = FakeEngine::start_arranged(|swarm| swarm.control_available = false);
     let before = fingerprint(&engine);
-    let report = interlockctl(&engine, PIN_PROXY).assert_code(1);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(1);
     assert_eq!(report["status"], "failed");
     assert_eq!(report["errors"][0]["code"], "not_a_manager");
     assert!(
@@ -785,6 +718,28 @@ fn a_worker_engine_is_refused_as_not_a_manager() {
     assert_eq!(fingerprint(&engine), before);
 }
 
+/// On the fake engine (the lab's engines all speak a recent API): an engine older than API
+/// 1.30 has no swarm configs, so the run stops after asking its version, changes nothing, and
+/// says which version it found and what to do.
+#[test]
+fn an_engine_below_api_1_30_is_refused() {
+    let engine = FakeEngine::start_arranged(|swarm| swarm.api_version = "1.29".into());
+    let before = fingerprint(&engine);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(1);
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["errors"][0]["code"], "api_too_old");
+    assert_eq!(
+        report["errors"][0]["message"],
+        "the Docker engine speaks API 1.29, but swarm configs need 1.30 or later"
+    );
+    assert_eq!(
+        report["errors"][0]["hint"],
+        "upgrade the engine to Docker 17.06 or later"
+    );
+    assert_eq!(fingerprint(&engine), before, "nothing changed");
+    assert_eq!(writes(&engine), Vec::<String>::new());
+}
+
 #[test]
 fn a_missing_proxy_service_is_refused_with_exit_4() {
     let engine = FakeEngine::start_arranged(|swarm| {
@@ -793,7 +748,7 @@ fn a_missing_proxy_service_is_refused_with_exit_4() {
         swarm.tasks.retain(|t| t.service_id != id);
     });
     let before = fingerprint(&engine);
-    let report = interlockctl(&engine, PIN_PROXY).assert_code(4);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(4);
     assert_eq!(report["status"], "refused");
     assert_eq!(report["errors"][0]["code"], "proxy_service_missing");
     assert!(
@@ -845,7 +800,7 @@ fn a_live_config_that_is_not_toml_is_refused_with_exit_4() {
         conf1.data = "ListenAddr = \":8080\"\n[Extensions.default\nProxyReplicas = 2\n".into();
     });
     let before = fingerprint(&engine);
-    let report = interlockctl(&engine, PIN_PROXY).assert_code(4);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(4);
     assert_eq!(report["errors"][0]["code"], "invalid_toml");
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
@@ -914,7 +869,7 @@ fn a_rollout_that_outlasts_the_timeout_is_exit_6_and_nothing_changes() {
     let before = fingerprint(&engine);
     let mut args = HOST_MODE.to_vec();
     args.extend(["--timeout", "1s"]);
-    let report = interlockctl(&engine, &args).assert_code(6);
+    let report = interlockctl(&engine, &args).assert_report(6);
     assert_eq!(report["status"], "timed_out");
     assert_eq!(report["errors"][0]["code"], "timed_out");
     let message = report["errors"][0]["message"].as_str().unwrap();
@@ -936,7 +891,7 @@ fn a_paused_update_is_refused_with_exit_4() {
         }));
     });
     let before = fingerprint(&engine);
-    let report = interlockctl(&engine, HOST_MODE).assert_code(4);
+    let report = interlockctl(&engine, HOST_MODE).assert_report(4);
     assert_eq!(report["status"], "refused");
     assert_eq!(report["errors"][0]["code"], "update_in_progress");
     let message = report["errors"][0]["message"].as_str().unwrap();
@@ -949,9 +904,9 @@ fn a_paused_update_is_refused_with_exit_4() {
 fn rollback_after_pin_proxy_restores_conf_1_and_the_default_constraints() {
     let engine = FakeEngine::start();
     let initial_proxy = engine.with(|s| s.service(PROXY).unwrap().spec.clone());
-    interlockctl(&engine, PIN_PROXY).assert_code(0);
+    interlockctl(&engine, PIN_PROXY).assert_report(0);
 
-    let report = interlockctl(&engine, &["rollback", "--yes"]).assert_code(0);
+    let report = interlockctl(&engine, &["rollback", "--yes"]).assert_report(0);
     assert_eq!(report["status"], "applied");
     assert_eq!(report["config"]["current"], conf(2));
     assert_eq!(report["config"]["next"], conf(1));
@@ -982,7 +937,7 @@ fn rollback_after_pin_proxy_restores_conf_1_and_the_default_constraints() {
     });
 
     // Rolling back again returns to where it started, still without copying a config.
-    let report = interlockctl(&engine, &["rollback", "--yes"]).assert_code(0);
+    let report = interlockctl(&engine, &["rollback", "--yes"]).assert_report(0);
     assert_eq!(report["config"]["next"], conf(2));
     engine.with(|swarm| {
         assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
@@ -1005,7 +960,7 @@ fn a_failing_proxy_update_restores_the_previous_state_with_exit_5() {
         swarm.faults.failing_tasks = vec![(PROXY.into(), "node.labels.role==dtr".into())];
     });
     let initial_proxy = engine.with(|s| s.service(PROXY).unwrap().spec.clone());
-    let report = interlockctl(&engine, PIN_PROXY).assert_code(5);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(5);
     assert_eq!(report["status"], "rolled_back");
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
@@ -1023,6 +978,51 @@ fn a_failing_proxy_update_restores_the_previous_state_with_exit_5() {
         );
         assert_eq!(proxy.spec, initial_proxy);
         assert_eq!(swarm.running_tasks(PROXY).len(), 2, "both proxy replicas run again");
+    });
+}
+
+/// On the fake engine (the lab cannot make Swarm's own rollback fail on demand): the proxy's
+/// new tasks fail, Swarm rolls the update back, and the rolled-back spec's tasks fail too, so
+/// Swarm pauses its rollback (`rollback_paused`). The run reports exit 5 with the failed
+/// tasks' errors once a re-read shows every field it changed back: the proxy's by Swarm, the
+/// core's by the run.
+#[test]
+fn an_update_swarm_pauses_is_exit_5_with_the_failed_tasks_errors() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        // Every new proxy task exits 1, whatever its spec (say, its nodes lost their image).
+        swarm.faults.failing_tasks = vec![(PROXY.into(), "docker/ucp-interlock-proxy".into())];
+    });
+    let (core_before, proxy_before) = specs(&engine);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(5);
+    assert_eq!(report["status"], "rolled_back");
+    assert_eq!(report["errors"][0]["code"], "rolled_back");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "the update of {PROXY} failed: rollback paused due to failure or early termination of task "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(": failed (task: non-zero exit (1))"),
+        "the failed tasks' errors: {message}"
+    );
+    assert!(
+        message.ends_with(&format!(
+            "; restored: {PROXY} constraints, update config (Swarm had rolled it back); {CORE} config /config.toml, update config"
+        )),
+        "{message}"
+    );
+    let (core_after, proxy_after) = specs(&engine);
+    assert_eq!(core_after, core_before, "the core is on its previous spec");
+    assert_eq!(
+        proxy_after, proxy_before,
+        "the proxy's spec is the previous one"
+    );
+    engine.with(|swarm| {
+        let proxy = swarm.service(PROXY).unwrap();
+        let state = &proxy.update_status.as_ref().unwrap()["State"];
+        assert_eq!(state, "rollback_paused");
     });
 }
 
@@ -1061,7 +1061,7 @@ fn a_core_that_fails_while_the_proxy_rolls_leaves_both_as_they_were_with_exit_5(
     let (core_before, proxy_before) = specs(&engine);
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_pinned_config(dir.path());
-    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_code(5);
+    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_report(5);
     assert_eq!(report["status"], "rolled_back");
     let errors = report["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -1093,7 +1093,7 @@ fn a_restore_the_engine_refuses_is_partially_restored_with_exit_1() {
     let (core_before, _) = specs(&engine);
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_pinned_config(dir.path());
-    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_code(1);
+    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_report(1);
     assert_eq!(report["status"], "failed");
     let codes: Vec<&str> = report["errors"]
         .as_array()
@@ -1133,7 +1133,7 @@ fn a_restore_the_engine_refuses_is_partially_restored_with_exit_1() {
 #[test]
 fn a_proxy_that_fails_verification_is_put_back_field_by_field_with_exit_5() {
     let engine = FakeEngine::start();
-    interlockctl(&engine, PIN_PROXY).assert_code(0);
+    interlockctl(&engine, PIN_PROXY).assert_report(0);
     let (core_before, proxy_before) = specs(&engine);
     engine.with(|swarm| {
         swarm.faults.host_ports_never_bound = vec![PROXY.into()];
@@ -1143,7 +1143,7 @@ fn a_proxy_that_fails_verification_is_put_back_field_by_field_with_exit_5() {
             trigger: Trigger::AfterInspect(seen + 2),
         });
     });
-    let report = interlockctl(&engine, HOST_MODE).assert_code(5);
+    let report = interlockctl(&engine, HOST_MODE).assert_report(5);
     assert_eq!(report["status"], "rolled_back");
     assert_eq!(report["errors"][0]["code"], "verification_failed");
     let message = report["errors"][0]["message"].as_str().unwrap();
@@ -1168,7 +1168,7 @@ fn a_proxy_that_fails_verification_is_put_back_field_by_field_with_exit_5() {
 #[test]
 fn a_run_with_nothing_to_change_that_fails_verification_is_exit_1() {
     let engine = FakeEngine::start();
-    interlockctl(&engine, PIN_PROXY).assert_code(0);
+    interlockctl(&engine, PIN_PROXY).assert_report(0);
     engine.with(|swarm| {
         let proxy_id = swarm.service(PROXY).unwrap().id.clone();
         let task = swarm
@@ -1181,7 +1181,7 @@ fn a_run_with_nothing_to_change_that_fails_verification_is_exit_1() {
     });
     let before = fingerprint(&engine);
     engine.clear_requests();
-    let report = interlockctl(&engine, PIN_PROXY).assert_code(1);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(1);
     assert_eq!(report["status"], "failed");
     assert_eq!(report["changed"], false);
     assert_eq!(report["errors"][0]["code"], "verification_failed");
@@ -1195,10 +1195,10 @@ fn a_run_with_nothing_to_change_that_fails_verification_is_exit_1() {
 
 #[test]
 fn proxy_tasks_that_kept_stale_ports_are_recreated_and_verified() {
-    // lab-notes.md: after a constraints-only update, a later ports-only update does not
+    // tests/lab/NOTES.md: after a constraints-only update, a later ports-only update does not
     // re-create the task that survived; it keeps its old ports.
     let engine = FakeEngine::start();
-    interlockctl(&engine, PIN_PROXY).assert_code(0);
+    interlockctl(&engine, PIN_PROXY).assert_report(0);
     engine.with(|swarm| {
         swarm.update_service(PROXY, |spec| {
             spec["EndpointSpec"]["Ports"] = json!([host_port(7080, 80), host_port(7443, 443)]);
@@ -1211,7 +1211,7 @@ fn proxy_tasks_that_kept_stale_ports_are_recreated_and_verified() {
         );
     });
     engine.clear_requests();
-    let report = interlockctl(&engine, HOST_MODE).assert_code(0);
+    let report = interlockctl(&engine, HOST_MODE).assert_report(0);
     assert_eq!(report["status"], "applied");
     let proxy_id = engine.with(|s| s.service(PROXY).unwrap().id.clone());
     let proxy_updates = engine
@@ -1388,7 +1388,7 @@ fn changed_secrets_of_every_shape_are_hidden_in_live_runs() {
     let engine = FakeEngine::start();
     let every_shape = "fixtures/configs/secrets/every-shape.toml";
     let rotated = "fixtures/configs/secrets/every-shape-rotated.toml";
-    interlockctl(&engine, &["apply", every_shape, "--yes"]).assert_code(0);
+    interlockctl(&engine, &["apply", every_shape, "--yes"]).assert_report(0);
 
     let text = interlockctl(&engine, &["apply", rotated, "--yes", "-o", "text"]);
     assert_eq!(text.code, 0, "{}", text.render());
@@ -1408,7 +1408,7 @@ fn changed_secrets_of_every_shape_are_hidden_in_live_runs() {
     );
 
     let back = interlockctl(&engine, &["apply", every_shape, "--yes"]);
-    let report = back.assert_code(0);
+    let report = back.assert_report(0);
     assert!(!back.stdout.contains("SECRET-"), "{}", back.render());
     let diff = report["config"]["diff"].as_str().unwrap();
     assert_eq!(
@@ -1457,8 +1457,10 @@ fn backups_are_private_whatever_the_umask_and_never_shared() {
     let mut backups = Vec::new();
     for args in [PIN_PROXY, HOST_MODE] {
         let args = [args, &["--backup-dir", &backup_dir]].concat();
-        let report =
-            interlockctl_with_umask(&engine.docker_host(), Some("000"), &args).assert_code(0);
+        let report = invocation(&engine.docker_host(), &args)
+            .umask("000")
+            .run()
+            .assert_report(0);
         backups.push(PathBuf::from(report["backup"].as_str().unwrap()));
     }
     assert_ne!(backups[0], backups[1]);
@@ -1485,6 +1487,22 @@ fn backups_are_private_whatever_the_umask_and_never_shared() {
 
 // ---------------------------------------------------------------------------------------
 // The fake itself
+
+/// Without `--backup-dir`, `XDG_STATE_HOME` or `HOME` there is nowhere to save the previous
+/// state: the run is refused before its first change.
+#[test]
+fn no_directory_for_the_backup_is_refused_with_exit_4() {
+    let engine = FakeEngine::start();
+    let before = fingerprint(&engine);
+    let run = invocation(&engine.docker_host(), PIN_PROXY)
+        .env("HOME", "")
+        .run();
+    let report = run.assert_report(4);
+    assert_eq!(report["status"], "refused");
+    assert_eq!(report["errors"][0]["code"], "no_backup_dir");
+    assert_eq!(fingerprint(&engine), before, "nothing changed");
+    assert_eq!(writes(&engine), Vec::<String>::new());
+}
 
 #[test]
 fn the_fake_cuts_the_connection_without_an_answer() {

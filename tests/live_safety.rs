@@ -1,18 +1,21 @@
 //! End-to-end safety tests on the lab swarm (see `tests/lab_support`): preflight refusals
-//! that change nothing, runs interrupted anywhere and finished by a re-run, concurrent runs,
-//! history, prune and backups.
+//! that change nothing and what `--force` overrides, a backup that cannot be written, runs
+//! interrupted at each step (the connection cut, or the process killed) and finished by a
+//! re-run, concurrent runs, history, prune and backups.
 
 mod lab_support;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use lab_support::{CONF, CORE, Lab, PROXY, code, json, lab, manifest_dir};
-use serde_json::Value;
+use lab_support::front::Act::{self, Forward};
+use lab_support::front::{Front, Gate};
+use lab_support::{CONF, CORE, Lab, PIN_PROXY, PROXY, Run, lab, manifest_dir};
+use serde_json::{Value, json};
+
+fn conf(n: u32) -> String {
+    format!("{CONF}-{n}")
+}
 
 /// Runs `args`, expects exit 4 with `error_code` and `message` in the first error, and no
 /// change to any service version or config.
@@ -20,9 +23,8 @@ fn assert_refused(lab: &Lab, args: &[&str], error_code: &str, message: &str) {
     let before = (lab.versions(), lab.configs());
     let mut args = args.to_vec();
     args.extend(["--yes", "-o", "json"]);
-    let output = lab.interlockctl(&args);
-    assert_eq!(code(&output), 4, "{args:?} must be refused");
-    let report = json(&output);
+    let run = lab.interlockctl(&args);
+    let report = run.assert_report(4);
     assert_eq!(report["status"], "refused");
     let errors = report["errors"].as_array().unwrap();
     let error = errors
@@ -37,7 +39,7 @@ fn assert_refused(lab: &Lab, args: &[&str], error_code: &str, message: &str) {
         error["hint"].as_str().is_some_and(|h| !h.is_empty()),
         "a refusal names the fix: {error}"
     );
-    assert!(String::from_utf8_lossy(&output.stderr).contains(message));
+    assert!(run.stderr.contains(message), "{}", run.render());
     assert_eq!(
         (lab.versions(), lab.configs()),
         before,
@@ -45,9 +47,10 @@ fn assert_refused(lab: &Lab, args: &[&str], error_code: &str, message: &str) {
     );
 }
 
-/// A copy of the live config with `from` replaced by `to`, written to a file for `apply`.
+/// A copy of the live config with each `from` replaced by its `to`, written to a file for
+/// `apply`.
 fn edited_live_config(lab: &Lab, name: &str, edits: &[(&str, &str)]) -> String {
-    let mut text = String::from_utf8(lab.interlockctl(&["show"]).stdout).unwrap();
+    let mut text = lab.interlockctl(&["show"]).assert_code(0).stdout.clone();
     for (from, to) in edits {
         assert!(text.contains(from), "{from} is in the live config");
         text = text.replace(from, to);
@@ -55,6 +58,64 @@ fn edited_live_config(lab: &Lab, name: &str, edits: &[(&str, &str)]) -> String {
     let path = manifest_dir().join(format!("target/{name}.toml"));
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_owned()
+}
+
+/// The live config with 3 proxy replicas pinned to `role=dtr` in host mode: more than the
+/// two nodes that carry the label.
+fn too_many_replicas(lab: &Lab) -> String {
+    edited_live_config(
+        lab,
+        "too-many-replicas",
+        &[
+            ("ProxyReplicas = 2", "ProxyReplicas = 3"),
+            ("PublishMode = \"ingress\"", "PublishMode = \"host\""),
+            (
+                "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
+                "ProxyConstraints = [\"node.labels.role==dtr\"]",
+            ),
+        ],
+    )
+}
+
+/// Publishes port 7443 through ingress from a service of its own (`lab-web`).
+fn publish_7443_elsewhere(lab: &Lab) {
+    lab.docker(&[
+        "service",
+        "create",
+        "--quiet",
+        "--detach",
+        "--no-resolve-image",
+        "--name",
+        "lab-web",
+        "--publish",
+        "published=7443,target=80",
+        &lab.image,
+        "sleep",
+        "3600",
+    ]);
+}
+
+/// Makes the proxy's update pause: a task that cannot start, with Swarm's default failure
+/// action.
+fn pause_a_proxy_update(lab: &Lab) {
+    lab.docker(&[
+        "service",
+        "update",
+        "--detach",
+        "--update-failure-action",
+        "pause",
+        "--args",
+        "/no/such/command",
+        PROXY,
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while lab.inspect(PROXY)["UpdateStatus"]["State"] != "paused" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy update never paused"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 #[test]
@@ -73,18 +134,7 @@ fn refuses_a_label_no_ready_node_carries() {
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn refuses_more_host_mode_replicas_than_eligible_nodes() {
     let lab = lab();
-    let file = edited_live_config(
-        &lab,
-        "too-many-replicas",
-        &[
-            ("ProxyReplicas = 2", "ProxyReplicas = 3"),
-            ("PublishMode = \"ingress\"", "PublishMode = \"host\""),
-            (
-                "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
-                "ProxyConstraints = [\"node.labels.role==dtr\"]",
-            ),
-        ],
-    );
+    let file = too_many_replicas(&lab);
     assert_refused(
         &lab,
         &["apply", &file],
@@ -97,24 +147,7 @@ fn refuses_more_host_mode_replicas_than_eligible_nodes() {
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn refuses_a_port_another_service_publishes() {
     let lab = lab();
-    let image = lab.inspect(PROXY)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    lab.docker(&[
-        "service",
-        "create",
-        "--quiet",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
-        "lab-web",
-        "--publish",
-        "published=7443,target=80",
-        &image,
-        "sleep",
-        "3600",
-    ]);
+    publish_7443_elsewhere(&lab);
     assert_refused(
         &lab,
         &["host-mode", "--http", "7080", "--https", "7443"],
@@ -171,30 +204,7 @@ fn refuses_when_an_object_is_missing() {
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn refuses_while_a_previous_update_is_paused() {
     let lab = lab();
-    // A proxy update whose tasks cannot start, with Swarm's default failure action: paused.
-    let output = Command::new("docker")
-        .args([
-            "service",
-            "update",
-            "--detach",
-            "--update-failure-action",
-            "pause",
-            "--args",
-            "/no/such/command",
-            PROXY,
-        ])
-        .env("DOCKER_HOST", &lab.docker_host)
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while lab.inspect(PROXY)["UpdateStatus"]["State"] != "paused" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the proxy update never paused"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    pause_a_proxy_update(&lab);
     assert_refused(
         &lab,
         &["pin-proxy", "--label", "role=dtr"],
@@ -203,73 +213,136 @@ fn refuses_while_a_previous_update_is_paused() {
     );
 }
 
+/// `--force`, given through the command line, overrides the node-count and port checks
+/// (the plan is made, with a warning per overridden refusal) and nothing else: a label no
+/// node carries, a missing proxy and a paused update are still refused. All runs are dry
+/// runs: what a forced run then does is Swarm's business.
+#[test]
+#[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
+fn force_overrides_only_the_node_count_and_port_checks() {
+    let lab = lab();
+    let file = too_many_replicas(&lab);
+    publish_7443_elsewhere(&lab);
+    for (args, code, warning) in [
+        (
+            vec!["apply", file.as_str()],
+            "too_few_nodes",
+            "3 proxy replicas in host mode need 3 eligible nodes, but only 2",
+        ),
+        (
+            vec!["host-mode", "--http", "7080", "--https", "7443"],
+            "port_in_use",
+            "port 7443 is already published by service lab-web",
+        ),
+    ] {
+        let dry = [&args[..], &["--dry-run", "-o", "json"]].concat();
+        let refused = lab.interlockctl(&dry).assert_report(4);
+        assert_eq!(refused["errors"][0]["code"], code);
+        let forced = lab
+            .interlockctl(&[&dry[..], &["--force"]].concat())
+            .assert_report(0);
+        assert_eq!(forced["status"], "planned", "{forced}");
+        let warnings = forced["warnings"].to_string();
+        assert!(warnings.contains(warning), "{forced}");
+    }
+    for (args, code) in [
+        (
+            vec!["pin-proxy", "--label", "role=edge"],
+            "no_labelled_nodes",
+        ),
+        (
+            vec!["pin-proxy", "--label", "role=dtr", "--replicas", "0"],
+            "invalid_replicas",
+        ),
+    ] {
+        let forced = [&args[..], &["--dry-run", "--force", "-o", "json"]].concat();
+        let report = lab.interlockctl(&forced).assert_report(4);
+        assert_eq!(report["errors"][0]["code"], code, "{report}");
+    }
+    pause_a_proxy_update(&lab);
+    assert_refused(
+        &lab,
+        &["pin-proxy", "--label", "role=dtr", "--force"],
+        "update_in_progress",
+        "a previous update of ucp-interlock-proxy is paused",
+    );
+    lab.docker(&["service", "rm", PROXY]);
+    assert_refused(
+        &lab,
+        &["pin-proxy", "--label", "role=dtr", "--force"],
+        "proxy_service_missing",
+        "the proxy service ucp-interlock-proxy does not exist",
+    );
+}
+
 #[test]
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn history_and_prune_keep_what_a_rollback_needs() {
     let lab = lab();
     lab.runbook();
-    let history = json(&lab.interlockctl(&["history", "-o", "json"]));
+    let history = lab
+        .interlockctl(&["history", "-o", "json"])
+        .assert_report(0);
     let names: Vec<&str> = history["history"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, [1, 2, 3].map(|n| format!("{CONF}-{n}")));
+    assert_eq!(names, [1, 2, 3].map(conf));
     let third = &history["history"][2];
     assert_eq!(
         (third["operation"].as_str(), third["parent"].as_str()),
-        (Some("host-mode"), Some(format!("{CONF}-2").as_str()))
+        (Some("host-mode"), Some(conf(2).as_str()))
     );
     assert!(third["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(third["current"], true);
 
     // conf-3 is current and conf-2 is the core's rollback target: only conf-1 may go.
-    let dry = json(&lab.interlockctl(&["prune", "--keep", "0", "--dry-run", "-o", "json"]));
+    let prune_all = ["prune", "--keep", "0", "-o", "json"];
+    let dry = lab
+        .interlockctl(&[&prune_all[..], &["--dry-run"]].concat())
+        .assert_report(0);
     let doomed: Vec<&str> = dry["actions"]
         .as_array()
         .unwrap()
         .iter()
         .map(|a| a["target"].as_str().unwrap())
         .collect();
-    assert_eq!(doomed, [format!("{CONF}-1")]);
-    assert_eq!(lab.configs().len(), 3, "--dry-run deletes nothing");
+    assert_eq!(doomed, [conf(1)]);
     assert_eq!(
-        code(&lab.interlockctl(&["prune", "--keep", "0", "--yes"])),
-        0
+        lab.configs(),
+        [1, 2, 3].map(conf),
+        "--dry-run deletes nothing"
     );
-    assert_eq!(lab.configs(), [2, 3].map(|n| format!("{CONF}-{n}")));
+    lab.interlockctl(&[&prune_all[..], &["--yes"]].concat())
+        .assert_code(0);
+    assert_eq!(lab.configs(), [2, 3].map(conf));
     assert_eq!(
-        json(&lab.interlockctl(&["prune", "--keep", "0", "-o", "json"]))["status"],
+        lab.interlockctl(&prune_all).assert_report(0)["status"],
         "no_changes"
     );
-    assert_eq!(
-        code(&lab.interlockctl(&["rollback", "--yes"])),
-        0,
-        "the rollback target survived the prune"
-    );
-    assert_eq!(lab.core_config(), format!("{CONF}-2"));
+    lab.interlockctl(&["rollback", "--yes"]).assert_code(0);
+    assert_eq!(lab.core_config(), conf(2), "the rollback target survived");
 }
 
 #[test]
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn a_backup_of_the_previous_state_is_written_before_any_change() {
     let lab = lab();
-    let dir = manifest_dir().join("target/lab-backups");
-    let _ = std::fs::remove_dir_all(&dir);
-    let output = lab.interlockctl(&[
-        "pin-proxy",
-        "--label",
-        "role=dtr",
-        "--yes",
-        "-o",
-        "json",
-        "--backup-dir",
-        dir.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&output), 0);
-    let backup = std::path::PathBuf::from(json(&output)["backup"].as_str().unwrap());
-    assert!(backup.starts_with(&dir));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("backups");
+    let report = lab
+        .interlockctl(
+            &[
+                &PIN_PROXY[..],
+                &["-o", "json", "--backup-dir", root.to_str().unwrap()],
+            ]
+            .concat(),
+        )
+        .assert_report(0);
+    let backup = std::path::PathBuf::from(report["backup"].as_str().unwrap());
+    assert!(backup.starts_with(&root));
     let mut files: Vec<String> = std::fs::read_dir(&backup)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -278,7 +351,7 @@ fn a_backup_of_the_previous_state_is_written_before_any_change() {
     assert_eq!(
         files,
         [
-            format!("{CONF}-1.toml"),
+            format!("{}.toml", conf(1)),
             format!("{PROXY}.spec.json"),
             format!("{CORE}.spec.json")
         ]
@@ -291,7 +364,7 @@ fn a_backup_of_the_previous_state_is_written_before_any_change() {
     for file in &files {
         assert_eq!(mode(&backup.join(file)), 0o600, "{file}");
     }
-    let saved = std::fs::read_to_string(backup.join(format!("{CONF}-1.toml"))).unwrap();
+    let saved = std::fs::read_to_string(backup.join(format!("{}.toml", conf(1)))).unwrap();
     assert_eq!(
         saved,
         std::fs::read_to_string(manifest_dir().join("tests/lab/core-config.toml")).unwrap()
@@ -301,6 +374,26 @@ fn a_backup_of_the_previous_state_is_written_before_any_change() {
     )
     .unwrap();
     assert_eq!(spec["Mode"]["Replicated"]["Replicas"], 2);
+}
+
+/// A backup that cannot be written stops the run before the first change: exit 4 with
+/// `backup_failed`, naming the directory, and no config or service changed.
+#[test]
+#[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
+fn a_backup_that_cannot_be_written_changes_nothing() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    // Not a directory: unwritable even for root, whom file modes do not stop.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let root = file.join("backups");
+    let root = root.to_str().unwrap();
+    assert_refused(
+        &lab,
+        &["pin-proxy", "--label", "role=dtr", "--backup-dir", root],
+        "backup_failed",
+        &format!("cannot write the backup to {root}/"),
+    );
 }
 
 /// On the lab: secrets that change in the live config, in the shapes the lab's stand-in core
@@ -333,11 +426,11 @@ fn changed_secrets_in_the_live_config_are_hidden() {
     };
     let first = with_secrets("1");
     let rotated = with_secrets("2");
-    assert_eq!(code(&lab.interlockctl(&["apply", &first, "--yes"])), 0);
+    lab.interlockctl(&["apply", &first, "--yes"]).assert_code(0);
 
     let text = lab.interlockctl(&["apply", &rotated, "--dry-run"]);
-    assert_eq!(code(&text), 0);
-    let stderr = String::from_utf8(text.stderr).unwrap();
+    text.assert_code(0);
+    let stderr = &text.stderr;
     assert!(!stderr.contains("LABSECRET"), "{stderr}");
     let hidden = |marker: char| {
         stderr
@@ -348,9 +441,8 @@ fn changed_secrets_in_the_live_config_are_hidden() {
     assert_eq!((hidden('-'), hidden('+')), (4, 4), "{stderr}");
 
     let output = lab.interlockctl(&["apply", &rotated, "--dry-run", "-o", "json"]);
-    assert_eq!(code(&output), 0);
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("LABSECRET"));
-    let report = json(&output);
+    let report = output.assert_report(0);
+    assert!(!output.stdout.contains("LABSECRET"));
     assert_eq!(report["status"], "planned");
     let changes: Vec<(&str, &str, &str)> = report["config"]["changes"]
         .as_array()
@@ -374,293 +466,299 @@ fn changed_secrets_in_the_live_config_are_hidden() {
     );
 }
 
-/// The state a finished `pin-proxy --label role=dtr` leaves, whatever interrupted it.
+/// The state a finished `pin-proxy --label role=dtr` leaves, whatever interrupted it; read
+/// once the core's own proxy-config swap is over.
 fn assert_pinned(lab: &Lab) {
-    assert_eq!(lab.core_config(), format!("{CONF}-2"));
+    assert_eq!(lab.core_config(), conf(2));
+    assert_eq!(lab.configs(), [1, 2].map(conf), "exactly one new config");
     assert_eq!(
-        lab.configs(),
-        [1, 2].map(|n| format!("{CONF}-{n}")),
-        "exactly one new config"
+        lab.spec(PROXY)["TaskTemplate"]["Placement"]["Constraints"],
+        json!(["node.labels.role==dtr"])
     );
-    let proxy = lab.inspect(PROXY);
-    assert_eq!(
-        proxy["Spec"]["TaskTemplate"]["Placement"]["Constraints"],
-        serde_json::json!(["node.labels.role==dtr"])
-    );
-    let status = json(&lab.interlockctl(&["status", "-o", "json"]));
-    assert_eq!(status["state"]["drift"], serde_json::json!([]), "{status}");
-    assert_eq!(
-        status["state"]["problems"],
-        serde_json::json!([]),
-        "{status}"
-    );
+    lab.settle();
+    let status = lab.interlockctl(&["status", "-o", "json"]).assert_report(0);
+    assert_eq!(status["state"]["drift"], json!([]), "{status}");
+    assert_eq!(status["state"]["problems"], json!([]), "{status}");
 }
 
-/// A TCP front for the lab manager's socket that forwards every connection, except the
-/// one whose request line matches `cut` at its `nth` occurrence: that request reaches the
-/// engine, but its answer is dropped, as when a laptop's VPN drops mid-run. interlockctl
-/// keeps connections alive; the proxy asks the engine to close each one after its answer
-/// (`Connection: close`), so every request comes on a connection of its own.
-struct CuttingProxy {
-    port: u16,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl CuttingProxy {
-    fn start(socket: &str, cut: impl Fn(&str) -> bool + Send + 'static, nth: usize) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&requests);
-        let socket = socket.to_owned();
-        std::thread::spawn(move || {
-            let mut seen = 0;
-            for client in listener.incoming() {
-                let Ok(mut client) = client else { return };
-                let mut engine = UnixStream::connect(&socket).unwrap();
-                let head = read_head(&mut client);
-                let line = String::from_utf8_lossy(&head)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let matches = cut(&line);
-                seen += usize::from(matches);
-                log.lock().unwrap().push(line);
-                engine.write_all(&closing(&head)).unwrap();
-                if matches && seen == nth {
-                    let mut answer = [0_u8; 4096];
-                    let _ = engine.set_read_timeout(Some(Duration::from_secs(5)));
-                    let _ = engine.read(&mut answer);
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                pipe(client, engine);
-            }
-        });
-        CuttingProxy { port, requests }
-    }
-
-    fn host(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
-    }
-}
-
-/// Reads what the client sent first: headers and whatever body came with them.
-fn read_head(client: &mut TcpStream) -> Vec<u8> {
-    client
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut head = Vec::new();
-    let mut buf = [0_u8; 65536];
-    while let Ok(n @ 1..) = client.read(&mut buf) {
-        head.extend_from_slice(&buf[..n]);
-        if request_complete(&head) {
-            break;
+/// A rule for a [`Front`]: acts with `act` on the `nth` request that `matches`, forwards
+/// every other.
+fn at_nth(
+    matches: fn(&str) -> bool,
+    nth: usize,
+    act: fn() -> Act,
+) -> impl FnMut(&str) -> Act + Send + 'static {
+    let mut seen = 0;
+    move |request| {
+        seen += usize::from(matches(request));
+        if matches(request) && seen == nth {
+            act()
+        } else {
+            Forward
         }
     }
-    client.set_read_timeout(None).unwrap();
-    head
 }
 
-/// The request with `Connection: close` added after its request line.
-fn closing(head: &[u8]) -> Vec<u8> {
-    let end = head
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map_or(head.len(), |at| at + 2);
-    let mut out = head[..end].to_vec();
-    out.extend_from_slice(b"Connection: close\r\n");
-    out.extend_from_slice(&head[end..]);
-    out
+fn config_create(request: &str) -> bool {
+    request.starts_with("POST /configs/create")
 }
 
-fn request_complete(data: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(data);
-    let Some((headers, body)) = text.split_once("\r\n\r\n") else {
-        return false;
+fn service_update(request: &str) -> bool {
+    request.starts_with("POST /services/") && request.contains("/update")
+}
+
+fn up_to_date_tasks(request: &str) -> bool {
+    request.starts_with("GET /tasks") && request.contains("_up-to-date")
+}
+
+/// Points in a `pin-proxy` run: the request acted on (which of the matching ones), and
+/// the step the run is in then.
+struct Point {
+    step: &'static str,
+    matches: fn(&str) -> bool,
+    nth: usize,
+}
+
+/// The config created; the core's update sent; the proxy's update sent; the waits.
+const POINTS: [Point; 4] = [
+    Point {
+        step: "creating the config",
+        matches: config_create,
+        nth: 1,
+    },
+    Point {
+        step: "updating the core",
+        matches: service_update,
+        nth: 1,
+    },
+    Point {
+        step: "updating the proxy",
+        matches: service_update,
+        nth: 2,
+    },
+    Point {
+        step: "waiting for the rollouts",
+        matches: up_to_date_tasks,
+        nth: 3,
+    },
+];
+
+/// Where the swarm stands once the engine handled the request at `point`: the config made,
+/// and then each update sent.
+fn assert_step_reached(lab: &Lab, point: &Point) {
+    let constraints = || lab.spec(PROXY)["TaskTemplate"]["Placement"]["Constraints"].clone();
+    let pinned = json!(["node.labels.role==dtr"]);
+    assert_eq!(
+        lab.configs(),
+        [1, 2].map(conf),
+        "{}: conf-2 exists",
+        point.step
+    );
+    let (core, proxy_pinned) = match point.step {
+        "creating the config" => (conf(1), false),
+        "updating the core" => (conf(2), false),
+        _ => (conf(2), true),
     };
-    let length = headers
+    assert_eq!(lab.core_config(), core, "{}: the core's config", point.step);
+    assert_eq!(
+        constraints() == pinned,
+        proxy_pinned,
+        "{}: the proxy's constraints",
+        point.step
+    );
+}
+
+/// The last line of a run's `-v` output that tells its step: neither an API call, the
+/// totals, nor the error that ended it.
+fn last_step_line(run: &Run) -> &str {
+    run.stderr
         .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        .rev()
+        .find(|line| {
+            !(line.is_empty()
+                || ["api: ", "engine: ", "error: ", "hint: "]
+                    .iter()
+                    .any(|prefix| line.starts_with(prefix)))
         })
-        .unwrap_or(0);
-    body.len() >= length
+        .unwrap_or_default()
 }
 
-fn pipe(client: TcpStream, engine: UnixStream) {
-    let (mut client_read, mut engine_write) =
-        (client.try_clone().unwrap(), engine.try_clone().unwrap());
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client_read, &mut engine_write);
-    });
-    let (mut engine_read, mut client_write) = (engine, client);
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut engine_read, &mut client_write);
-        let _ = client_write.shutdown(Shutdown::Both);
-    });
+/// The run's `-v` output says which step it was in when it stopped.
+fn assert_last_step(run: &Run, point: &Point) {
+    let last = last_step_line(run);
+    let expected = match point.step {
+        "creating the config" => format!("creating config {}", conf(2)),
+        "updating the core" => format!("updating {CORE} at version "),
+        "updating the proxy" => format!("updating {PROXY} at version "),
+        _ => String::new(),
+    };
+    assert!(
+        last.starts_with(&expected),
+        "{}: the run's last step line is {last:?}:\n{}",
+        point.step,
+        run.render()
+    );
+    if point.step == "waiting for the rollouts" {
+        assert!(
+            run.stderr
+                .contains(&format!("updating {PROXY} at version "))
+                && !run.stderr.contains("Verified:"),
+            "{}: both updates sent, nothing verified yet:\n{}",
+            point.step,
+            run.render()
+        );
+    }
 }
 
+/// The connection is cut right after the engine handled the request of each step: the run
+/// fails, the swarm shows the step done, and a re-run finishes the job.
 #[test]
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn an_interrupted_run_is_finished_by_a_re_run_at_every_step() {
     let lab = lab();
-    let socket = lab.docker_host.trim_start_matches("unix://").to_owned();
-    type Cut = (&'static str, fn(&str) -> bool, usize);
-    let steps: [Cut; 4] = [
-        (
-            "after the config is created",
-            |l| l.starts_with("GET /services/"),
-            3,
-        ),
-        (
-            "during the core's update",
-            |l| l.starts_with("POST /services/") && l.contains("/update"),
-            1,
-        ),
-        (
-            "during the wait for the core",
-            |l| l.starts_with("GET /tasks"),
-            2,
-        ),
-        (
-            "during the proxy's update",
-            |l| l.starts_with("POST /services/") && l.contains("/update"),
-            2,
-        ),
-    ];
-    for (step, cut, nth) in steps {
+    for point in &POINTS {
         lab_support::reset();
-        let proxy = CuttingProxy::start(&socket, cut, nth);
-        let mut command = lab.interlockctl_command(&["pin-proxy", "--label", "role=dtr", "--yes"]);
-        let interrupted = command.env("DOCKER_HOST", proxy.host()).output().unwrap();
-        let requests = proxy.requests.lock().unwrap().clone();
-        eprintln!(
-            "cut {step}: exit {:?} after {} requests",
-            interrupted.status.code(),
-            requests.len()
+        let front = Front::start(&lab.socket(), at_nth(point.matches, point.nth, || Act::Cut));
+        let interrupted = lab
+            .interlockctl_command(&[&PIN_PROXY[..], &["-v"]].concat())
+            .env("DOCKER_HOST", front.docker_host())
+            .run();
+        eprintln!("{}", interrupted.render());
+        let cut = front.acted(Duration::ZERO);
+        assert!(cut.is_some(), "{}: the cut happened", point.step);
+        assert_eq!(interrupted.code, 1, "{}: the cut fails the run", point.step);
+        assert!(
+            interrupted
+                .stderr
+                .contains("-> failed: connection closed before message completed"),
+            "{}: the run saw the connection close:\n{}",
+            point.step,
+            interrupted.render()
         );
-        assert_ne!(
-            code(&interrupted),
-            0,
-            "the cut {step} must fail the run: {requests:#?}"
-        );
-        assert_eq!(
-            code(&lab.interlockctl(&["pin-proxy", "--label", "role=dtr", "--yes"])),
-            0,
-            "the re-run after a cut {step}"
-        );
+        assert_last_step(&interrupted, point);
+        assert_step_reached(&lab, point);
+        lab.interlockctl(&PIN_PROXY).assert_code(0);
         assert_pinned(&lab);
     }
     lab_support::report(&format!(
         "interruption points exercised on the lab: {}",
-        steps.len()
+        POINTS.len()
     ));
 }
 
+/// The run is killed (SIGKILL) while it waits for the engine's answer to the request of
+/// each step, the engine having handled it: its last output and the swarm show the step it
+/// was in, and a re-run finishes the job.
 #[test]
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn a_killed_run_is_finished_by_a_re_run() {
     let lab = lab();
-    let moments = [300, 1500, 4000, 8000];
-    for millis in moments {
+    for point in &POINTS {
         lab_support::reset();
-        let mut child = lab
-            .interlockctl_command(&["pin-proxy", "--label", "role=dtr", "--yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(millis));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        let rerun = lab.interlockctl(&["pin-proxy", "--label", "role=dtr", "--yes"]);
-        assert_eq!(code(&rerun), 0, "the re-run after SIGKILL at {millis} ms");
+        let front = Front::start(
+            &lab.socket(),
+            at_nth(point.matches, point.nth, || Act::Hold),
+        );
+        let mut running = lab
+            .interlockctl_command(&[&PIN_PROXY[..], &["-v"]].concat())
+            .env("DOCKER_HOST", front.docker_host())
+            .spawn();
+        let held = front.acted(Duration::from_secs(120));
+        running.kill();
+        let killed = running.finish();
+        eprintln!("{}", killed.render());
+        assert!(held.is_some(), "{}: the run reached the step", point.step);
+        assert_eq!(killed.code, -9, "{}: killed by SIGKILL", point.step);
+        assert_last_step(&killed, point);
+        assert_step_reached(&lab, point);
+        lab.interlockctl(&PIN_PROXY).assert_code(0);
         assert_pinned(&lab);
     }
     lab_support::report(&format!(
         "SIGKILL moments exercised on the lab: {}",
-        moments.len()
+        POINTS.len()
     ));
 }
 
+/// Two runs at once, held until both have planned from the same state (each one's first
+/// config create waits at a gate until the other's arrives): when they want the same config both
+/// succeed; otherwise exactly one applies and the other stops with `changed_underneath`
+/// instead of making the proxy match a config that is no longer live. Either way the core
+/// and the proxy agree afterwards.
 #[test]
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn concurrent_runs_never_clash() {
     let lab = lab();
+    let pin: &[&str] = &["pin-proxy", "--label", "role=dtr"];
+    let host: &[&str] = &["host-mode", "--http", "7080", "--https", "7443"];
     let rounds: [(&[&str], &[&str]); 5] = [
-        (
-            &["pin-proxy", "--label", "role=dtr"],
-            &["pin-proxy", "--label", "role=dtr"],
-        ),
-        (
-            &["pin-proxy", "--label", "role=dtr"],
-            &["host-mode", "--http", "7080", "--https", "7443"],
-        ),
-        (
-            &["host-mode", "--http", "7080", "--https", "7443"],
-            &["pin-proxy", "--label", "role=dtr"],
-        ),
+        (pin, pin),
+        (pin, host),
+        (host, pin),
         (
             &["pin-proxy", "--label", "role=dtr", "--replicas", "1"],
-            &["pin-proxy", "--label", "role=dtr"],
+            pin,
         ),
-        (
-            &["host-mode", "--http", "7080", "--https", "7443"],
-            &["host-mode", "--http", "7081", "--https", "7444"],
-        ),
+        (host, &["host-mode", "--http", "7081", "--https", "7444"]),
     ];
     for (round, (first, second)) in rounds.iter().enumerate() {
         lab_support::reset();
-        let spawn = |args: &[&str]| {
-            let mut args = args.to_vec();
-            args.extend(["--yes", "-o", "json"]);
-            lab.interlockctl_command(&args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+        let gate = Gate::new(2, Duration::from_secs(60));
+        let start = |args: &[&str]| {
+            let gate = Arc::clone(&gate);
+            // The run's first config create waits; a retry under the next name does not.
+            let mut creates = 0;
+            let front = Front::start(&lab.socket(), move |request| {
+                creates += usize::from(config_create(request));
+                if config_create(request) && creates == 1 {
+                    Act::After(Arc::clone(&gate))
+                } else {
+                    Forward
+                }
+            });
+            let running = lab
+                .interlockctl_command(&[args, &["--yes", "-o", "json"]].concat())
+                .env("DOCKER_HOST", front.docker_host())
+                .spawn();
+            (front, running)
         };
-        let (a, b) = (spawn(first), spawn(second));
-        let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
-        for output in &outputs {
-            eprintln!(
-                "round {round}: exit {:?}\n{}",
-                output.status.code(),
-                String::from_utf8_lossy(&output.stderr)
-            );
+        let (a, b) = (start(first), start(second));
+        let runs = [a.1.finish(), b.1.finish()];
+        for run in &runs {
+            eprintln!("round {round}:\n{}", run.render());
         }
-        let results: Vec<(i32, Value)> = outputs.iter().map(|o| (code(o), json(o))).collect();
-        for (exit, report) in &results {
-            let error = report["errors"][0]["code"].as_str().unwrap_or("");
-            assert!(
-                *exit == 0 || (*exit == 1 && error == "changed_underneath"),
-                "round {round}: a run either applies or says it was changed underneath: {report}"
-            );
-        }
-        assert!(
-            results.iter().any(|(exit, _)| *exit == 0),
-            "round {round}: one run applied"
-        );
-        let configs = lab.configs();
-        let mut unique = configs.clone();
-        unique.dedup();
         assert_eq!(
-            configs, unique,
-            "round {round}: no two configs share a name"
+            gate.arrived(),
+            2,
+            "round {round}: both runs planned from conf-1"
         );
-        let status = json(&lab.interlockctl(&["status", "-o", "json"]));
+        let mut outcomes: Vec<(i32, String)> = runs
+            .iter()
+            .map(|run| {
+                let error = &run.json()["errors"][0]["code"];
+                (run.code, error.as_str().unwrap_or_default().to_owned())
+            })
+            .collect();
+        outcomes.sort();
+        let expected = if first == second {
+            vec![(0, String::new()), (0, String::new())]
+        } else {
+            vec![(0, String::new()), (1, "changed_underneath".to_owned())]
+        };
+        assert_eq!(
+            outcomes, expected,
+            "round {round}: {first:?} and {second:?}"
+        );
+        lab.settle();
+        let status = lab.interlockctl(&["status", "-o", "json"]).assert_report(0);
         assert_eq!(
             status["state"]["drift"],
-            serde_json::json!([]),
+            json!([]),
             "round {round}: core and proxy agree: {status}"
         );
         assert_eq!(
             status["state"]["problems"],
-            serde_json::json!([]),
+            json!([]),
             "round {round}: {status}"
         );
     }

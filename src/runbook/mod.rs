@@ -243,17 +243,21 @@ pub async fn change<S: SwarmApi>(
     Ok(ExitCode::Success)
 }
 
-/// Saves the state before the first change; refuses to change anything without a backup.
+/// Saves the state before the first change; refuses (exit 4) to change anything without a
+/// backup.
 fn save_backup(observed: &Observed, options: &Options, command: &str) -> Result<PathBuf> {
     let root = options
         .backup_dir
         .clone()
         .or_else(|| backup::default_root(&|name| std::env::var(name).ok()))
         .ok_or_else(|| {
-            Error::other(
-                "no_backup_dir",
-                "no directory for the backup: neither XDG_STATE_HOME nor HOME is set",
-                Some("pass `--backup-dir DIR`".into()),
+            Error::new(
+                ExitCode::Refused,
+                Problem::new(
+                    "no_backup_dir",
+                    "no directory for the backup: neither XDG_STATE_HOME nor HOME is set",
+                    Some("pass `--backup-dir DIR`; nothing was changed".into()),
+                ),
             )
         })?;
     backup::write(&root, command, observed)

@@ -85,7 +85,8 @@ fn tool(lab: &Lab) -> Option<ToolRun> {
     let mut overheads = Vec::new();
     let mut max_rss_kib = 0;
     for args in commands {
-        let finished = run_measured(lab.interlockctl_command(args));
+        let invocation = lab.interlockctl_command(args);
+        let finished = run_measured(invocation.command());
         if !finished.success {
             println!("  interlockctl {} failed", args[0]);
             return None;
@@ -323,12 +324,7 @@ fn endpoint_kind(line: &str) -> String {
 fn traffic(lab: &Lab, args: &[&str]) -> Traffic {
     let mut all = args.to_vec();
     all.push("-v");
-    let output = lab
-        .interlockctl_command(&all)
-        .stdout(Stdio::null())
-        .output()
-        .expect("interlockctl runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = lab.interlockctl_command(&all).run().stderr;
     let mut calls = BTreeMap::new();
     let mut totals = String::new();
     for line in stderr.lines() {

@@ -1,25 +1,46 @@
-//! Helpers for the offline-mode tests: running the binary the way a user would, listing the
-//! fixtures, and reading TOML text independently of the code under test (a small line-based
-//! locator for `key = value` lines, and a leaf walk over `toml_edit` documents).
-
+//! The one way the tests run the binary, for the offline, fake-engine and lab tests alike:
+//! [`interlockctl`] builds the command under a cleared environment (`PATH` kept,
+//! `NO_COLOR=1`, `COLUMNS=100`, a fresh temporary `HOME`) in the crate root, and a finished
+//! run is a [`Run`]: exit code, stdout, stderr, the JSON document parsed, and the whole run
+//! rendered for snapshots and failure messages. A run in the background ([`Running`]) lets
+//! a test watch its stderr and kill it.
+//!
+//! `tests/lab_support` builds the lab's runs on this module (it includes it as its own
+//! child module), so a test file declares either `mod common;` or `mod lab_support;`, never
+//! both. `fixtures.rs` lists the config fixtures and reads TOML text independently of the
+//! code under test.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+mod fixtures;
 
-use toml_edit::{DocumentMut, Item, TableLike, Value};
+#[allow(unused_imports)] // the lab tests read no fixtures
+pub use fixtures::*;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// The crate root; the binary runs here so paths in its output are relative.
 pub fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// How long a run may take before the harness kills it: longer than any lab rollout with
+/// the default `--timeout` of 5 minutes, so only a hang reaches it.
+const DEFAULT_LIMIT: Duration = Duration::from_secs(360);
+
 /// What one run of the binary did.
 #[derive(Debug, Clone)]
 pub struct Run {
     /// The arguments, for messages and snapshots.
     pub args: Vec<String>,
-    /// The exit code.
+    /// The exit code; `-N` when the process was killed by signal N.
     pub code: i32,
     /// stdout, as UTF-8.
     pub stdout: String,
@@ -28,6 +49,19 @@ pub struct Run {
 }
 
 impl Run {
+    fn new(args: Vec<String>, status: ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        Run {
+            args,
+            code: status
+                .code()
+                .or_else(|| status.signal().map(|signal| -signal))
+                .expect("a process exits with a code or by a signal"),
+            stdout: String::from_utf8(stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(stderr).expect("stderr is UTF-8"),
+        }
+    }
+
     /// The run as one text: command line, exit code, stdout, stderr. Snapshots hold this.
     pub fn render(&self) -> String {
         format!(
@@ -40,7 +74,8 @@ impl Run {
     }
 
     /// stdout parsed as the one JSON document `-o json` promises.
-    pub fn json(&self) -> serde_json::Value {
+    #[track_caller]
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|error| {
             panic!(
                 "stdout is not one JSON document ({error}):\n{}",
@@ -54,6 +89,12 @@ impl Run {
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "unexpected exit code:\n{}", self.render());
         self
+    }
+
+    /// The JSON report of a run that must have exited with `code`.
+    #[track_caller]
+    pub fn assert_report(&self, code: i32) -> Value {
+        self.assert_code(code).json()
     }
 }
 
@@ -74,10 +115,259 @@ fn shell_words(args: &[String]) -> String {
         .join(" ")
 }
 
-/// Runs `interlockctl ARGS` in the crate root with a clean environment (`PATH` kept,
-/// `NO_COLOR=1`, `COLUMNS=100`), feeding `stdin` (empty when `None`).
+/// `interlockctl ARGS`, ready to run: see [`Interlockctl`].
+pub fn interlockctl<S: AsRef<str>>(args: &[S]) -> Interlockctl {
+    Interlockctl {
+        args: args.iter().map(|a| a.as_ref().to_owned()).collect(),
+        env: Vec::new(),
+        dir: manifest_dir().to_owned(),
+        stdin: Vec::new(),
+        umask: None,
+        limit: DEFAULT_LIMIT,
+        home: tempfile::tempdir().expect("a temporary HOME"),
+    }
+}
+
+/// One invocation of the binary: its arguments, what it gets besides the cleared
+/// environment, and its own temporary `HOME` (removed when this is dropped, so keep it
+/// alive while the process runs).
+pub struct Interlockctl {
+    args: Vec<String>,
+    env: Vec<(String, OsString)>,
+    dir: PathBuf,
+    stdin: Vec<u8>,
+    umask: Option<String>,
+    limit: Duration,
+    home: tempfile::TempDir,
+}
+
+impl Interlockctl {
+    /// Sets an environment variable (`HOME` too, replacing the temporary one).
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Runs in `dir` instead of the crate root.
+    pub fn dir(mut self, dir: &Path) -> Self {
+        dir.clone_into(&mut self.dir);
+        self
+    }
+
+    /// Feeds `bytes` on stdin (empty otherwise).
+    pub fn stdin(mut self, bytes: &[u8]) -> Self {
+        bytes.clone_into(&mut self.stdin);
+        self
+    }
+
+    /// Starts the binary from a shell that first sets this umask.
+    pub fn umask(mut self, umask: &str) -> Self {
+        self.umask = Some(umask.to_owned());
+        self
+    }
+
+    /// Kills the run after `limit` (a hang fails the test instead of stalling the suite).
+    pub fn limit(mut self, limit: Duration) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The temporary `HOME`.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// The arguments.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// The process to start, for callers that arrange its stdio themselves (a terminal, a
+    /// measurement); `self` must outlive it.
+    pub fn command(&self) -> Command {
+        let binary = env!("CARGO_BIN_EXE_interlockctl");
+        let mut command = match &self.umask {
+            None => Command::new(binary),
+            Some(umask) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+                    .arg(binary);
+                shell
+            }
+        };
+        command
+            .args(&self.args)
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .env("HOME", self.home.path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// Runs to completion.
+    pub fn run(self) -> Run {
+        let output = assert_cmd::Command::from_std(self.command())
+            .write_stdin(self.stdin.clone())
+            .timeout(self.limit)
+            .output()
+            .expect("the binary runs");
+        Run::new(self.args, output.status, output.stdout, output.stderr)
+    }
+
+    /// Runs with stdin and stderr on a new pseudo-terminal (the process's controlling
+    /// terminal, as in an operator's shell) and stdout captured: once the terminal shows
+    /// `prompt`, `keys` are typed. The run's `stderr` is what the terminal showed.
+    pub fn run_on_terminal(self, prompt: &str, keys: &[u8]) -> Run {
+        let terminal = Terminal::open();
+        let mut command = self.command();
+        command
+            .stdin(terminal.slave().expect("the terminal opens"))
+            .stderr(terminal.slave().expect("the terminal opens"))
+            .stdout(Stdio::piped());
+        // SAFETY: only async-signal-safe calls between fork and exec: a new session whose
+        // controlling terminal is the one on stdin.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("the binary starts");
+        // The terminal ends (reads fail) once no process holds it open, this one included.
+        drop(command);
+        let mut screen = terminal.screen();
+        let shown = screen.wait_for(prompt, self.limit);
+        if shown {
+            terminal.type_keys(keys);
+        }
+        let output = child.wait_with_output().expect("the binary ends");
+        let mut run = Run::new(
+            self.args,
+            output.status,
+            output.stdout,
+            screen.rest().into_bytes(),
+        );
+        assert!(
+            shown,
+            "the terminal never showed {prompt:?}:\n{}",
+            run.render()
+        );
+        run.stderr = run.stderr.replace("\r\n", "\n");
+        run
+    }
+
+    /// Starts the run in the background, stdin closed, stdout and stderr captured.
+    pub fn spawn(self) -> Running {
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            BufReader::new(stdout)
+                .read_to_end(&mut bytes)
+                .expect("stdout reads");
+            bytes
+        });
+        let stderr = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let reader = {
+            let (pipe, stderr) = (child.stderr.take().expect("piped stderr"), stderr.clone());
+            std::thread::spawn(move || {
+                let mut pipe = BufReader::new(pipe);
+                loop {
+                    let mut line = Vec::new();
+                    let read = pipe.read_until(b'\n', &mut line).expect("stderr reads");
+                    let (text, arrived) = &*stderr;
+                    text.lock().unwrap().extend_from_slice(&line);
+                    arrived.notify_all();
+                    if read == 0 {
+                        return;
+                    }
+                }
+            })
+        };
+        Running {
+            invocation: self,
+            child,
+            stdout,
+            stderr,
+            reader,
+        }
+    }
+}
+
+/// A run in the background.
+pub struct Running {
+    invocation: Interlockctl,
+    child: Child,
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    reader: JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits until its stderr so far satisfies `seen`, for at most `limit`; `false` when it
+    /// did not in time.
+    pub fn wait_for_stderr(&self, limit: Duration, seen: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        let (text, arrived) = &*self.stderr;
+        let mut text = text.lock().unwrap();
+        loop {
+            if seen(&String::from_utf8_lossy(&text)) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            text = arrived.wait_timeout(text, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Sends SIGKILL.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL is sent");
+    }
+
+    /// Waits for the process to end (killing it after the invocation's limit).
+    pub fn finish(mut self) -> Run {
+        let deadline = Instant::now() + self.invocation.limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("the child is waited for") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stdout = self.stdout.join().expect("the stdout reader ends");
+        self.reader.join().expect("the stderr reader ends");
+        let stderr = std::mem::take(&mut *self.stderr.0.lock().unwrap());
+        Run::new(self.invocation.args, status, stdout, stderr)
+    }
+}
+
+/// Runs `interlockctl ARGS` with `stdin` (empty when `None`).
 pub fn run_with_stdin<S: AsRef<str>>(args: &[S], stdin: Option<&[u8]>) -> Run {
-    run_in(manifest_dir(), args, stdin, &[])
+    interlockctl(args).stdin(stdin.unwrap_or_default()).run()
+}
+
+/// Runs `interlockctl ARGS` with empty stdin.
+pub fn run<S: AsRef<str>>(args: &[S]) -> Run {
+    interlockctl(args).run()
 }
 
 /// Runs `interlockctl ARGS` in `dir` with `env` added, otherwise as [`run_with_stdin`].
@@ -87,358 +377,105 @@ pub fn run_in<S: AsRef<str>>(
     stdin: Option<&[u8]>,
     env: &[(&str, &str)],
 ) -> Run {
-    let args: Vec<String> = args.iter().map(|a| a.as_ref().to_owned()).collect();
-    let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_interlockctl"));
-    command
-        .args(&args)
-        .current_dir(dir)
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100")
-        .envs(env.iter().copied())
-        .write_stdin(stdin.unwrap_or_default().to_vec());
-    if let Some(path) = std::env::var_os("PATH") {
-        command.env("PATH", path);
-    }
-    let output = command.output().expect("the binary runs");
-    Run {
-        args,
-        code: output
-            .status
-            .code()
-            .expect("exited with a code, not a signal"),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-    }
-}
-
-/// Runs `interlockctl ARGS` with empty stdin.
-pub fn run<S: AsRef<str>>(args: &[S]) -> Run {
-    run_with_stdin(args, None)
-}
-
-/// A fixture: its file stem and its path relative to the crate root.
-#[derive(Debug, Clone)]
-pub struct Fixture {
-    /// e.g. `ucp-3.2`.
-    pub stem: String,
-    /// e.g. `fixtures/configs/valid/ucp-3.2.toml`.
-    pub path: String,
-}
-
-impl Fixture {
-    /// The fixture's bytes.
-    pub fn text(&self) -> String {
-        std::fs::read_to_string(manifest_dir().join(&self.path)).expect("fixture reads")
-    }
-
-    /// The extension the edits work on.
-    pub fn extension(&self) -> &'static str {
-        if self.stem == "service-clusters" {
-            "us-west"
-        } else {
-            "default"
-        }
-    }
-
-    /// The flags needed to pick that extension (service-clusters has three, none `default`).
-    pub fn extension_args(&self) -> Vec<String> {
-        if self.stem == "service-clusters" {
-            vec!["--extension".into(), "us-west".into()]
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// The matching desired config for `apply`, from `fixtures/configs/desired/`.
-    pub fn desired_path(&self) -> String {
-        format!("fixtures/configs/desired/{}.toml", self.stem)
-    }
-}
-
-/// Every `*.toml` in `fixtures/configs/DIR`, sorted by name.
-pub fn fixtures(dir: &str) -> Vec<Fixture> {
-    let relative = PathBuf::from("fixtures/configs").join(dir);
-    let mut found: Vec<Fixture> = std::fs::read_dir(manifest_dir().join(&relative))
-        .expect("fixture directory exists")
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
-        .map(|path| {
-            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-            Fixture {
-                path: format!("fixtures/configs/{dir}/{stem}.toml"),
-                stem,
-            }
+    env.iter()
+        .fold(interlockctl(args).dir(dir), |run, (key, value)| {
+            run.env(key, value)
         })
-        .collect();
-    found.sort_by(|a, b| a.stem.cmp(&b.stem));
-    assert!(!found.is_empty(), "no fixtures in {}", relative.display());
-    found
+        .stdin(stdin.unwrap_or_default())
+        .run()
 }
 
-// ---------------------------------------------------------------------------------------
-// Line-level reading of TOML text, independent of toml_edit and of the code under test.
-// Enough for the fixtures and the generated configs: bare or quoted keys, `[a.b]` headers,
-// values that are strings, numbers, booleans or (possibly multi-line) arrays.
-// ---------------------------------------------------------------------------------------
-
-/// One `key = value` line (or lines, for a multi-line array) of a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyLines {
-    /// The key as spelled in the file.
-    pub key: String,
-    /// Line indices (0-based) the key and its value occupy.
-    pub lines: Range<usize>,
-    /// Everything on the first line before the value: indentation, key, `=`, blanks.
-    pub prefix: String,
-    /// Everything on the last line after the value: blanks and a comment.
-    pub suffix: String,
+/// A pseudo-terminal: the master side stays here, the slave side is the child's terminal.
+struct Terminal {
+    master: std::fs::File,
+    slave_path: PathBuf,
 }
 
-/// Splits text into lines, each keeping its `\n`.
-pub fn lines(text: &str) -> Vec<&str> {
-    text.split_inclusive('\n').collect()
-}
-
-/// The path of a `[a.b.c]` header line, or `None` when the line is no header.
-fn header_path(line: &str) -> Option<Vec<String>> {
-    let trimmed = line.trim();
-    if !trimmed.starts_with('[') || trimmed.starts_with("[[") {
-        return None;
-    }
-    let end = trimmed.find(']')?;
-    Some(
-        trimmed[1..end]
-            .split('.')
-            .map(|part| part.trim().trim_matches('"').to_owned())
-            .collect(),
-    )
-}
-
-/// Whether a header path is `[Extensions.NAME]` itself (the table holding the proxy keys).
-fn is_extension_header(path: &[String], extension: &str) -> bool {
-    path.len() == 2 && path[0].eq_ignore_ascii_case("Extensions") && path[1] == extension
-}
-
-/// The offset just past the string that starts at `bytes[pos]` (a `"` or `'`).
-fn skip_string(bytes: &[u8], mut pos: usize) -> usize {
-    let quote = bytes[pos];
-    pos += 1;
-    while pos < bytes.len() && bytes[pos] != quote {
-        if quote == b'"' && bytes[pos] == b'\\' {
-            pos += 1;
-        }
-        pos += 1;
-    }
-    pos + 1
-}
-
-/// Where the value starting on line `first` at byte `start` ends: the index of its last
-/// line and the byte offset just past it there (arrays and inline tables may span lines).
-fn value_end(all: &[&str], first: usize, start: usize) -> (usize, usize) {
-    let mut depth = 0usize;
-    let (mut line, mut pos) = (first, start);
-    loop {
-        let bytes = all[line].trim_end_matches(['\n', '\r']).as_bytes();
-        while pos < bytes.len() {
-            match bytes[pos] {
-                b'"' | b'\'' => {
-                    pos = skip_string(bytes, pos);
-                    if depth == 0 {
-                        return (line, pos);
-                    }
-                }
-                b'[' | b'{' => {
-                    depth += 1;
-                    pos += 1;
-                }
-                b']' | b'}' => {
-                    depth -= 1;
-                    pos += 1;
-                    if depth == 0 {
-                        return (line, pos);
-                    }
-                }
-                b'#' if depth > 0 => pos = bytes.len(),
-                b' ' | b'\t' | b'#' if depth == 0 => return (line, pos),
-                _ => pos += 1,
+impl Terminal {
+    fn open() -> Terminal {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain libc calls on a descriptor this function owns; `ptsname_r` writes
+        // at most `name.len()` bytes.
+        unsafe {
+            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+            assert_eq!(libc::grantpt(fd), 0, "grantpt");
+            assert_eq!(libc::unlockpt(fd), 0, "unlockpt");
+            let mut name = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+            let slave_path = std::ffi::CStr::from_ptr(name.as_ptr())
+                .to_string_lossy()
+                .into_owned();
+            Terminal {
+                master: std::fs::File::from_raw_fd(fd),
+                slave_path: PathBuf::from(slave_path),
             }
         }
-        if depth == 0 {
-            return (line, bytes.len());
-        }
-        line += 1;
-        pos = 0;
     }
-}
 
-/// Every `key = value` directly in `[Extensions.NAME]`, in file order.
-pub fn extension_keys(text: &str, extension: &str) -> Vec<KeyLines> {
-    let all = lines(text);
-    let mut found = Vec::new();
-    let mut inside = false;
-    let mut index = 0;
-    while index < all.len() {
-        let line = all[index];
-        if let Some(path) = header_path(line) {
-            inside = is_extension_header(&path, extension);
-            index += 1;
-            continue;
-        }
-        let trimmed = line.trim_start();
-        if !inside || trimmed.is_empty() || trimmed.starts_with('#') {
-            index += 1;
-            continue;
-        }
-        let Some(eq) = line.find('=') else {
-            index += 1;
-            continue;
+    /// A handle on the terminal for the child (opened without becoming ours).
+    fn slave(&self) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&self.slave_path)
+    }
+
+    /// What the terminal shows, read as it comes.
+    fn screen(&self) -> Screen {
+        let mut master = self.master.try_clone().expect("a second handle");
+        let shown = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let reader = {
+            let shown = Arc::clone(&shown);
+            std::thread::spawn(move || {
+                let mut buffer = [0_u8; 4096];
+                // Reading ends with EIO once the child closed its last handle.
+                while let Ok(n @ 1..) = master.read(&mut buffer) {
+                    shown.0.lock().unwrap().extend_from_slice(&buffer[..n]);
+                    shown.1.notify_all();
+                }
+                shown.1.notify_all();
+            })
         };
-        let key = line[..eq].trim().trim_matches('"').to_owned();
-        let value_start = eq + 1 + (line[eq + 1..].len() - line[eq + 1..].trim_start().len());
-        let (last, end) = value_end(&all, index, value_start);
-        let suffix = all[last][end..].to_owned();
-        found.push(KeyLines {
-            key,
-            lines: index..last + 1,
-            prefix: line[..value_start].to_owned(),
-            suffix,
-        });
-        index = last + 1;
+        Screen { shown, reader }
     }
-    found
-}
 
-/// The lines of `key` (matched case-insensitively, as Interlock does) in `[Extensions.NAME]`.
-pub fn key_lines(text: &str, extension: &str, key: &str) -> Option<KeyLines> {
-    extension_keys(text, extension)
-        .into_iter()
-        .find(|k| k.key.eq_ignore_ascii_case(key))
-}
-
-/// `text` with each listed key's value replaced by `literal`, keeping everything else on
-/// its lines (indentation, key spelling, spacing around `=`, trailing comment). This is what
-/// an edit that preserves formatting must produce for keys that already exist.
-pub fn replace_values(text: &str, extension: &str, edits: &[(&str, String)]) -> String {
-    let all = lines(text);
-    let mut spans: Vec<(KeyLines, &String)> = edits
-        .iter()
-        .map(|(key, literal)| {
-            let found = key_lines(text, extension, key)
-                .unwrap_or_else(|| panic!("{key} not found in [Extensions.{extension}]"));
-            (found, literal)
-        })
-        .collect();
-    spans.sort_by_key(|(k, _)| k.lines.start);
-    let mut out = String::new();
-    let mut next = 0;
-    for (span, literal) in spans {
-        out.extend(all[next..span.lines.start].iter().copied());
-        out.push_str(&span.prefix);
-        out.push_str(literal);
-        out.push_str(&span.suffix);
-        next = span.lines.end;
+    fn type_keys(&self, keys: &[u8]) {
+        use std::io::Write;
+        (&self.master)
+            .write_all(keys)
+            .expect("keys reach the terminal");
     }
-    out.extend(all[next..].iter().copied());
-    out
 }
 
-/// `text` without the lines of the listed keys in `[Extensions.NAME]`.
-pub fn without_key_lines(text: &str, extension: &str, keys: &[&str]) -> String {
-    let all = lines(text);
-    let drop: Vec<Range<usize>> = keys
-        .iter()
-        .filter_map(|key| key_lines(text, extension, key))
-        .map(|k| k.lines)
-        .collect();
-    all.iter()
-        .enumerate()
-        .filter(|(index, _)| !drop.iter().any(|range| range.contains(index)))
-        .map(|(_, line)| *line)
-        .collect()
+/// The output of a [`Terminal`].
+struct Screen {
+    shown: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    reader: JoinHandle<()>,
 }
 
-// ---------------------------------------------------------------------------------------
-// Values through toml_edit.
-// ---------------------------------------------------------------------------------------
-
-/// Parses text as TOML, panicking with the text on failure.
-pub fn parse(text: &str) -> DocumentMut {
-    text.parse::<DocumentMut>()
-        .unwrap_or_else(|error| panic!("output is not valid TOML: {error}\n{text}"))
-}
-
-/// The value of `key` in `[Extensions.NAME]`, keys matched case-insensitively.
-pub fn extension_value<'a>(doc: &'a DocumentMut, extension: &str, key: &str) -> Option<&'a Value> {
-    let extensions = doc
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Extensions"))?
-        .1
-        .as_table_like()?;
-    extensions
-        .get(extension)?
-        .as_table_like()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))?
-        .1
-        .as_value()
-}
-
-/// An integer value of `[Extensions.NAME]`.
-pub fn int(doc: &DocumentMut, extension: &str, key: &str) -> Option<i64> {
-    extension_value(doc, extension, key)?.as_integer()
-}
-
-/// A string value of `[Extensions.NAME]`.
-pub fn string(doc: &DocumentMut, extension: &str, key: &str) -> Option<String> {
-    extension_value(doc, extension, key)?
-        .as_str()
-        .map(str::to_owned)
-}
-
-/// An array-of-strings value of `[Extensions.NAME]`.
-pub fn strings(doc: &DocumentMut, extension: &str, key: &str) -> Option<Vec<String>> {
-    extension_value(doc, extension, key)?
-        .as_array()?
-        .iter()
-        .map(|v| v.as_str().map(str::to_owned))
-        .collect()
-}
-
-/// Every leaf of a document: the key path (as spelled) and the value as written (without
-/// the blanks and comments around it), in document order.
-pub fn leaves(doc: &DocumentMut) -> Vec<(Vec<String>, String)> {
-    let mut out = Vec::new();
-    walk(doc.as_table(), &mut Vec::new(), &mut out);
-    out
-}
-
-fn walk(table: &dyn TableLike, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
-    for (key, item) in table.iter() {
-        path.push(key.to_owned());
-        match item {
-            Item::Value(Value::InlineTable(inline)) => walk(inline, path, out),
-            Item::Value(value) => {
-                out.push((path.clone(), value.clone().decorated("", "").to_string()))
+impl Screen {
+    fn wait_for(&mut self, text: &str, limit: Duration) -> bool {
+        let (shown, arrived) = &*self.shown;
+        let deadline = Instant::now() + limit;
+        let mut bytes = shown.lock().unwrap();
+        while !String::from_utf8_lossy(&bytes).contains(text) {
+            let now = Instant::now();
+            if now >= deadline || self.reader.is_finished() {
+                return false;
             }
-            Item::Table(table) => walk(table, path, out),
-            Item::ArrayOfTables(array) => {
-                for (index, table) in array.iter().enumerate() {
-                    path.push(index.to_string());
-                    walk(table, path, out);
-                    path.pop();
-                }
-            }
-            Item::None => {}
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            bytes = arrived.wait_timeout(bytes, wait).unwrap().0;
         }
-        path.pop();
+        true
     }
-}
 
-/// Whether a leaf path is one of `keys` directly in `[Extensions.NAME]`.
-pub fn is_extension_key(path: &[String], extension: &str, keys: &[&str]) -> bool {
-    path.len() == 3
-        && path[0].eq_ignore_ascii_case("Extensions")
-        && path[1] == extension
-        && keys.iter().any(|key| path[2].eq_ignore_ascii_case(key))
+    /// Everything shown, once the child is gone.
+    fn rest(self) -> String {
+        self.reader.join().expect("the terminal reader ends");
+        let bytes = std::mem::take(&mut *self.shown.0.lock().unwrap());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
 }

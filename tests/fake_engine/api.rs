@@ -104,7 +104,7 @@ pub(super) fn route(
         (&Method::GET, ["version"]) => (
             StatusCode::OK,
             json!({
-                "Version": "20.10.24-fake", "ApiVersion": "1.41", "MinAPIVersion": "1.12",
+                "Version": "20.10.24-fake", "ApiVersion": swarm.api_version, "MinAPIVersion": "1.12",
                 "Os": "linux", "Arch": "amd64", "KernelVersion": "6.1.0"
             }),
         ),

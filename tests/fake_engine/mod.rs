@@ -16,11 +16,12 @@
 //!   `Status.PortStatus` (twice, as the engine lists IPv4 and IPv6);
 //! - Swarm's quirks the tool must cope with: a task whose node still satisfies new
 //!   constraints survives a constraints-only update, and such a survivor is not re-created by a
-//!   later ports-only update (it keeps its old ports; `lab-notes.md`); the `_up-to-date` task
+//!   later ports-only update (it keeps its old ports; `tests/lab/NOTES.md`); the `_up-to-date` task
 //!   filter; an update that re-creates no task leaves no `UpdateStatus`;
 //! - the Interlock core failing on a config it cannot load: a task whose `/config.toml` holds
 //!   `PollInterval = "soon"` exits 1; with `FailureAction = rollback` Swarm restores the
-//!   previous spec (`rollback_completed`, `PreviousSpec` cleared), else the update pauses;
+//!   previous spec (`rollback_completed`, `PreviousSpec` cleared; `rollback_paused` when the
+//!   restored spec's new tasks fail too), else the update pauses;
 //! - the Interlock core creating a missing proxy: a core update whose new task loads its
 //!   config creates the proxy service of every extension that has none (a new service
 //!   cluster's), from the extension's settings;
@@ -28,7 +29,8 @@
 //! - configs: create (409 on a taken name), list with a name-prefix filter, inspect;
 //! - service, node and network lists; task lists filtered by `service`, `_up-to-date`,
 //!   `desired-state`;
-//! - `/info` of a worker (`ControlAvailable: false`), whose swarm calls answer 503.
+//! - `/info` of a worker (`ControlAvailable: false`), whose swarm calls answer 503, and
+//!   `/version` of an engine of any API version.
 //!
 //! What it deliberately does not emulate: global services, restart policies (a failed task is
 //! not restarted), update parallelism, delays and `start-first` ordering (an update happens in

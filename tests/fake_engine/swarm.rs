@@ -102,7 +102,7 @@ pub struct Task {
     template: Value,
     endpoint: Value,
     pub(super) spec_version: u64,
-    /// Survived a constraints-only update; Swarm then ignores its endpoint (lab-notes.md).
+    /// Survived a constraints-only update; Swarm then ignores its endpoint (`tests/lab/NOTES.md`).
     survived_constraints_update: bool,
     created_at: String,
     updated_at: String,
@@ -142,6 +142,8 @@ pub struct Swarm {
     pub tasks: Vec<Task>,
     /// `/info`'s `Swarm.ControlAvailable`: false makes this engine a worker.
     pub control_available: bool,
+    /// `/version`'s `ApiVersion`.
+    pub api_version: String,
     /// Faults to inject.
     pub faults: Faults,
     /// The raft-like index every change draws its `Version.Index` from.
@@ -176,6 +178,7 @@ impl Swarm {
                 ),
             ],
             control_available: true,
+            api_version: "1.41".into(),
             faults: Faults::default(),
             index: 10,
             clock: 0,
@@ -723,15 +726,24 @@ impl Swarm {
         service.spec = previous;
         service.spec_version = service.previous_spec_version.take().unwrap_or(index);
         service.version = index;
-        self.converge(id);
+        let rollback = self.converge(id);
         let completed = self.now();
         let service = &mut self.services[position];
-        service.update_status = Some(json!({
-            "State": "rollback_completed",
-            "StartedAt": started,
-            "CompletedAt": completed,
-            "Message": "rollback completed"
-        }));
+        // The rollback's own tasks fail too: Swarm pauses it (`RollbackConfig.FailureAction`,
+        // pause by default).
+        service.update_status = Some(match rollback.failed {
+            Some(task) => json!({
+                "State": "rollback_paused",
+                "StartedAt": started,
+                "Message": format!("rollback paused due to failure or early termination of task {task}")
+            }),
+            None => json!({
+                "State": "rollback_completed",
+                "StartedAt": started,
+                "CompletedAt": completed,
+                "Message": "rollback completed"
+            }),
+        });
     }
 
     /// `POST /services/{id}/update?rollback=previous`, after the version check.

@@ -5,7 +5,9 @@
 # stand-ins, config com.docker.ucp.interlock.conf-1).
 #
 # Usage: lab.sh up|reset|down|status|rebuild-image|env|node NAME DOCKER-ARGS...
-#   up      start the lab (idempotent; fast when already up), create the fixture
+#   up      start the lab (idempotent; fast when already up), create the fixture; the
+#           manager's engine also listens with TLS (see TLS below), and a lab that is up
+#           without that listener gets its manager's engine restarted with it
 #   reset   bring the fixture back to its initial state: remove services ucp-interlock* and
 #           lab-*, configs com.docker.ucp.interlock.conf*, com.docker.interlock.proxy.* and
 #           lab-*, secrets and networks lab-*; restore node labels; create conf-1
@@ -23,6 +25,12 @@
 # started are stopped (by recorded PID, checked against their command line, or found inside
 # the lab's own namespaces / cgroups); no other dockerd/containerd is touched.
 # Tests: source /run/interlockctl-lab/env (DOCKER_HOST, LAB_IMAGE, LAB_*_ADDRS, ...).
+#
+# TLS: the manager's engine listens on tcp://<its address>:2376 with --tlsverify, as a UCP
+# manager does for client bundles. `up` makes a CA, the engine's certificate (subject
+# alternative name: the manager's address) and a client certificate with openssl, under
+# $STATE/tls; the env file names the address (LAB_TLS_HOST) and a directory laid out like a
+# client bundle (LAB_CERT_PATH: ca.pem, cert.pem, key.pem).
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -57,6 +65,8 @@ CONF_PREFIX=com.docker.ucp.interlock.conf
 CONF1=$CONF_PREFIX-1
 OVERLAY=ucp-interlock
 UCP_CONSTRAINTS=(node.labels.com.docker.ucp.orchestrator.swarm==true node.platform.os==linux)
+TLS=$STATE/tls                           # CA, the manager's server certificate, client/ bundle
+TLS_PORT=2376
 TIMEOUT=${LAB_TIMEOUT:-90}
 
 T0=$SECONDS
@@ -344,8 +354,92 @@ EOF
 EOF
 }
 
+# make_tls: a CA, the manager engine's certificate and a client certificate (kept while the
+# lab is up; a new CA would lock out the engine already started with the old one)
+make_tls() {
+    local ext
+    [[ -s $TLS/client/key.pem ]] && return 0
+    mkdir -p "$TLS/client"
+    chmod 700 "$TLS"
+    ext=$TLS/ext.cnf
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -subj "/CN=interlockctl lab CA" -keyout "$TLS/ca-key.pem" -out "$TLS/ca.pem" 2>/dev/null
+    # leaf NAME EXTENDED-KEY-USAGE SUBJECT-ALT-NAME OUT-PREFIX
+    leaf() {
+        {
+            echo "basicConstraints=critical,CA:FALSE"
+            echo "keyUsage=critical,digitalSignature"
+            echo "extendedKeyUsage=$2"
+            [[ -z $3 ]] || echo "subjectAltName=$3"
+        } >"$ext"
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$1" \
+            -keyout "$4-key.pem" -out "$4.csr" 2>/dev/null
+        openssl x509 -req -in "$4.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca-key.pem" \
+            -CAcreateserial -days 3650 -extfile "$ext" -out "$4-cert.pem" 2>/dev/null
+        rm -f "$4.csr"
+    }
+    leaf "$MGR" serverAuth "IP:${ADDR[$MGR]}" "$TLS/server"
+    leaf lab-client clientAuth "" "$TLS/client/client"
+    mv "$TLS/client/client-cert.pem" "$TLS/client/cert.pem"
+    mv "$TLS/client/client-key.pem" "$TLS/client/key.pem"
+    cp "$TLS/ca.pem" "$TLS/client/ca.pem"
+    rm -f "$ext"
+}
+
+tls_host() { echo "tcp://${ADDR[$MGR]}:$TLS_PORT"; }
+
+# true when the manager's engine answers on its TLS address to the client certificate
+tls_answers() {
+    [[ -s $TLS/client/key.pem ]] || return 1
+    docker --tlsverify --tlscacert "$TLS/client/ca.pem" --tlscert "$TLS/client/cert.pem" \
+        --tlskey "$TLS/client/key.pem" -H "$(tls_host)" version --format '{{.Server.APIVersion}}' \
+        >/dev/null 2>&1
+}
+
+# start_dockerd NODE: the node's dockerd inside its netns (the manager's also on TLS)
+start_dockerd() {
+    local n=$1 listen=()
+    if [[ $n == "$MGR" ]]; then
+        listen=(-H "$(tls_host)" --tlsverify --tlscacert "$TLS/ca.pem"
+            --tlscert "$TLS/server-cert.pem" --tlskey "$TLS/server-key.pem")
+    fi
+    # nsenter --net (not `ip netns exec`, which remounts /sys and breaks cgroups),
+    # unshare --uts for a per-node hostname; both exec, so $! is dockerd's PID
+    # shellcheck disable=SC2016  # $1/$@ belong to the inner sh
+    setsid nsenter --net="/run/netns/$n" unshare --uts \
+        sh -c 'hostname "$1" && shift && exec "$@"' sh "$n" \
+        dockerd --config-file "$DATA/$n/daemon.json" \
+        --data-root "$DATA/$n/docker" --exec-root "$STATE/$n/exec" \
+        --pidfile "$STATE/$n/dockerd.pid" -H "unix://$(sock "$n")" "${listen[@]}" \
+        --containerd "$STATE/$n/containerd/containerd.sock" \
+        </dev/null >>"$STATE/$n/dockerd.log" 2>&1 9>&- &
+    echo $! >"$STATE/$n/dockerd.launch.pid"
+}
+
+# wait_dockerd NODE: until it answers on its socket, from the PID it recorded
+wait_dockerd() {
+    local n=$1 pid
+    wait_until 40 "dockerd of $n (log: $STATE/$n/dockerd.log)" node_answers "$n"
+    pid=$(read_pid "$STATE/$n/dockerd.pid")
+    ours "$pid" "$(sock "$n")" || die "dockerd of $n: pid file $STATE/$n/dockerd.pid does not match"
+}
+
+# A lab started before the TLS listener existed: restart the manager's engine with it.
+# Its tasks stop with it (no live-restore); the caller resets the fixture.
+restart_manager_with_tls() {
+    local pid
+    log "the manager's engine has no TLS listener: restarting it with one"
+    make_tls
+    pid=$(read_pid "$STATE/$MGR/dockerd.pid")
+    if ours "$pid" "$(sock "$MGR")"; then stop_pids 25 "$pid"; fi
+    start_dockerd "$MGR"
+    wait_dockerd "$MGR"
+    wait_until 60 "4 Ready swarm nodes" nodes_ready
+    wait_until 20 "the manager's TLS listener" tls_answers
+}
+
 start_nodes() {
-    local n pid
+    local n
     for n in "${NODES[@]}"; do
         write_node_config "$n"
         # containerd inside the node's netns (containers sharing the runtime's netns, and shims,
@@ -357,24 +451,9 @@ start_nodes() {
     for n in "${NODES[@]}"; do
         wait_until 20 "containerd of $n" test -S "$STATE/$n/containerd/containerd.sock"
     done
-    for n in "${NODES[@]}"; do
-        # nsenter --net (not `ip netns exec`, which remounts /sys and breaks cgroups),
-        # unshare --uts for a per-node hostname; both exec, so $! is dockerd's PID
-        # shellcheck disable=SC2016  # $1/$@ belong to the inner sh
-        setsid nsenter --net="/run/netns/$n" unshare --uts \
-            sh -c 'hostname "$1" && shift && exec "$@"' sh "$n" \
-            dockerd --config-file "$DATA/$n/daemon.json" \
-            --data-root "$DATA/$n/docker" --exec-root "$STATE/$n/exec" \
-            --pidfile "$STATE/$n/dockerd.pid" -H "unix://$(sock "$n")" \
-            --containerd "$STATE/$n/containerd/containerd.sock" \
-            </dev/null >>"$STATE/$n/dockerd.log" 2>&1 9>&- &
-        echo $! >"$STATE/$n/dockerd.launch.pid"
-    done
-    for n in "${NODES[@]}"; do
-        wait_until 40 "dockerd of $n (log: $STATE/$n/dockerd.log)" node_answers "$n"
-        pid=$(read_pid "$STATE/$n/dockerd.pid")
-        ours "$pid" "$(sock "$n")" || die "dockerd of $n: pid file $STATE/$n/dockerd.pid does not match"
-    done
+    make_tls
+    for n in "${NODES[@]}"; do start_dockerd "$n"; done
+    for n in "${NODES[@]}"; do wait_dockerd "$n"; done
 }
 
 node_answers() { # NODE
@@ -506,6 +585,8 @@ write_env() {
         echo "LAB_INSTANCE_ID=$INSTANCE_ID"
         echo "LAB_NETWORK=$OVERLAY"
         echo "LAB_SH=$LAB_DIR/lab.sh"
+        echo "LAB_TLS_HOST=$(tls_host)"
+        echo "LAB_CERT_PATH=$TLS/client"
     } >"$tmp"
     mv "$tmp" "$ENV_FILE"
 }
@@ -660,6 +741,13 @@ cmd_up() {
     ensure_packages
     if lab_is_up; then
         fw_add
+        if ! tls_answers; then
+            restart_manager_with_tls
+            write_env
+            reset_fixture
+        elif ! grep -q '^LAB_TLS_HOST=' "$ENV_FILE"; then
+            write_env
+        fi
         if [[ $LAB_IMAGE_SRC != "$(image_src_hash)" ]]; then
             log "stand-in scripts changed: rebuilding the image"
             build_image

@@ -1,6 +1,9 @@
 //! Shared helpers of the end-to-end tests: the lab swarm that `tests/lab/lab.sh` starts
 //! (one dockerd per node, workers in network namespaces), the interlockctl binary run
-//! against it, and small readers of the swarm's state through the docker CLI.
+//! against it (through the one harness of `tests/common`, included here as [`harness`]),
+//! small readers of the swarm's state through the docker CLI, [`Lab::settle`] for the stand-in
+//! core's own proxy rollouts, and [`front`] for tests that act at one chosen Engine API
+//! request of a run. What the tests rely on about the lab is in `tests/lab/NOTES.md`.
 //!
 //! Tests that change the swarm hold one lock and start from `lab.sh reset`. Each one is
 //! marked `#[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]`:
@@ -9,18 +12,30 @@
 //! summary counts them as ignored. Any other value, or none, runs them.
 #![allow(dead_code)] // each test binary uses its own subset
 
+#[path = "../common/mod.rs"]
+pub mod harness;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use harness::{Interlockctl, Run, Running, manifest_dir};
+
+pub mod front;
+
 pub const CORE: &str = "ucp-interlock";
 pub const PROXY: &str = "ucp-interlock-proxy";
 pub const CONF: &str = "com.docker.ucp.interlock.conf";
+/// Runbook part 1 on the lab, confirmed.
+pub const PIN_PROXY: [&str; 4] = ["pin-proxy", "--label", "role=dtr", "--yes"];
+/// Runbook part 2 on the lab, confirmed.
+pub const HOST_MODE: [&str; 6] = ["host-mode", "--http", "7080", "--https", "7443", "--yes"];
 
 /// The lab's addresses and socket, from the env file `lab.sh up` writes.
 pub struct Lab {
@@ -29,10 +44,10 @@ pub struct Lab {
     pub other_addrs: Vec<String>,
     /// The stand-in image's ID, for services the tests create (never pulled).
     pub image: String,
-}
-
-pub fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    /// The manager engine's TLS address (`tcp://ADDR:2376`, `--tlsverify`).
+    pub tls_host: String,
+    /// A directory laid out like a client bundle for it: `ca.pem`, `cert.pem`, `key.pem`.
+    pub cert_path: PathBuf,
 }
 
 fn lab_script() -> PathBuf {
@@ -93,6 +108,8 @@ fn start_lab() -> Lab {
         dtr_addrs,
         other_addrs,
         image: value("LAB_IMAGE"),
+        tls_host: value("LAB_TLS_HOST"),
+        cert_path: PathBuf::from(value("LAB_CERT_PATH")),
     }
 }
 
@@ -146,33 +163,17 @@ pub fn reset_without_core_writer() {
 }
 
 impl Lab {
-    /// The interlockctl command against the lab, under a cleared environment.
-    pub fn interlockctl_command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_interlockctl"));
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("DOCKER_HOST", &self.docker_host)
-            .env("NO_COLOR", "1")
-            .env("HOME", manifest_dir().join("target/lab-home"))
-            .current_dir(manifest_dir());
-        command
+    /// interlockctl against the lab (`DOCKER_HOST` set), not started yet.
+    pub fn interlockctl_command(&self, args: &[&str]) -> Interlockctl {
+        harness::interlockctl(args).env("DOCKER_HOST", &self.docker_host)
     }
 
-    /// Runs interlockctl to completion, echoing its stderr for the test log.
-    pub fn interlockctl(&self, args: &[&str]) -> Output {
-        let output = self
-            .interlockctl_command(args)
-            .output()
-            .expect("interlockctl runs");
-        eprintln!(
-            "$ interlockctl {}\n[exit {:?}]\n{}",
-            args.join(" "),
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
+    /// Runs interlockctl against the lab to completion; the run goes to the test log, which
+    /// the test harness shows when the test fails.
+    pub fn interlockctl(&self, args: &[&str]) -> Run {
+        let run = self.interlockctl_command(args).run();
+        eprintln!("{}", run.render());
+        run
     }
 
     pub fn docker(&self, args: &[&str]) -> String {
@@ -198,16 +199,88 @@ impl Lab {
         json[0].clone()
     }
 
-    /// The configs of the core's lineage (not the proxy configs the core itself writes).
+    /// The core's config lineage (`com.docker.ucp.interlock.conf-N`), sorted; the proxy
+    /// configs the core swaps onto the proxy are not part of it.
     pub fn configs(&self) -> Vec<String> {
         let mut names: Vec<String> = self
-            .docker(&["config", "ls", "--format", "{{.Name}}"])
+            .docker(&[
+                "config",
+                "ls",
+                "--filter",
+                &format!("name={CONF}"),
+                "--format",
+                "{{.Name}}",
+            ])
             .lines()
-            .filter(|name| name.starts_with(CONF))
             .map(str::to_owned)
             .collect();
         names.sort();
         names
+    }
+
+    /// A config's ID.
+    pub fn config_id(&self, name: &str) -> String {
+        self.docker(&["config", "inspect", "--format", "{{.ID}}", name])
+    }
+
+    /// A service's spec.
+    pub fn spec(&self, service: &str) -> Value {
+        self.inspect(service)["Spec"].clone()
+    }
+
+    /// A config's content.
+    pub fn config_text(&self, name: &str) -> String {
+        use base64::Engine as _;
+        let data = self.docker(&["config", "inspect", "--format", "{{json .Spec.Data}}", name]);
+        let data: String = serde_json::from_str(&data).expect("base64 in a JSON string");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("base64");
+        String::from_utf8(bytes).expect("UTF-8")
+    }
+
+    /// Waits until the core has swapped the proxy config made from the config it mounts
+    /// onto the proxy, and that rollout is over (see `tests/lab/NOTES.md`): the core is a
+    /// concurrent writer of the proxy, and a test that reads the proxy's tasks right after
+    /// a run could see that rollout half done.
+    pub fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let digest = md5_hex(&self.config_text(&self.core_config()));
+        loop {
+            let proxy = self.inspect(PROXY);
+            let mounted = proxy["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["File"]["Name"] == "/etc/nginx/nginx.conf")
+                .and_then(|c| c["ConfigName"].as_str().map(str::to_owned));
+            let rolling = matches!(
+                proxy["UpdateStatus"]["State"].as_str(),
+                Some("updating" | "rollback_started")
+            );
+            let current = mounted.is_some_and(|name| {
+                self.config_text(&name)
+                    .contains(&format!("# core config: {digest}"))
+            });
+            if current && !rolling {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the core did not swap its proxy config for {} in time",
+                self.core_config()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// The manager's engine socket.
+    pub fn socket(&self) -> PathBuf {
+        PathBuf::from(
+            self.docker_host
+                .strip_prefix("unix://")
+                .expect("the lab's DOCKER_HOST is a unix socket"),
+        )
     }
 
     pub fn core_config(&self) -> String {
@@ -260,24 +333,23 @@ impl Lab {
         addrs
     }
 
+    /// The runbook, both parts: `pin-proxy --label role=dtr`, then `host-mode --http 7080
+    /// --https 7443`; each must succeed.
     pub fn runbook(&self) {
-        assert_eq!(
-            code(&self.interlockctl(&["pin-proxy", "--label", "role=dtr", "--yes"])),
-            0
-        );
-        assert_eq!(
-            code(&self.interlockctl(&["host-mode", "--http", "7080", "--https", "7443", "--yes"])),
-            0
-        );
+        self.interlockctl(&PIN_PROXY).assert_code(0);
+        self.interlockctl(&HOST_MODE).assert_code(0);
     }
 }
 
-pub fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited")
+/// A run's exit code (the same as `run.code`).
+pub fn code(run: &Run) -> i32 {
+    run.code
 }
 
-pub fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).expect("stdout is one JSON document")
+/// A run's JSON document (the same as `run.json()`).
+#[track_caller]
+pub fn json(run: &Run) -> Value {
+    run.json()
 }
 
 /// GET / from `addr:port`, retried for a few seconds while a host port comes up.
@@ -299,4 +371,21 @@ pub fn http_get(addr: &str, port: u16) -> Option<String> {
             _ => std::thread::sleep(Duration::from_millis(300)),
         }
     }
+}
+
+/// `md5sum` of `text`, as the stand-in core writes it into its proxy configs.
+fn md5_hex(text: &str) -> String {
+    let mut child = Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("md5sum runs");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(text.as_bytes())
+        .expect("md5sum reads");
+    let output = child.wait_with_output().expect("md5sum ends");
+    String::from_utf8(output.stdout).expect("UTF-8")[..32].to_owned()
 }
