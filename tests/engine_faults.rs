@@ -761,7 +761,7 @@ fn a_missing_proxy_service_is_refused_with_exit_4() {
     assert_eq!(writes(&engine), Vec::<String>::new());
 
     // The doctor reports it instead, with the rest of the picture.
-    let status = interlockctl(&engine, &["status"]).assert_code(1);
+    let status = interlockctl(&engine, &["status"]).assert_report(1);
     assert_eq!(status["status"], "failed");
     assert_eq!(status["errors"][0]["code"], "proxy_service_missing");
     assert_eq!(status["state"]["core"]["service"], CORE);
@@ -771,7 +771,7 @@ fn a_missing_proxy_service_is_refused_with_exit_4() {
 #[test]
 fn status_of_a_healthy_swarm_exits_0_without_findings() {
     let engine = FakeEngine::start();
-    let status = interlockctl(&engine, &["status"]).assert_code(0);
+    let status = interlockctl(&engine, &["status"]).assert_report(0);
     let state = &status["state"];
     assert_eq!(state["findings"], json!([]));
     assert_eq!(state["extensions"][0]["name"], "default");
@@ -811,10 +811,10 @@ fn a_live_config_that_is_not_toml_is_refused_with_exit_4() {
     assert_eq!(writes(&engine), Vec::<String>::new());
 
     // The doctor reports it, and finds the proxy by Interlock's label.
-    let status = interlockctl(&engine, &["status"]).assert_code(1);
+    let status = interlockctl(&engine, &["status"]).assert_report(1);
     assert_eq!(status["errors"][0]["code"], "invalid_toml");
     assert_eq!(status["state"]["unclaimed_proxies"][0]["service"], PROXY);
-    let show = interlockctl(&engine, &["show"]).assert_code(0);
+    let show = interlockctl(&engine, &["show"]).assert_report(0);
     assert!(
         show["config"]["content"]
             .as_str()
@@ -1253,7 +1253,7 @@ const ADD_EU: &[&str] = &[
 fn a_cluster_is_added_with_the_proxy_the_core_creates_and_removed_with_it() {
     let engine = FakeEngine::start();
     let (_, default_proxy) = specs(&engine);
-    let report = interlockctl(&engine, ADD_EU).assert_code(0);
+    let report = interlockctl(&engine, ADD_EU).assert_report(0);
     assert_eq!(report["status"], "applied");
     assert_eq!(report["extension"], "eu");
     assert_eq!(
@@ -1282,7 +1282,7 @@ fn a_cluster_is_added_with_the_proxy_the_core_creates_and_removed_with_it() {
         );
     });
 
-    let report = interlockctl(&engine, &["cluster", "remove", "eu", "--yes"]).assert_code(0);
+    let report = interlockctl(&engine, &["cluster", "remove", "eu", "--yes"]).assert_report(0);
     assert_eq!(
         action_kinds(&report),
         ["create_config", "update_service", "remove_service"]
@@ -1308,7 +1308,7 @@ fn a_new_cluster_whose_proxy_fails_verification_is_removed_after_the_core_is_bac
         swarm.faults.host_ports_never_bound = vec![EU_PROXY.into()];
     });
     let (core_before, proxy_before) = specs(&engine);
-    let report = interlockctl(&engine, ADD_EU).assert_code(5);
+    let report = interlockctl(&engine, ADD_EU).assert_report(5);
     assert_eq!(report["status"], "rolled_back");
     assert_eq!(report["errors"][0]["code"], "verification_failed");
     let message = report["errors"][0]["message"].as_str().unwrap();
@@ -1334,7 +1334,7 @@ fn a_new_cluster_whose_core_cannot_be_put_back_keeps_its_proxy_and_says_so() {
         // The run's core update goes through; the one putting it back does not.
         swarm.faults.updates_refused_from = Some((CORE.into(), 2));
     });
-    let report = interlockctl(&engine, ADD_EU).assert_code(1);
+    let report = interlockctl(&engine, ADD_EU).assert_report(1);
     let codes: Vec<&str> = report["errors"]
         .as_array()
         .unwrap()
@@ -1359,7 +1359,7 @@ fn a_new_cluster_whose_core_cannot_be_put_back_keeps_its_proxy_and_says_so() {
 #[test]
 fn a_new_cluster_whose_proxy_the_core_never_creates_times_out_with_exit_6() {
     let engine = FakeEngine::start_arranged(|swarm| swarm.faults.core_creates_no_proxy = true);
-    let report = interlockctl(&engine, &[ADD_EU, &["--timeout", "2s"]].concat()).assert_code(6);
+    let report = interlockctl(&engine, &[ADD_EU, &["--timeout", "2s"]].concat()).assert_report(6);
     assert_eq!(report["status"], "timed_out");
     assert_eq!(report["errors"][0]["code"], "timed_out");
     assert_eq!(

@@ -145,7 +145,7 @@ fn two_clusters_on_their_own_nodes_and_ports_edited_independently() {
 
     // Each cluster is edited without touching the other: default pinned to the role=dtr
     // nodes in host mode (one `apply` of the live config with its section edited)...
-    let live = String::from_utf8(lab.interlockctl(&["show"]).stdout).unwrap();
+    let live = lab.interlockctl(&["show"]).stdout;
     let pinned = live
         .replace(
             "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
@@ -283,7 +283,7 @@ fn two_clusters_on_their_own_nodes_and_ports_edited_independently() {
     assert_eq!(removed, [EAST]);
     assert_eq!(spec_of(&lab, EAST), None);
     assert_eq!(spec_of(&lab, PROXY), pinned_spec, "default untouched");
-    let show = String::from_utf8(lab.interlockctl(&["show"]).stdout).unwrap();
+    let show = lab.interlockctl(&["show"]).stdout;
     assert!(!show.contains("[Extensions.east]"));
     refused(&lab, &["cluster", "remove", "default"], "last_extension");
 }

@@ -6,8 +6,7 @@ mod lab_support;
 
 use std::time::{Duration, Instant};
 
-use lab_support::{CORE, PROXY, code, json, lab};
-use serde_json::Value;
+use lab_support::{CORE, PROXY, lab};
 
 /// The content of the proxy config the core last swapped onto the proxy.
 fn proxy_config(lab: &lab_support::Lab) -> String {
@@ -39,10 +38,7 @@ fn a_route_change_in_the_middle_of_a_run_is_kept_and_waited_for() {
     let (core_version, _) = lab.versions();
     let run = lab
         .interlockctl_command(&["pin-proxy", "--label", "role=dtr", "--yes", "-o", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("interlockctl starts");
+        .spawn();
     // Once the run has updated the core, a routed service appears.
     let deadline = Instant::now() + Duration::from_secs(30);
     while lab.versions().0 == core_version {
@@ -66,14 +62,7 @@ fn a_route_change_in_the_middle_of_a_run_is_kept_and_waited_for() {
         &lab.image,
         "true",
     ]);
-    let output = run.wait_with_output().expect("interlockctl ends");
-    assert_eq!(
-        code(&output),
-        0,
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = json(&output);
+    let report = run.finish().assert_report(0);
     assert_eq!(report["status"], "applied");
 
     // The core noticed the route (within its one-second poll) and swapped a config naming it.
@@ -91,14 +80,7 @@ fn a_route_change_in_the_middle_of_a_run_is_kept_and_waited_for() {
         serde_json::json!(["node.labels.role==dtr"]),
         "the run's change stays beside the core's"
     );
-    let status = lab.interlockctl(&["status", "-o", "json"]);
-    assert_eq!(
-        code(&status),
-        0,
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let status = json(&status);
+    let status = lab.interlockctl(&["status", "-o", "json"]).assert_report(0);
     assert_eq!(status["state"]["drift"], serde_json::json!([]));
     assert_eq!(status["state"]["core"]["service"], CORE);
 }

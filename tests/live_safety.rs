@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lab_support::front::Act::{self, Forward};
 use lab_support::front::{Front, Gate};
-use lab_support::{CONF, CORE, Lab, PIN_PROXY, PROXY, Run, lab, manifest_dir};
+use lab_support::{CONF, CORE, Lab, PIN_PROXY, PROXY, Run, config_changes, lab, manifest_dir};
 use serde_json::{Value, json};
 
 fn conf(n: u32) -> String {
@@ -444,15 +444,7 @@ fn changed_secrets_in_the_live_config_are_hidden() {
     let report = output.assert_report(0);
     assert!(!output.stdout.contains("LABSECRET"));
     assert_eq!(report["status"], "planned");
-    let changes: Vec<(&str, &str, &str)> = report["config"]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let text = |field: &str| c[field].as_str().unwrap();
-            (text("key"), text("before"), text("after"))
-        })
-        .collect();
+    let changes = config_changes(&report);
     let hidden = "\"<redacted>\"";
     let upstreams = "[{ Name = \"metrics\", ApiKey = \"<redacted>\" }]";
     assert_eq!(

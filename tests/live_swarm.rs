@@ -10,11 +10,11 @@
 mod lab_support;
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
 
-use lab_support::{CONF, CORE, HOST_MODE, Lab, PIN_PROXY, PROXY, http_get, lab};
+use lab_support::{
+    CONF, CORE, HOST_MODE, Lab, PIN_PROXY, PROXY, closed, config_changes, http_get, lab,
+};
 use serde_json::{Value, json};
 
 const UCP_CONSTRAINTS: [&str; 2] = [
@@ -242,11 +242,7 @@ fn runbook_end_to_end_on_rich_specs() {
         );
     }
     for addr in &lab.other_addrs {
-        let target = format!("{addr}:7080").parse().unwrap();
-        assert!(
-            TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_err(),
-            "{addr}:7080 must not answer"
-        );
+        assert!(closed(addr, 7080), "{addr}:7080 must not answer");
     }
 
     // What an operator sees, once the core's own proxy-config swap is over.
@@ -434,15 +430,7 @@ fn replicas_default_to_the_ready_active_labelled_nodes() {
         "json",
     ]);
     let report = planned.assert_report(0);
-    let changes: Vec<(&str, &str, &str)> = report["config"]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let text = |field: &str| c[field].as_str().unwrap();
-            (text("key"), text("before"), text("after"))
-        })
-        .collect();
+    let changes = config_changes(&report);
     assert!(
         changes.contains(&("Extensions.default.ProxyReplicas", "2", "3")),
         "{changes:?}"
@@ -531,11 +519,7 @@ fn rollback_undoes_host_mode_and_rollback_to_goes_back_to_a_named_config() {
     );
     // Ingress ports never answer in the lab (tests/lab/NOTES.md): the spec above shows them.
     for addr in &lab.dtr_addrs {
-        let host_port = format!("{addr}:7080").parse().unwrap();
-        assert!(
-            TcpStream::connect_timeout(&host_port, Duration::from_secs(1)).is_err(),
-            "{addr}:7080 is closed again"
-        );
+        assert!(closed(addr, 7080), "{addr}:7080 is closed again");
     }
 
     let to = lab.interlockctl(&["rollback", "--to", &conf(1), "--yes", "-o", "json"]);

@@ -98,6 +98,19 @@ impl Run {
     }
 }
 
+/// A report's config changes as `(key, before, after)`, in the report's order.
+pub fn config_changes(report: &Value) -> Vec<(&str, &str, &str)> {
+    report["config"]["changes"]
+        .as_array()
+        .expect("config.changes")
+        .iter()
+        .map(|change| {
+            let text = |field: &str| change[field].as_str().expect("a string");
+            (text("key"), text("before"), text("after"))
+        })
+        .collect()
+}
+
 fn shell_words(args: &[String]) -> String {
     args.iter()
         .map(|arg| {

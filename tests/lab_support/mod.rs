@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use harness::{Interlockctl, Run, Running, manifest_dir};
+pub use harness::{Interlockctl, Run, Running, config_changes, manifest_dir};
 
 pub mod front;
 
@@ -371,6 +371,12 @@ pub fn http_get(addr: &str, port: u16) -> Option<String> {
             _ => std::thread::sleep(Duration::from_millis(300)),
         }
     }
+}
+
+/// Whether nothing listens on `addr:port` (a connection is refused or times out).
+pub fn closed(addr: &str, port: u16) -> bool {
+    let target = format!("{addr}:{port}").parse().expect("socket address");
+    TcpStream::connect_timeout(&target, Duration::from_secs(1)).is_err()
 }
 
 /// `md5sum` of `text`, as the stand-in core writes it into its proxy configs.
