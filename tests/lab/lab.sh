@@ -11,9 +11,10 @@
 #   reset   bring the fixture back to its initial state: remove services ucp-interlock* and
 #           lab-*, configs com.docker.ucp.interlock.conf*, com.docker.interlock.proxy.* and
 #           lab-*, secrets and networks lab-*; restore node labels; create conf-1
-#           (core-config.toml) and the three Interlock services; wait until the core has
-#           swapped its proxy config in (LAB_CORE_WRITER=off: a core that never writes the
-#           proxy, for benchmarks)
+#           (core-config.toml) and the three Interlock services, the proxy mounting the
+#           nginx config the core renders from conf-1 (so a fresh core has nothing to swap);
+#           wait until their tasks run (LAB_CORE_WRITER=off: a core that never writes the
+#           proxy and a proxy without that mount, for benchmarks)
 #   down    stop and remove everything the lab created (safe when nothing is up)
 #   status  print nodes and services; exit 0 if the lab is up, 1 if not
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
@@ -647,14 +648,12 @@ remove_lab_networks() {
     dk "$MGR" network rm "${networks[@]}" >/dev/null 2>&1
 }
 
-# true once the core mounted a proxy config on the proxy and that rollout is over
-proxy_config_swapped() {
-    local out
-    out=$(dk "$MGR" service inspect --format \
-        '{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{.ConfigName}} {{end}}|{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' \
-        ucp-interlock-proxy 2>/dev/null) || return 1
-    [[ ${out%%|*} == *com.docker.interlock.proxy.* ]] || return 1
-    [[ ${out#*|} != updating && ${out#*|} != rollback_started ]]
+# true once the core's task has finished starting: its config loaded, its proxy reconciled
+# (the page it serves is written last, just before it starts serving)
+core_started() {
+    local id
+    id=$(running_task_containers "$MGR" ucp-interlock | head -n 1)
+    [[ -n $id ]] && dk "$MGR" exec "$id" test -f /tmp/core-www/index.html 2>/dev/null
 }
 
 reset_fixture() {
@@ -682,6 +681,17 @@ reset_fixture() {
     dk "$MGR" config create --label "com.docker.ucp.InstanceID=$INSTANCE_ID" \
         --label com.docker.ucp.access.label=/ "$CONF1" "$LAB_DIR/core-config.toml" >/dev/null
 
+    # The proxy mounts the nginx config the core renders from conf-1, as after the core's
+    # first swap: a fresh core finds it current and has nothing to roll.
+    local proxy_config=()
+    if [[ ${LAB_CORE_WRITER:-on} != off ]]; then
+        DOCKER_HOST="unix://$(sock "$MGR")" sh "$LAB_DIR/standin-core.sh" --render-only \
+            -c "$LAB_DIR/core-config.toml" |
+            dk "$MGR" config create --label com.docker.interlock.proxy=true \
+                com.docker.interlock.proxy.lab-fixture - >/dev/null
+        proxy_config=(--config source=com.docker.interlock.proxy.lab-fixture,target=/etc/nginx/nginx.conf)
+    fi
+
     local c=()
     for i in "${UCP_CONSTRAINTS[@]}"; do c+=(--constraint "$i"); done
     local common=(--detach --quiet --no-resolve-image --stop-grace-period 1s
@@ -692,7 +702,7 @@ reset_fixture() {
     # Both proxy replicas are replaced at once (parallelism 2) to keep the suite fast.
     dk "$MGR" service create "${common[@]}" --name ucp-interlock-proxy --replicas 2 \
         --update-parallelism 2 \
-        --label type=com.docker.interlock.core.proxy "${c[@]}" \
+        --label type=com.docker.interlock.core.proxy "${c[@]}" "${proxy_config[@]}" \
         --publish published=80,target=80 --publish published=8443,target=443 \
         --stop-signal SIGQUIT --update-failure-action rollback --hostname '{{.Node.Hostname}}' \
         "$LAB_IMAGE" /standin-proxy.sh 80 443 >/dev/null
@@ -709,9 +719,7 @@ reset_fixture() {
     log "fixture created, waiting for its tasks"
     wait_until "$TIMEOUT" "fixture services to run" \
         services_running ucp-interlock=1 ucp-interlock-extension=1 ucp-interlock-proxy=2
-    if [[ ${LAB_CORE_WRITER:-on} != off ]]; then
-        wait_until "$TIMEOUT" "the core to swap its proxy config onto the proxy" proxy_config_swapped
-    fi
+    wait_until "$TIMEOUT" "the core to start" core_started
     netfiles_record
 }
 

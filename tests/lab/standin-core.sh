@@ -13,11 +13,14 @@
 #     product's known bug: config changes (ProxyConstraints, ...) never reach an existing proxy.
 #     The first extension is reconciled by this process, every other one by a run of this
 #     script with `--extension NAME --reconcile-only` (service clusters);
-#  3. like the real core, writes each proxy's nginx config into a new config object of its own
-#     and swaps it onto that proxy service (`docker service update --config-rm/--config-add`, a
-#     rolling update of the proxy) on every config load, and again whenever a routed service
-#     (label com.docker.lb.hosts) is created or removed: a concurrent writer of the proxies'
-#     specs (unless LAB_CORE_WRITER=off, for the benchmark's comparison without one). Another
+#  3. like the real core, renders each proxy's nginx config (here a summary naming the loaded
+#     config's digest and the routes) and, when it differs from the one the proxy mounts, writes
+#     it into a new config object of its own and swaps it onto that proxy service (`docker
+#     service update --config-rm/--config-add`, a rolling update of the proxy): on every load of
+#     a changed config, and again whenever a routed service (label com.docker.lb.hosts) is
+#     created or removed: a concurrent writer of the proxies' specs (unless LAB_CORE_WRITER=off,
+#     for the benchmark's comparison without one). `--render-only` prints the rendering and
+#     exits (lab.sh mounts it on the fixture's proxy, so a fresh core has nothing to swap). Another
 #     extension's proxy gets its swap from a run of this script with `--extension NAME
 #     --reconcile-only` (at load) or `--extension NAME --swap-only` (a route change);
 #  4. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
@@ -29,12 +32,14 @@ CONFIG=/config.toml
 WANT=
 RECONCILE_ONLY=
 SWAP_ONLY=
+RENDER_ONLY=
 while [ $# -gt 0 ]; do
     case "$1" in
         -c|--config) CONFIG=$2; shift 2 ;;
         --extension) WANT=$2; shift 2 ;;
         --reconcile-only) RECONCILE_ONLY=1; shift ;;
         --swap-only) SWAP_ONLY=1; shift ;;
+        --render-only) RENDER_ONLY=1; shift ;;
         *) shift ;;
     esac
 done
@@ -150,8 +155,6 @@ code=$(awk -v want="$WANT" "$AWK_PROG" "$CONFIG") || die "parser failed"
 code=$(printf '%s\n' "$code" | grep -v -- ' --args-ignored ')
 eval "$code"
 
-log "loaded $CONFIG: extensions=$EXTENSIONS; using extension \"$EXT\": ProxyServiceName=$C_PROXYSERVICENAME ProxyReplicas=$C_PROXYREPLICAS PublishMode=$C_PUBLISHMODE PublishedPort=$C_PUBLISHEDPORT->$C_TARGETPORT PublishedSSLPort=$C_PUBLISHEDSSLPORT->$C_TARGETSSLPORT PollInterval=$POLL ListenAddr=$LISTEN"
-
 # The generated nginx config: what the real core renders from the routes, here a summary.
 PROXY_CONFIG_TARGET=/etc/nginx/nginx.conf
 routes() {
@@ -162,18 +165,29 @@ mounted_proxy_config() {
         "{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{if eq .File.Name \"$PROXY_CONFIG_TARGET\"}}{{.ConfigName}}{{end}}{{end}}" \
         "$C_PROXYSERVICENAME" 2>/dev/null
 }
+render_proxy_config() {
+    echo "# nginx.conf rendered by the Interlock core stand-in"
+    echo "# core config: $(md5sum <"$CONFIG" | cut -d' ' -f1)"
+    routes | sed 's/^/# route: /'
+}
 # Creates the next proxy config and swaps it onto the proxy, retrying when someone else
-# updated the proxy in between ("update out of sequence"). Old configs are kept: the proxy's
-# previous spec (its rollback target) may still mount them.
+# updated the proxy in between ("update out of sequence"); nothing when the proxy already
+# mounts this rendering. Old configs are kept: the proxy's previous spec (its rollback target)
+# may still mount them.
 swap_proxy_config() {
     if [ "${LAB_CORE_WRITER:-on}" = off ]; then
         log "LAB_CORE_WRITER=off: not swapping a proxy config"
         return 0
     fi
+    rendered=$(render_proxy_config)
+    old=$(mounted_proxy_config)
+    if [ -n "$old" ] &&
+       [ "$(docker config inspect --format '{{printf "%s" .Spec.Data}}' "$old" 2>/dev/null)" = "$rendered" ]; then
+        log "proxy config $old of $C_PROXYSERVICENAME is current: nothing to swap"
+        return 0
+    fi
     name="com.docker.interlock.proxy.$(date +%s)-$$-$RANDOM"
-    if ! { echo "# nginx.conf rendered by the Interlock core stand-in"
-           echo "# core config: $(md5sum <"$CONFIG" | cut -d' ' -f1)"
-           routes | sed 's/^/# route: /'; } |
+    if ! printf '%s\n' "$rendered" |
          docker config create --label com.docker.interlock.proxy=true "$name" - >/dev/null; then
         log "could not create proxy config $name"
         return 1
@@ -197,6 +211,13 @@ each_other_extension() {
         [ "$other" = "$EXT" ] || "$0" --extension "$other" "$@" -c "$CONFIG" || return 1
     done
 }
+
+if [ -n "$RENDER_ONLY" ]; then
+    render_proxy_config
+    exit 0
+fi
+
+log "loaded $CONFIG: extensions=$EXTENSIONS; using extension \"$EXT\": ProxyServiceName=$C_PROXYSERVICENAME ProxyReplicas=$C_PROXYREPLICAS PublishMode=$C_PUBLISHMODE PublishedPort=$C_PUBLISHEDPORT->$C_TARGETPORT PublishedSSLPort=$C_PUBLISHEDSSLPORT->$C_TARGETSSLPORT PollInterval=$POLL ListenAddr=$LISTEN"
 
 # A route change, seen by the process of the first extension: only the swap.
 if [ -n "$SWAP_ONLY" ]; then
