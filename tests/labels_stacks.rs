@@ -16,7 +16,7 @@ mod fake_engine;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{Run, manifest_dir, run, run_in, run_with_stdin};
+use common::{Run, manifest_dir, run, run_with_stdin};
 use fake_engine::{CORE, CORE_CONFIG, FakeEngine, Swarm, conf};
 use interlockctl::interlock::edit::unified_diff;
 use interlockctl::interlock::labels::known_labels;
@@ -258,13 +258,9 @@ fn app_spec(name: &str, labels: &[(String, String)], networks: &[String]) -> Val
 }
 
 fn live(engine: &FakeEngine, args: &[&str]) -> Run {
-    let host = engine.docker_host();
-    run_in(
-        manifest_dir(),
-        args,
-        None,
-        &[("DOCKER_HOST", host.as_str())],
-    )
+    common::interlockctl(args)
+        .env("DOCKER_HOST", engine.docker_host())
+        .run()
 }
 
 #[test]
@@ -421,6 +417,28 @@ fn live_clusters_are_not_checked_without_a_readable_config() {
             "hint": "run `interlockctl labels check` against the swarm to compare it"
         }])
     );
+    // The run says why, and how to narrow a check to services (not with `--service`, which
+    // names the core).
+    assert_eq!(
+        report["warnings"],
+        json!([
+            "`com.docker.lb.service_cluster` labels are not checked: the Interlock core service \
+             no-such-core does not exist (`--service` names the Interlock core service; to check \
+             only some services, name them: `labels check SERVICE...`)"
+        ])
+    );
+    let text = live(
+        &engine,
+        &["--service", "no-such-core", "labels", "check", "shop_web"],
+    );
+    assert!(
+        text.assert_code(0).stderr.starts_with(
+            "warning: `com.docker.lb.service_cluster` labels are not checked: the Interlock core \
+             service no-such-core does not exist"
+        ),
+        "{}",
+        text.render()
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -537,8 +555,12 @@ fn fix_write_passes_lint_keeps_comments_and_is_idempotent() {
         let (dir, path) = temp_copy(stem);
         let file = format!("{stem}.yml");
         let before = std::fs::read_to_string(&path).unwrap();
-        let shown = run_in(dir.path(), &["stack", "fix", &file], None, &[]);
-        let write = run_in(dir.path(), &["stack", "fix", &file, "--write"], None, &[]);
+        let shown = common::interlockctl(&["stack", "fix", &file])
+            .dir(dir.path())
+            .run();
+        let write = common::interlockctl(&["stack", "fix", &file, "--write"])
+            .dir(dir.path())
+            .run();
         let after = std::fs::read_to_string(&path).unwrap();
         if *stem == "label-typos" {
             write.assert_code(4);
@@ -551,7 +573,9 @@ fn fix_write_passes_lint_keeps_comments_and_is_idempotent() {
             unified_diff(&before, &after, &file, &file, true),
             "{stem}: the diff shown is what --write writes"
         );
-        let lint = run_in(dir.path(), &["stack", "lint", &file], None, &[]);
+        let lint = common::interlockctl(&["stack", "lint", &file])
+            .dir(dir.path())
+            .run();
         lint.assert_code(0);
         for comment in comments(&before) {
             assert!(
@@ -559,7 +583,9 @@ fn fix_write_passes_lint_keeps_comments_and_is_idempotent() {
                 "{stem}: lost the comment {comment:?}\n{after}"
             );
         }
-        let again = run_in(dir.path(), &["stack", "fix", &file, "--write"], None, &[]);
+        let again = common::interlockctl(&["stack", "fix", &file, "--write"])
+            .dir(dir.path())
+            .run();
         again.assert_code(0);
         assert!(
             again.stderr.starts_with("No changes:"),
@@ -573,13 +599,10 @@ fn fix_write_passes_lint_keeps_comments_and_is_idempotent() {
 #[test]
 fn the_seed_first_stack_becomes_the_seed_final_one() {
     let (dir, path) = temp_copy("seed-first");
-    run_in(
-        dir.path(),
-        &["stack", "fix", "seed-first.yml", "--write"],
-        None,
-        &[],
-    )
-    .assert_code(0);
+    common::interlockctl(&["stack", "fix", "seed-first.yml", "--write"])
+        .dir(dir.path())
+        .run()
+        .assert_code(0);
     let fixed = std::fs::read_to_string(&path).unwrap();
     let seed_final =
         std::fs::read_to_string(manifest_dir().join(stack_path("seed-final"))).unwrap();
@@ -596,7 +619,7 @@ fn the_seed_first_stack_becomes_the_seed_final_one() {
 #[test]
 fn fix_modes_and_refusals() {
     let (dir, path) = temp_copy("shop");
-    let in_dir = |args: &[&str]| run_in(dir.path(), args, None, &[]);
+    let in_dir = |args: &[&str]| common::interlockctl(args).dir(dir.path()).run();
     let before = std::fs::read_to_string(&path).unwrap();
     in_dir(&["stack", "fix", "shop.yml", "--check"]).assert_code(3);
     in_dir(&["stack", "fix", "shop.yml", "--write", "--dry-run"]).assert_code(0);

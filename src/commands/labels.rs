@@ -49,6 +49,14 @@ pub async fn run_live<S: SwarmApi>(
     refuse_unknown(&args.services, &names, "on the swarm")?;
     let networks = api.networks().await.map_err(|e| Error::failed(&e))?;
     let clusters = live_service_clusters(api, &global.service).await;
+    if let Err(reason) = &clusters {
+        report.warnings.push(format!(
+            "`com.docker.lb.service_cluster` labels are not checked: {reason} (`--service` \
+             names the Interlock core service; to check only some services, name them: \
+             `labels check SERVICE...`)"
+        ));
+        printer.warnings(&report.warnings);
+    }
     let clusters = clusters.as_deref().map_err(String::as_str);
     let selected: Vec<&Service> = services
         .iter()

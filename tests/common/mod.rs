@@ -383,21 +383,6 @@ pub fn run<S: AsRef<str>>(args: &[S]) -> Run {
     interlockctl(args).run()
 }
 
-/// Runs `interlockctl ARGS` in `dir` with `env` added, otherwise as [`run_with_stdin`].
-pub fn run_in<S: AsRef<str>>(
-    dir: &Path,
-    args: &[S],
-    stdin: Option<&[u8]>,
-    env: &[(&str, &str)],
-) -> Run {
-    env.iter()
-        .fold(interlockctl(args).dir(dir), |run, (key, value)| {
-            run.env(key, value)
-        })
-        .stdin(stdin.unwrap_or_default())
-        .run()
-}
-
 /// A pseudo-terminal: the master side stays here, the slave side is the child's terminal.
 struct Terminal {
     master: std::fs::File,
