@@ -676,21 +676,18 @@ fn a_killed_run_is_finished_by_a_re_run() {
 /// config create waits at a gate until the other's arrives): when they want the same config both
 /// succeed; otherwise exactly one applies and the other stops with `changed_underneath`
 /// instead of making the proxy match a config that is no longer live. Either way the core
-/// and the proxy agree afterwards.
+/// and the proxy agree afterwards. The rounds: the same command and values, two commands,
+/// the same command with other values (which run wins is up to the engine, so the order of
+/// a pair does not matter).
 #[test]
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn concurrent_runs_never_clash() {
     let lab = lab();
     let pin: &[&str] = &["pin-proxy", "--label", "role=dtr"];
     let host: &[&str] = &["host-mode", "--http", "7080", "--https", "7443"];
-    let rounds: [(&[&str], &[&str]); 5] = [
+    let rounds: [(&[&str], &[&str]); 3] = [
         (pin, pin),
         (pin, host),
-        (host, pin),
-        (
-            &["pin-proxy", "--label", "role=dtr", "--replicas", "1"],
-            pin,
-        ),
         (host, &["host-mode", "--http", "7081", "--https", "7444"]),
     ];
     for (round, (first, second)) in rounds.iter().enumerate() {
