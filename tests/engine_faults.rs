@@ -19,7 +19,7 @@ use common::{Interlockctl, Run};
 
 use fake_engine::{
     CONCURRENT_LABEL, CONF, CORE, CORE_CONFIG, ConcurrentUpdate, CutWhen, FakeEngine, PROXY, Swarm,
-    Trigger, UCP_CONSTRAINTS, UNLOADABLE, conf,
+    Trigger, UCP_CONSTRAINTS, UNLOADABLE, UnmarkedRollout, conf,
 };
 
 const PIN_PROXY: &[&str] = &["pin-proxy", "--label", "role=dtr", "--yes"];
@@ -857,6 +857,47 @@ fn a_rollout_in_progress_is_waited_for_then_the_run_plans_afresh() {
         assert_eq!(
             swarm.service(PROXY).unwrap().spec["TaskTemplate"]["Placement"]["Constraints"],
             json!(["node.labels.role==dtr"])
+        );
+    });
+}
+
+/// The Interlock core swaps a new nginx config onto the proxy once it loaded the run's
+/// config, and Swarm marks that rollout only a moment later: for that moment the proxy shows
+/// no rollout while none of its tasks runs the current spec. Verification waits for the
+/// tasks instead of failing on them (on the lab this raced when the run had nothing to send
+/// to the proxy itself).
+#[test]
+fn a_rollout_swarm_has_not_marked_yet_is_waited_for_before_verifying() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.update_service(PROXY, |spec| {
+            spec["TaskTemplate"]["Placement"]["Constraints"] = json!(["node.labels.role==dtr"]);
+        });
+        swarm.faults.unmarked_rollout = Some(UnmarkedRollout {
+            service: PROXY.into(),
+            after_update_of: CORE.into(),
+            held: 3,
+        });
+    });
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(0);
+    assert_eq!(report["status"], "applied");
+    let updated: Vec<&str> = report["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "update_service")
+        .map(|a| a["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(updated, [CORE], "the run had nothing to send to the proxy");
+    engine.with(|swarm| {
+        let proxy = swarm.service(PROXY).unwrap();
+        assert_eq!(
+            proxy.spec["TaskTemplate"]["ContainerSpec"]["Env"],
+            json!(["WRITER=someone-else"])
+        );
+        assert_eq!(
+            swarm.running_tasks(PROXY).len(),
+            2,
+            "verified on the new tasks"
         );
     });
 }

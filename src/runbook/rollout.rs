@@ -588,7 +588,7 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         unreachable!("the loop returns on its second pass")
     }
 
-    /// The service once no rollout runs on it.
+    /// The service once no rollout runs on it, nor is about to.
     async fn settled(&self, name: &str) -> Result<Service, Failure> {
         let service = self
             .api
@@ -600,7 +600,10 @@ impl<'a, S: SwarmApi> Run<'a, S> {
                     preflight::Missing::ProxyService(name.to_owned()).to_string(),
                 ])
             })?;
-        if !converge::rollout_running(&service) {
+        if converge::is_settled(self.api, &service)
+            .await
+            .map_err(Failure::Swarm)?
+        {
             return Ok(service);
         }
         self.printer.status(&format!(

@@ -272,7 +272,7 @@ pub async fn wait<S: SwarmApi>(
 }
 
 /// Waits until a rollout someone else started on `service_id` is no longer running
-/// (whatever its outcome); returns the service as it is then.
+/// (whatever its outcome), nor about to run; returns the service as it is then.
 pub async fn wait_settled<S: SwarmApi>(
     api: &S,
     service_id: &str,
@@ -282,7 +282,7 @@ pub async fn wait_settled<S: SwarmApi>(
     let mut wake = Wake::watch(api, service_id).await;
     loop {
         let service = read_service(api, service_id).await?;
-        if !rollout_running(&service) {
+        if is_settled(api, &service).await? {
             return Ok(service);
         }
         let assessment = assess(
@@ -316,6 +316,44 @@ pub async fn wait_created<S: SwarmApi>(
         }
         tokio::time::sleep(POLL.min(deadline - now)).await;
     }
+}
+
+/// Whether no rollout runs on the service, and none is about to (see [`tasks_in_flight`]).
+pub async fn is_settled<S: SwarmApi>(api: &S, service: &Service) -> Result<bool, SwarmError> {
+    if rollout_running(service) {
+        return Ok(false);
+    }
+    let current = api.tasks(&service.id).await?;
+    let history = api.task_history(&service.id).await?;
+    Ok(!tasks_in_flight(&current, &history))
+}
+
+/// Whether a service with no rollout marked still has tasks on their way to its current
+/// spec. Swarm's updater marks a rollout `updating` a moment after the spec changed (the
+/// Interlock core's swap of a new nginx config onto the proxy, say); in that moment tasks of
+/// the older spec still run, or were just stopped while tasks of the current one start.
+/// `current` are the tasks of the current spec, `history` all the service's tasks. A task
+/// that cannot start (pending with an error, such as no suitable node) is not on its way.
+fn tasks_in_flight(current: &[Task], history: &[Task]) -> bool {
+    const STARTING: [&str; 8] = [
+        "new",
+        "allocated",
+        "pending",
+        "assigned",
+        "accepted",
+        "preparing",
+        "ready",
+        "starting",
+    ];
+    let starting = current.iter().any(|task| {
+        task.desired_state == "running"
+            && task.error.is_none()
+            && STARTING.contains(&task.state.as_str())
+    });
+    let outdated = history
+        .iter()
+        .any(|task| task.is_running() && current.iter().all(|c| c.id != task.id));
+    starting || outdated
 }
 
 /// Whether a rollout (or Swarm's rollback of one) is running on the service.
@@ -382,6 +420,28 @@ mod tests {
             os: "linux".into(),
             arch: "x86_64".into(),
         }
+    }
+
+    #[test]
+    fn tasks_of_an_older_spec_or_starting_ones_are_in_flight() {
+        let running = [task("t1", "n1", "running"), task("t2", "n2", "running")];
+        assert!(!tasks_in_flight(&running, &running), "settled");
+        // The spec changed; the updater has not replaced its tasks yet.
+        assert!(tasks_in_flight(&[], &running));
+        // The old tasks were stopped; the new ones start.
+        let mut stopped = running.clone().map(|mut t| {
+            t.desired_state = "shutdown".into();
+            t
+        });
+        stopped[0].state = "shutdown".into();
+        let starting = [task("t3", "n1", "preparing"), task("t4", "n2", "assigned")];
+        let history = [stopped.to_vec(), starting.to_vec()].concat();
+        assert!(tasks_in_flight(&starting, &history));
+        // A task that cannot be placed is not on its way.
+        let mut unplaceable = task("t5", "", "pending");
+        unplaceable.error = Some("no suitable node (host-mode port already in use)".into());
+        let history = [stopped.to_vec(), vec![unplaceable.clone()]].concat();
+        assert!(!tasks_in_flight(&[unplaceable], &history));
     }
 
     #[test]

@@ -205,6 +205,7 @@ fn inspect_service(swarm: &mut Swarm, name: &str) -> (StatusCode, Value) {
             swarm.faults.foreign_rollout = None;
         }
     }
+    swarm.roll_out_unmarked_change(&service_name);
     let service = swarm.service(&service_name).expect("just found");
     let answer = (StatusCode::OK, service_json(service));
     if let Some(race) = swarm.faults.concurrent_update.clone()
@@ -288,6 +289,13 @@ fn update_service(swarm: &mut Swarm, name: &str, query: &str, body: &[u8]) -> (S
         }
     }
     swarm.replace_spec(&id, spec);
+    if let Some(unmarked) = swarm
+        .faults
+        .unmarked_rollout
+        .take_if(|u| u.after_update_of == service_name)
+    {
+        swarm.change_unmarked(&unmarked.service, unmarked.held);
+    }
     (StatusCode::OK, json!({ "Warnings": null }))
 }
 

@@ -25,6 +25,8 @@
 //! - the Interlock core creating a missing proxy: a core update whose new task loads its
 //!   config creates the proxy service of every extension that has none (a new service
 //!   cluster's), from the extension's settings;
+//! - a rollout Swarm's updater is slow to mark: a spec change whose tasks are not replaced
+//!   and whose update status stays as it was for a few inspects (`unmarked_rollout`);
 //! - service removal;
 //! - configs: create (409 on a taken name), list with a name-prefix filter, inspect;
 //! - service, node and network lists; task lists filtered by `service`, `_up-to-date`,
@@ -155,6 +157,21 @@ pub struct Faults {
     pub updates_refused_from: Option<(String, usize)>,
     /// The core never creates a missing proxy (as a core that cannot reach the engine).
     pub core_creates_no_proxy: bool,
+    /// Someone else changes a service's tasks right after an update of another one (the
+    /// Interlock core swapping a new nginx config onto the proxy once it loaded its new
+    /// config), and Swarm's updater is slow to mark that rollout.
+    pub unmarked_rollout: Option<UnmarkedRollout>,
+}
+
+/// A change of `service`'s task template made right after the engine handled an update of
+/// `after_update_of`. For the next `held` inspects of `service` the change is not rolled out
+/// and not marked: its tasks run the older spec, its update status is what it was. Then it
+/// rolls out at once and completes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmarkedRollout {
+    pub service: String,
+    pub after_update_of: String,
+    pub held: usize,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -159,6 +159,8 @@ pub struct Swarm {
     /// Update requests received per service name.
     pub(super) update_requests: BTreeMap<String, usize>,
     pub(super) creates_seen: usize,
+    /// A service whose spec changed without a rollout yet, and for how many more inspects.
+    unmarked: Option<(String, usize)>,
 }
 
 impl Swarm {
@@ -188,6 +190,7 @@ impl Swarm {
             updates_seen: BTreeSet::new(),
             update_requests: BTreeMap::new(),
             creates_seen: 0,
+            unmarked: None,
         };
         for (n, (hostname, role, dtr)) in [
             ("mgr", "manager", false),
@@ -625,6 +628,54 @@ impl Swarm {
     /// How often the service was inspected so far.
     pub fn inspections_of(&self, service: &str) -> usize {
         self.inspections.get(service).copied().unwrap_or(0)
+    }
+
+    /// Someone else's change of `service`'s tasks (a new environment variable) that Swarm
+    /// leaves unrolled and unmarked for the next `held` inspects of it.
+    pub(super) fn change_unmarked(&mut self, service: &str, held: usize) {
+        let now = self.now();
+        let index = self.next_index();
+        let position = self.position(
+            &self
+                .service(service)
+                .expect("the unmarked rollout's service exists")
+                .id
+                .clone(),
+        );
+        let changed = &mut self.services[position];
+        changed.spec["TaskTemplate"]["ContainerSpec"]["Env"] = json!(["WRITER=someone-else"]);
+        changed.previous_spec = None;
+        changed.spec_version = index;
+        changed.version = index;
+        changed.updated_at = now;
+        self.unmarked = Some((changed.name().to_owned(), held));
+    }
+
+    /// Counts an inspect of `service` against a change left unrolled; rolls it out (and
+    /// completes it) on the last one.
+    pub(super) fn roll_out_unmarked_change(&mut self, service: &str) {
+        let Some((name, held)) = self.unmarked.as_mut() else {
+            return;
+        };
+        if name != service {
+            return;
+        }
+        *held = held.saturating_sub(1);
+        if *held > 0 {
+            return;
+        }
+        let id = self.service(service).expect("exists").id.clone();
+        self.unmarked = None;
+        let started = self.now();
+        self.converge(&id);
+        let completed = self.now();
+        let position = self.position(&id);
+        self.services[position].update_status = Some(json!({
+            "State": "completed",
+            "StartedAt": started,
+            "CompletedAt": completed,
+            "Message": "update completed"
+        }));
     }
 
     pub(super) fn concurrent_update(&mut self, service: &str) {
