@@ -331,9 +331,10 @@ pub async fn is_settled<S: SwarmApi>(api: &S, service: &Service) -> Result<bool,
 /// Whether a service with no rollout marked still has tasks on their way to its current
 /// spec. Swarm's updater marks a rollout `updating` a moment after the spec changed (the
 /// Interlock core's swap of a new nginx config onto the proxy, say); in that moment tasks of
-/// the older spec still run, or were just stopped while tasks of the current one start.
-/// `current` are the tasks of the current spec, `history` all the service's tasks. A task
-/// that cannot start (pending with an error, such as no suitable node) is not on its way.
+/// the older spec still run, or were just stopped while tasks of the current one start
+/// (desired `ready` until the old one is gone, then `running`). `current` are the tasks of
+/// the current spec, `history` all the service's tasks. A task that cannot start (pending
+/// with an error, such as no suitable node) is not on its way.
 fn tasks_in_flight(current: &[Task], history: &[Task]) -> bool {
     const STARTING: [&str; 8] = [
         "new",
@@ -346,7 +347,7 @@ fn tasks_in_flight(current: &[Task], history: &[Task]) -> bool {
         "starting",
     ];
     let starting = current.iter().any(|task| {
-        task.desired_state == "running"
+        matches!(task.desired_state.as_str(), "running" | "ready")
             && task.error.is_none()
             && STARTING.contains(&task.state.as_str())
     });
@@ -434,7 +435,13 @@ mod tests {
             t
         });
         stopped[0].state = "shutdown".into();
-        let starting = [task("t3", "n1", "preparing"), task("t4", "n2", "assigned")];
+        let mut starting = [task("t3", "n1", "preparing"), task("t4", "n2", "assigned")];
+        let history = [stopped.to_vec(), starting.to_vec()].concat();
+        assert!(tasks_in_flight(&starting, &history));
+        // Created by the updater, held at `ready` until the old task has stopped.
+        for task in &mut starting {
+            task.desired_state = "ready".into();
+        }
         let history = [stopped.to_vec(), starting.to_vec()].concat();
         assert!(tasks_in_flight(&starting, &history));
         // A task that cannot be placed is not on its way.
