@@ -10,22 +10,9 @@ use lab_support::{CORE, PROXY, lab};
 
 /// The content of the proxy config the core last swapped onto the proxy.
 fn proxy_config(lab: &lab_support::Lab) -> String {
-    let proxy = lab.inspect(PROXY);
-    let mounted = proxy["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["File"]["Name"] == "/etc/nginx/nginx.conf")
-        .and_then(|c| c["ConfigName"].as_str())
-        .expect("the core mounted a proxy config")
-        .to_owned();
-    lab.docker(&[
-        "config",
-        "inspect",
-        "--format",
-        "{{printf \"%s\" .Spec.Data}}",
-        &mounted,
-    ])
+    let mounted = lab_support::mounted_proxy_config(&lab.spec(PROXY))
+        .expect("the core mounted a proxy config");
+    lab.config_text(&mounted)
 }
 
 /// A routed service is created while `pin-proxy` runs: the core rolls the proxy again with a

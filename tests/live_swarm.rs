@@ -29,13 +29,7 @@ fn conf(n: u32) -> String {
 /// `spec` with its proxy-config mount (the core's change, not the run's) replaced by a
 /// placeholder, after checking it is one the core made.
 fn without_the_cores_proxy_config(mut spec: Value) -> Value {
-    let configs = spec["TaskTemplate"]["ContainerSpec"]["Configs"]
-        .as_array_mut()
-        .expect("the proxy mounts configs");
-    let mount = configs
-        .iter_mut()
-        .find(|c| c["File"]["Name"] == "/etc/nginx/nginx.conf")
-        .expect("the core mounted its proxy config");
+    let mount = config_mount(&mut spec, "/etc/nginx/nginx.conf");
     let name = mount["ConfigName"].as_str().expect("a config name");
     assert!(
         name.starts_with("com.docker.interlock.proxy."),
@@ -48,16 +42,20 @@ fn without_the_cores_proxy_config(mut spec: Value) -> Value {
 
 /// `spec` with the config at `/config.toml` replaced by `name`.
 fn mounting(mut spec: Value, lab: &Lab, name: &str) -> Value {
-    let configs = spec["TaskTemplate"]["ContainerSpec"]["Configs"]
-        .as_array_mut()
-        .expect("the core mounts configs");
-    let mount = configs
-        .iter_mut()
-        .find(|c| c["File"]["Name"] == "/config.toml")
-        .expect("the core mounts /config.toml");
+    let mount = config_mount(&mut spec, "/config.toml");
     mount["ConfigName"] = json!(name);
     mount["ConfigID"] = json!(lab.config_id(name));
     spec
+}
+
+/// The config reference of `spec` mounted at `target`.
+fn config_mount<'a>(spec: &'a mut Value, target: &str) -> &'a mut Value {
+    spec["TaskTemplate"]["ContainerSpec"]["Configs"]
+        .as_array_mut()
+        .expect("the service mounts configs")
+        .iter_mut()
+        .find(|c| c["File"]["Name"] == target)
+        .unwrap_or_else(|| panic!("a config is mounted at {target}"))
 }
 
 /// `spec` with its published ports of `target` replaced by `entry` (in place), or with

@@ -248,12 +248,7 @@ impl Lab {
         let digest = md5_hex(&self.config_text(&self.core_config()));
         loop {
             let proxy = self.inspect(PROXY);
-            let mounted = proxy["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|c| c["File"]["Name"] == "/etc/nginx/nginx.conf")
-                .and_then(|c| c["ConfigName"].as_str().map(str::to_owned));
+            let mounted = mounted_proxy_config(&proxy["Spec"]);
             let rolling = matches!(
                 proxy["UpdateStatus"]["State"].as_str(),
                 Some("updating" | "rollback_started")
@@ -371,6 +366,16 @@ pub fn http_get(addr: &str, port: u16) -> Option<String> {
             _ => std::thread::sleep(Duration::from_millis(300)),
         }
     }
+}
+
+/// The name of the nginx config the core mounted on a proxy spec, if any.
+pub fn mounted_proxy_config(spec: &Value) -> Option<String> {
+    spec["TaskTemplate"]["ContainerSpec"]["Configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["File"]["Name"] == "/etc/nginx/nginx.conf")
+        .and_then(|c| c["ConfigName"].as_str().map(str::to_owned))
 }
 
 /// Whether nothing listens on `addr:port` (a connection is refused or times out).
