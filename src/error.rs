@@ -90,6 +90,11 @@ impl Error {
         }
     }
 
+    /// A refusal without a domain type: exit 4, nothing changed.
+    pub fn refusal(code: &str, message: impl Into<String>, hint: Option<String>) -> Self {
+        Error::new(ExitCode::Refused, Problem::new(code, message, hint))
+    }
+
     /// Any other failure: exit 1.
     pub fn failed<E: Diagnostic>(error: &E) -> Self {
         Error::new(ExitCode::Failure, Problem::from_diagnostic(error))

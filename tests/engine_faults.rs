@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use common::{Interlockctl, Run};
+use common::{Interlockctl, Run, action_kinds, action_targets};
 
 use fake_engine::{
     CONCURRENT_LABEL, CONF, CORE, CORE_CONFIG, ConcurrentUpdate, CutWhen, FakeEngine, PROXY, Swarm,
@@ -57,15 +57,6 @@ fn sha256(text: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("sha256:{hex}")
-}
-
-fn action_kinds(report: &Value) -> Vec<String> {
-    report["actions"]
-        .as_array()
-        .expect("actions")
-        .iter()
-        .map(|a| a["kind"].as_str().expect("kind").to_owned())
-        .collect()
 }
 
 fn host_port(published: u16, target: u16) -> Value {
@@ -880,14 +871,11 @@ fn a_rollout_swarm_has_not_marked_yet_is_waited_for_before_verifying() {
     });
     let report = interlockctl(&engine, PIN_PROXY).assert_report(0);
     assert_eq!(report["status"], "applied");
-    let updated: Vec<&str> = report["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["kind"] == "update_service")
-        .map(|a| a["target"].as_str().unwrap())
-        .collect();
-    assert_eq!(updated, [CORE], "the run had nothing to send to the proxy");
+    assert_eq!(
+        action_targets(&report, "update_service"),
+        [CORE],
+        "the run had nothing to send to the proxy"
+    );
     engine.with(|swarm| {
         let proxy = swarm.service(PROXY).unwrap();
         assert_eq!(

@@ -4,7 +4,9 @@
 
 mod lab_support;
 
-use lab_support::{CONF, Lab, PROXY, code, http_get, json, lab, manifest_dir};
+use lab_support::{
+    CONF, Lab, PROXY, action_kinds, action_targets, code, http_get, json, lab, manifest_dir,
+};
 use serde_json::{Value, json};
 
 const EAST: &str = "ucp-interlock-proxy-east";
@@ -121,13 +123,10 @@ fn two_clusters_on_their_own_nodes_and_ports_edited_independently() {
         ],
     );
     assert_eq!(report["extension"], "east");
-    let kinds: Vec<&str> = report["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["create_config", "update_service", "await_service"]);
+    assert_eq!(
+        action_kinds(&report),
+        ["create_config", "update_service", "await_service"]
+    );
     assert_eq!(lab.core_config(), format!("{CONF}-2"));
     assert_eq!(
         constraints_of(&lab, EAST),
@@ -273,14 +272,7 @@ fn two_clusters_on_their_own_nodes_and_ports_edited_independently() {
 
     // Removed: the config loses the table, and the services Interlock would leave behind go.
     let report = applied(&lab, &["cluster", "remove", "east"]);
-    let removed: Vec<&str> = report["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| a["kind"] == "remove_service")
-        .map(|a| a["target"].as_str().unwrap())
-        .collect();
-    assert_eq!(removed, [EAST]);
+    assert_eq!(action_targets(&report, "remove_service"), [EAST]);
     assert_eq!(spec_of(&lab, EAST), None);
     assert_eq!(spec_of(&lab, PROXY), pinned_spec, "default untouched");
     let show = lab.interlockctl(&["show"]).stdout;

@@ -124,19 +124,13 @@ fn a_docker_context_made_by_the_docker_cli_connects_over_tls() {
     let lab = lab();
     let config = tempfile::tempdir().unwrap();
     let file = |name: &str| lab.cert_path.join(name).display().to_string();
-    let docker_cli = |args: &[&str]| {
-        let output = Command::new("docker")
-            .args(args)
+    let docker = |args: &[&str]| {
+        let mut docker = Command::new("docker");
+        docker
             .env("DOCKER_CONFIG", config.path())
             .env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT")
-            .output()
-            .expect("docker runs");
-        assert!(
-            output.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+            .env_remove("DOCKER_CONTEXT");
+        lab_support::docker_cli(docker, args)
     };
     let endpoint = format!(
         "host={},ca={},cert={},key={}",
@@ -145,7 +139,7 @@ fn a_docker_context_made_by_the_docker_cli_connects_over_tls() {
         file("cert.pem"),
         file("key.pem")
     );
-    docker_cli(&["context", "create", "lab-tls", "--docker", &endpoint]);
+    docker(&["context", "create", "lab-tls", "--docker", &endpoint]);
     let show = |env: &[(&str, &str)], args: &[&str]| {
         // Without the lab's DOCKER_HOST: a context is chosen only when no host is given.
         let run = env
@@ -172,7 +166,7 @@ fn a_docker_context_made_by_the_docker_cli_connects_over_tls() {
         show(&[("DOCKER_CONTEXT", "lab-tls")], &[]),
         engine("DOCKER_CONTEXT")
     );
-    docker_cli(&["context", "use", "lab-tls"]);
+    docker(&["context", "use", "lab-tls"]);
     assert_eq!(show(&[], &[]), engine("currentContext in config.json"));
 }
 

@@ -7,7 +7,7 @@ mod lab_support;
 
 use std::time::{Duration, Instant};
 
-use lab_support::{CONF, CORE, Lab, PROXY, code, json, lab, manifest_dir};
+use lab_support::{CONF, CORE, Lab, PIN_PROXY_PLAN, PROXY, code, json, lab, manifest_dir};
 use serde_json::{Value, json};
 
 /// Polls `done` for up to a minute.
@@ -196,14 +196,7 @@ fn mount_on_core(lab: &Lab, name: &str, text: Option<&str>) {
 
 /// The editing path still refuses the state, exit 4 with `error_code`.
 fn editing_refuses(lab: &Lab, error_code: &str) {
-    let output = lab.interlockctl(&[
-        "pin-proxy",
-        "--label",
-        "role=dtr",
-        "--dry-run",
-        "-o",
-        "json",
-    ]);
+    let output = lab.interlockctl(&PIN_PROXY_PLAN);
     assert_eq!(code(&output), 4);
     assert_eq!(json(&output)["errors"][0]["code"], error_code);
 }

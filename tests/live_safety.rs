@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use lab_support::front::Act::{self, Forward};
 use lab_support::front::{Front, Gate};
-use lab_support::{CONF, CORE, Lab, PIN_PROXY, PROXY, Run, config_changes, lab, manifest_dir};
+use lab_support::{
+    CONF, CORE, Lab, PIN_PROXY, PROXY, Run, action_kinds, action_targets, config_changes, lab,
+    manifest_dir,
+};
 use serde_json::{Value, json};
 
 fn conf(n: u32) -> String {
@@ -303,13 +306,8 @@ fn history_and_prune_keep_what_a_rollback_needs() {
     let dry = lab
         .interlockctl(&[&prune_all[..], &["--dry-run"]].concat())
         .assert_report(0);
-    let doomed: Vec<&str> = dry["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["target"].as_str().unwrap())
-        .collect();
-    assert_eq!(doomed, [conf(1)]);
+    assert_eq!(action_kinds(&dry), ["delete_config"]);
+    assert_eq!(action_targets(&dry, "delete_config"), [conf(1)]);
     assert_eq!(
         lab.configs(),
         [1, 2, 3].map(conf),

@@ -13,7 +13,8 @@ use std::io::Write;
 use std::process::Command;
 
 use lab_support::{
-    CONF, CORE, HOST_MODE, Lab, PIN_PROXY, PROXY, closed, config_changes, http_get, lab,
+    CONF, CORE, HOST_MODE, Lab, PIN_PROXY, PIN_PROXY_PLAN, PROXY, action_kinds, closed,
+    config_changes, http_get, lab,
 };
 use serde_json::{Value, json};
 
@@ -336,27 +337,17 @@ fn a_config_the_core_cannot_load_is_rolled_back_then_rollback_follows_the_record
 fn dry_run_and_check_change_nothing() {
     let lab = lab();
     let before = (lab.versions(), lab.configs());
-    let dry = lab.interlockctl(&[
-        "pin-proxy",
-        "--label",
-        "role=dtr",
-        "--dry-run",
-        "-o",
-        "json",
-    ]);
+    let dry = lab.interlockctl(&PIN_PROXY_PLAN);
     let report = dry.assert_report(0);
     assert_eq!(
         (report["status"].as_str(), report["dry_run"].as_bool()),
         (Some("planned"), Some(true))
     );
     assert_eq!(report["config"]["next"], conf(2));
-    let kinds: Vec<&str> = report["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["create_config", "update_service", "update_service"]);
+    assert_eq!(
+        action_kinds(&report),
+        ["create_config", "update_service", "update_service"]
+    );
     lab.interlockctl(&["host-mode", "--http", "7080", "--https", "7443", "--check"])
         .assert_code(3);
     assert_eq!(
@@ -419,14 +410,7 @@ fn replicas_default_to_the_ready_active_labelled_nodes() {
         lab.docker(&["node", "update", "--label-add", "role=dtr", node]);
     }
     lab.docker(&["node", "update", "--availability", "drain", "ilab-w3"]);
-    let planned = lab.interlockctl(&[
-        "pin-proxy",
-        "--label",
-        "role=dtr",
-        "--dry-run",
-        "-o",
-        "json",
-    ]);
+    let planned = lab.interlockctl(&PIN_PROXY_PLAN);
     let report = planned.assert_report(0);
     let changes = config_changes(&report);
     assert!(

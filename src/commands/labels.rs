@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::cli::{GlobalArgs, LabelsCheckArgs};
 use crate::commands::offline;
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::interlock::config::InterlockConfig;
 use crate::interlock::findings::{Counts, Finding};
@@ -154,13 +154,10 @@ pub fn run_stacks(
     report: &mut Report,
 ) -> Result<ExitCode> {
     if args.stacks.iter().filter(|p| *p == Path::new("-")).count() > 1 {
-        return Err(Error::new(
-            ExitCode::Refused,
-            Problem::new(
-                "stdin_twice",
-                "`--stack -` can read stdin only once",
-                Some("pass the other stack files by path".into()),
-            ),
+        return Err(Error::refusal(
+            "stdin_twice",
+            "`--stack -` can read stdin only once",
+            Some("pass the other stack files by path".into()),
         ));
     }
     let mut findings = Vec::new();
@@ -211,13 +208,10 @@ fn refuse_unknown(wanted: &[String], existing: &[&str], place: &str) -> Result<(
     if missing.is_empty() {
         return Ok(());
     }
-    Err(Error::new(
-        ExitCode::Refused,
-        Problem::new(
-            "service_not_found",
-            format!("no service named {} {place}", missing.join(", ")),
-            Some(format!("services {place}: {}", existing.join(", "))),
-        ),
+    Err(Error::refusal(
+        "service_not_found",
+        format!("no service named {} {place}", missing.join(", ")),
+        Some(format!("services {place}: {}", existing.join(", "))),
     ))
 }
 
@@ -237,12 +231,9 @@ pub fn finish_check(
         printer.finish(report, &format!("{subject}: {counts}."));
         return Ok(ExitCode::Success);
     }
-    Err(Error::new(
-        ExitCode::Refused,
-        Problem::new(
-            code,
-            format!("{subject}: {counts}"),
-            Some("fix the errors listed above; each names its fix".into()),
-        ),
+    Err(Error::refusal(
+        code,
+        format!("{subject}: {counts}"),
+        Some("fix the errors listed above; each names its fix".into()),
     ))
 }

@@ -25,13 +25,10 @@ pub fn run(
     report: &mut Report,
 ) -> Result<ExitCode> {
     if path == Path::new("-") && matches!(edit, Edit::Replace { source, .. } if source == "-") {
-        return Err(Error::new(
-            ExitCode::Refused,
-            crate::error::Problem::new(
-                "stdin_twice",
-                "`--config-file -` and `apply -` cannot both read stdin",
-                Some("pass a file path to one of them".to_owned()),
-            ),
+        return Err(Error::refusal(
+            "stdin_twice",
+            "`--config-file -` and `apply -` cannot both read stdin",
+            Some("pass a file path to one of them".to_owned()),
         ));
     }
     let source = source_name(path);
@@ -110,13 +107,10 @@ pub fn read_source(path: &Path) -> Result<String> {
         std::fs::read_to_string(path).map(|t| text = t)
     };
     outcome.map_err(|error| {
-        Error::new(
-            ExitCode::Refused,
-            crate::error::Problem::new(
-                "unreadable_file",
-                format!("cannot read {}: {error}", source_name(path)),
-                Some("check the path and its permissions".to_owned()),
-            ),
+        Error::refusal(
+            "unreadable_file",
+            format!("cannot read {}: {error}", source_name(path)),
+            Some("check the path and its permissions".to_owned()),
         )
     })?;
     Ok(text)

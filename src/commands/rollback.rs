@@ -6,7 +6,7 @@
 //! is used instead. The old config object is reused, never copied.
 
 use crate::cli::RollbackArgs;
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::interlock::edit::Edit;
 use crate::output::printer::Printer;
@@ -53,13 +53,10 @@ fn rollback_target(state: &LiveState, to: Option<&str>) -> Result<ConfigObject> 
         .or(previous)
         .or_else(|| observed.config.labels.get(LABEL_PARENT).cloned())
         .ok_or_else(|| {
-            Error::new(
-                ExitCode::Refused,
-                Problem::new(
+            Error::refusal(
                     "nothing_to_roll_back",
                     format!("{} has no previous config to return to", observed.config.name),
                     Some("pass `--to NAME` with a config of the lineage (`interlockctl status` lists them)".into()),
-                ),
             )
         })?;
     observed
@@ -69,16 +66,13 @@ fn rollback_target(state: &LiveState, to: Option<&str>) -> Result<ConfigObject> 
         .cloned()
         .ok_or_else(|| {
             let names: Vec<&str> = observed.lineage.iter().map(|c| c.name.as_str()).collect();
-            Error::new(
-                ExitCode::Refused,
-                Problem::new(
-                    "config_not_found",
-                    format!(
-                        "config {name} is not in the lineage of {}",
-                        observed.config.name
-                    ),
-                    Some(format!("pass `--to` one of: {}", names.join(", "))),
+            Error::refusal(
+                "config_not_found",
+                format!(
+                    "config {name} is not in the lineage of {}",
+                    observed.config.name
                 ),
+                Some(format!("pass `--to` one of: {}", names.join(", "))),
             )
         })
 }

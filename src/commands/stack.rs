@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::cli::{GlobalArgs, ProxyMode, StackFixArgs, StackLintArgs};
 use crate::commands::labels::{finish_check, in_file, read_stack};
 use crate::commands::offline;
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::interlock::config::PublishMode;
 use crate::interlock::edit::unified_diff;
@@ -41,13 +41,10 @@ pub fn run_fix(
 ) -> Result<ExitCode> {
     let stdin = args.file == Path::new("-");
     if stdin && args.write {
-        return Err(Error::new(
-            ExitCode::Refused,
-            Problem::new(
-                "write_to_stdin",
-                "`stack fix - --write` has no file to write to",
-                Some("pass the stack file's path, or drop `--write` to see the diff".into()),
-            ),
+        return Err(Error::refusal(
+            "write_to_stdin",
+            "`stack fix - --write` has no file to write to",
+            Some("pass the stack file's path, or drop `--write` to see the diff".into()),
         ));
     }
     let source = offline::source_name(&args.file);
@@ -58,15 +55,10 @@ pub fn run_fix(
         printer.findings(&findings);
         let count = findings.len();
         report.findings = Some(findings);
-        Error::new(
-            ExitCode::Refused,
-            Problem::new(
-                "cannot_fix",
-                format!(
-                    "stack fix cannot repair {count} error(s) in {source}; nothing was changed"
-                ),
-                Some("fix the errors listed above by hand; `stack fix` repairs the rest".into()),
-            ),
+        Error::refusal(
+            "cannot_fix",
+            format!("stack fix cannot repair {count} error(s) in {source}; nothing was changed"),
+            Some("fix the errors listed above by hand; `stack fix` repairs the rest".into()),
         )
     })?;
     // A stack file is the user's own YAML, shown as it is: no TOML secrets to hide.

@@ -8,8 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::error::{Error, Problem, Result};
-use crate::exit::ExitCode;
+use crate::error::{Error, Result};
 use crate::runbook::plan::Observed;
 
 /// Where backups go unless `--backup-dir` says otherwise: `$XDG_STATE_HOME/interlockctl/backups`,
@@ -46,15 +45,10 @@ pub fn write(root: &Path, command: &str, observed: &Observed) -> Result<PathBuf>
     .collect();
     // Refused like a failed preflight check: nothing was changed yet, and nothing will be.
     let failed = |dir: &Path, error: std::io::Error| {
-        Error::new(
-            ExitCode::Refused,
-            Problem::new(
-                "backup_failed",
-                format!("cannot write the backup to {}: {error}", dir.display()),
-                Some(
-                    "pass `--backup-dir DIR` with a writable directory; nothing was changed".into(),
-                ),
-            ),
+        Error::refusal(
+            "backup_failed",
+            format!("cannot write the backup to {}: {error}", dir.display()),
+            Some("pass `--backup-dir DIR` with a writable directory; nothing was changed".into()),
         )
     };
     let dir = create_private_dir(root, &name).map_err(|error| failed(&root.join(&name), error))?;

@@ -251,13 +251,10 @@ fn save_backup(observed: &Observed, options: &Options, command: &str) -> Result<
         .clone()
         .or_else(|| backup::default_root(&|name| std::env::var(name).ok()))
         .ok_or_else(|| {
-            Error::new(
-                ExitCode::Refused,
-                Problem::new(
-                    "no_backup_dir",
-                    "no directory for the backup: neither XDG_STATE_HOME nor HOME is set",
-                    Some("pass `--backup-dir DIR`; nothing was changed".into()),
-                ),
+            Error::refusal(
+                "no_backup_dir",
+                "no directory for the backup: neither XDG_STATE_HOME nor HOME is set",
+                Some("pass `--backup-dir DIR`; nothing was changed".into()),
             )
         })?;
     backup::write(&root, command, observed)

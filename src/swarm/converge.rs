@@ -282,14 +282,11 @@ pub async fn wait_settled<S: SwarmApi>(
     let mut wake = Wake::watch(api, service_id).await;
     loop {
         let service = read_service(api, service_id).await?;
-        if is_settled(api, &service).await? {
+        let current = api.tasks(&service.id).await?;
+        if settled_with(api, &service, &current).await? {
             return Ok(service);
         }
-        let assessment = assess(
-            &service,
-            &api.tasks(&service.id).await?,
-            &api.nodes().await?,
-        );
+        let assessment = assess(&service, &current, &api.nodes().await?);
         on_progress(&assessment);
         let now = Instant::now();
         if now >= deadline {
@@ -323,9 +320,20 @@ pub async fn is_settled<S: SwarmApi>(api: &S, service: &Service) -> Result<bool,
     if rollout_running(service) {
         return Ok(false);
     }
-    let current = api.tasks(&service.id).await?;
+    settled_with(api, service, &api.tasks(&service.id).await?).await
+}
+
+/// [`is_settled`], given the service's tasks of its current spec.
+async fn settled_with<S: SwarmApi>(
+    api: &S,
+    service: &Service,
+    current: &[Task],
+) -> Result<bool, SwarmError> {
+    if rollout_running(service) {
+        return Ok(false);
+    }
     let history = api.task_history(&service.id).await?;
-    Ok(!tasks_in_flight(&current, &history))
+    Ok(!tasks_in_flight(current, &history))
 }
 
 /// Whether a service with no rollout marked still has tasks on their way to its current

@@ -111,6 +111,31 @@ pub fn config_changes(report: &Value) -> Vec<(&str, &str, &str)> {
         .collect()
 }
 
+/// The kinds of a report's actions, in order.
+pub fn action_kinds(report: &Value) -> Vec<&str> {
+    actions(report).map(|action| action.0).collect()
+}
+
+/// The targets of a report's actions of `kind`, in order.
+pub fn action_targets<'a>(report: &'a Value, kind: &str) -> Vec<&'a str> {
+    actions(report)
+        .filter(|action| action.0 == kind)
+        .map(|action| action.1)
+        .collect()
+}
+
+/// A report's actions as `(kind, target)`.
+fn actions(report: &Value) -> impl Iterator<Item = (&str, &str)> {
+    report["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|action| {
+            let text = |field: &str| action[field].as_str().expect("a string");
+            (text("kind"), text("target"))
+        })
+}
+
 fn shell_words(args: &[String]) -> String {
     args.iter()
         .map(|arg| {

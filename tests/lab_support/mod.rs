@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 #[allow(unused_imports)] // each test binary uses its own subset
-pub use harness::{Interlockctl, Run, Running, config_changes, manifest_dir};
+pub use harness::{
+    Interlockctl, Run, Running, action_kinds, action_targets, config_changes, manifest_dir,
+};
 
 pub mod front;
 
@@ -34,6 +36,15 @@ pub const PROXY: &str = "ucp-interlock-proxy";
 pub const CONF: &str = "com.docker.ucp.interlock.conf";
 /// Runbook part 1 on the lab, confirmed.
 pub const PIN_PROXY: [&str; 4] = ["pin-proxy", "--label", "role=dtr", "--yes"];
+/// Runbook part 1 on the lab, planned only, as JSON.
+pub const PIN_PROXY_PLAN: [&str; 6] = [
+    "pin-proxy",
+    "--label",
+    "role=dtr",
+    "--dry-run",
+    "-o",
+    "json",
+];
 /// Runbook part 2 on the lab, confirmed.
 pub const HOST_MODE: [&str; 6] = ["host-mode", "--http", "7080", "--https", "7443", "--yes"];
 
@@ -176,21 +187,11 @@ impl Lab {
         run
     }
 
+    /// `docker ARGS` against the lab's manager; its stdout, trimmed.
     pub fn docker(&self, args: &[&str]) -> String {
-        let output = Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", &self.docker_host)
-            .output()
-            .expect("docker runs");
-        assert!(
-            output.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
+        let mut docker = Command::new("docker");
+        docker.env("DOCKER_HOST", &self.docker_host);
+        docker_cli(docker, args)
     }
 
     pub fn inspect(&self, service: &str) -> Value {
@@ -366,6 +367,21 @@ pub fn http_get(addr: &str, port: u16) -> Option<String> {
             _ => std::thread::sleep(Duration::from_millis(300)),
         }
     }
+}
+
+/// Runs `docker` (a command with its environment set) with `args`, which must succeed; its
+/// stdout, trimmed.
+pub fn docker_cli(mut docker: Command, args: &[&str]) -> String {
+    let output = docker.args(args).output().expect("docker runs");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
 }
 
 /// The name of the nginx config the core mounted on a proxy spec, if any.
