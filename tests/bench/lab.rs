@@ -5,9 +5,10 @@
 //! fresh fixture, alternating which goes first, at least 3 rounds; once with the lab's core
 //! rolling the proxy after every config load (as the real core does), once with a core that
 //! never writes the proxy. A round counts only when
-//! both ends are verified by the same checker ([`verified`]). It also prints the tool's
-//! overhead per service update (its request to its "converged", minus Swarm's own rollout
-//! time from the run's JSON `timings`) and the peak memory of the tool's runs.
+//! both ends are verified by the same checker ([`verified`]). It also prints Swarm's own part
+//! of the tool's runs ([`swarm_span`]: the ratio a tool that took no time of its own would
+//! reach), the tool's overhead per service update (its request to its "converged", minus
+//! Swarm's own rollout time from the run's JSON `timings`) and the peak memory of its runs.
 //!
 //! `api`: Engine API calls and bytes per command with 10 and with 300 extra services and 500
 //! extra configs; only list calls may grow with the swarm's size.
@@ -60,10 +61,12 @@ fn run_measured(mut command: Command) -> Finished {
     }
 }
 
-/// One run of the tool's two commands: duration, overheads, peak memory.
+/// One run of the tool's two commands: duration, overheads, Swarm's own time, peak memory.
 struct ToolRun {
     took: Duration,
     overheads: Vec<Duration>,
+    /// Swarm's part: [`swarm_span`] of each command, summed.
+    swarm: Duration,
     max_rss_kib: i64,
 }
 
@@ -83,6 +86,7 @@ fn tool(lab: &Lab) -> Option<ToolRun> {
     ];
     let start = Instant::now();
     let mut overheads = Vec::new();
+    let mut swarm = Duration::ZERO;
     let mut max_rss_kib = 0;
     for args in commands {
         let invocation = lab.interlockctl_command(args);
@@ -94,19 +98,42 @@ fn tool(lab: &Lab) -> Option<ToolRun> {
         max_rss_kib = max_rss_kib.max(finished.max_rss_kib);
         let report: Value = serde_json::from_str(&finished.stdout).expect("one JSON report");
         for timing in report["timings"].as_array().into_iter().flatten() {
-            let (Some(seconds), Some(swarm)) =
+            let (Some(seconds), Some(rollout)) =
                 (timing["seconds"].as_f64(), timing["swarm_seconds"].as_f64())
             else {
                 continue;
             };
-            overheads.push(Duration::from_secs_f64((seconds - swarm).max(0.0)));
+            overheads.push(Duration::from_secs_f64((seconds - rollout).max(0.0)));
         }
+        swarm += swarm_span(lab).expect("the command updated the core: it has an UpdateStatus");
     }
     Some(ToolRun {
         took: start.elapsed(),
         overheads,
+        swarm,
         max_rss_kib,
     })
+}
+
+/// Swarm's own time for the command that just ended: from the start of its core update
+/// (`UpdateStatus.StartedAt` of the core, which nothing else updates) to the completion of
+/// the last rollout on the core or the proxy (the core's swap of a new nginx config onto
+/// the proxy, or the tool's re-creation of stale tasks, included).
+fn swarm_span(lab: &Lab) -> Option<Duration> {
+    let time = |service: &Value, key: &str| {
+        service["UpdateStatus"][key]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+    };
+    let (core, proxy) = (lab.inspect(CORE), lab.inspect(PROXY));
+    let started = time(&core, "StartedAt")?;
+    // The proxy has no UpdateStatus when no rollout ever ran on it (an update that left
+    // every task as it was starts none).
+    let completed = [time(&core, "CompletedAt"), time(&proxy, "CompletedAt")]
+        .into_iter()
+        .flatten()
+        .max()?;
+    completed.duration_since(started).ok()
 }
 
 fn runbook(lab: &Lab) -> Option<Duration> {
@@ -244,6 +271,7 @@ pub fn e2e() {
 /// `ROUNDS` verified rounds of the tool against the runbook, each from `reset`.
 fn compare(lab: &Lab, reset: fn()) {
     let (mut tools, mut books, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
+    let mut swarms = Vec::new();
     let mut max_rss_kib = 0;
     for round in 0..ROUNDS {
         let mut tool_run = None;
@@ -261,12 +289,14 @@ fn compare(lab: &Lab, reset: fn()) {
             continue;
         };
         println!(
-            "  round {}: interlockctl {:.2} s, runbook {:.2} s (both verified)",
+            "  round {}: interlockctl {:.2} s (of which Swarm {:.2} s), runbook {:.2} s (both verified)",
             round + 1,
             run.took.as_secs_f64(),
+            run.swarm.as_secs_f64(),
             book.as_secs_f64()
         );
         tools.push(Samples::of(run.took));
+        swarms.push(Samples::of(run.swarm));
         books.push(Samples::of(book));
         overheads.extend(run.overheads.into_iter().map(Samples::of));
         max_rss_kib = max_rss_kib.max(run.max_rss_kib);
@@ -287,6 +317,15 @@ fn compare(lab: &Lab, reset: fn()) {
     println!(
         "               ratio of medians: {:.2} (target <= 0.80)",
         ratio(&tools, &books)
+    );
+    let swarms = Samples::merge(swarms);
+    println!(
+        "  Swarm        its own rollouts in the tool's runs:   {}",
+        swarms.summary()
+    );
+    println!(
+        "               against the runbook: {:.2} (what the ratio would be if the tool took no time of its own)",
+        ratio(&swarms, &books)
     );
     let overheads = Samples::merge(overheads);
     println!(
