@@ -156,7 +156,7 @@ fn host_mode_proxy_on_several_networks_probed_from_its_nodes_then_a_pending_task
     );
     let text = lab.interlockctl(&["status", "--probe"]);
     assert_eq!(code(&text), 1);
-    let text = text.stdout.clone();
+    let text = text.stdout;
     assert!(
         text.contains("networks:    3 (lab-net-a, lab-net-b, lab-net-c)"),
         "{text}"
@@ -233,7 +233,7 @@ fn every_broken_state_is_a_finding_with_the_whole_picture() {
     editing_refuses(&lab, "proxy_service_missing");
     let text = lab.interlockctl(&["status"]);
     assert_eq!(code(&text), 1);
-    let text = text.stdout.clone();
+    let text = text.stdout;
     assert!(
         text.contains("Proxy:      ucp-interlock-proxy (does not exist)"),
         "{text}"
@@ -281,8 +281,8 @@ fn every_broken_state_is_a_finding_with_the_whole_picture() {
     editing_refuses(&lab, "invalid_toml");
     let show = lab.interlockctl(&["show"]);
     assert_eq!(code(&show), 0);
-    assert_eq!(show.stdout.clone(), not_toml);
-    let stderr = show.stderr.clone();
+    assert_eq!(show.stdout, not_toml);
+    let stderr = show.stderr;
     assert!(
         stderr.contains("warning: lab-not-toml is not valid TOML (line 8"),
         "{stderr}"

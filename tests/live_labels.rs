@@ -135,7 +135,7 @@ fn labels_check_on_the_lab_swarm() {
     let text = lab.interlockctl(&["labels", "check", "lab-api", "lab-cluster"]);
     assert_eq!(code(&text), 4);
     assert_eq!(
-        text.stdout.clone(),
+        text.stdout,
         "error: service lab-api (Spec.Labels): com.docker.lb.hosts=\"api.lab.example;evil\": contains `;`, which ends an nginx directive: in nginx.conf it would stop the proxy from loading its config, or inject directives; hint: remove it; the value must be comma-separated DNS names, each with an optional `:PORT` and an optional leading `*.`, like `app.example.com,*.example.org`\n\
          error: service lab-api (Spec.Labels): com.docker.lb.network=\"ucp-interlock\": the service is not attached to network `ucp-interlock` (it is attached to no network); hint: name a network the service is attached to, or attach it to this one\n\
          error: service lab-api (Spec.Labels): com.docker.lb.prot=\"8080\": Interlock has no label `com.docker.lb.prot`; did you mean `com.docker.lb.port`?; hint: rename it to `com.docker.lb.port`\n\

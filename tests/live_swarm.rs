@@ -13,8 +13,8 @@ use std::io::Write;
 use std::process::Command;
 
 use lab_support::{
-    CONF, CORE, HOST_MODE, Lab, PIN_PROXY, PIN_PROXY_PLAN, PROXY, action_kinds, closed,
-    config_changes, http_get, lab,
+    CONF, CORE, HOST_MODE, Lab, PIN_PROXY, PIN_PROXY_PLAN, PROXY, action_kinds, actions, closed,
+    config_changes, http_get, lab, text,
 };
 use serde_json::{Value, json};
 
@@ -82,15 +82,9 @@ fn port(published: Option<u16>, target: u16, mode: &str) -> Value {
 
 /// The `update_service` actions of a report: (service, detail).
 fn updates(report: &Value) -> Vec<(String, String)> {
-    report["actions"]
-        .as_array()
-        .expect("actions")
-        .iter()
+    actions(report)
         .filter(|a| a["kind"] == "update_service")
-        .map(|a| {
-            let text = |key: &str| a[key].as_str().expect("a string").to_owned();
-            (text("target"), text("detail"))
-        })
+        .map(|a| (text(a, "target").to_owned(), text(a, "detail").to_owned()))
         .collect()
 }
 

@@ -54,9 +54,16 @@ fn rollback_target(state: &LiveState, to: Option<&str>) -> Result<ConfigObject> 
         .or_else(|| observed.config.labels.get(LABEL_PARENT).cloned())
         .ok_or_else(|| {
             Error::refusal(
-                    "nothing_to_roll_back",
-                    format!("{} has no previous config to return to", observed.config.name),
-                    Some("pass `--to NAME` with a config of the lineage (`interlockctl status` lists them)".into()),
+                "nothing_to_roll_back",
+                format!(
+                    "{} has no previous config to return to",
+                    observed.config.name
+                ),
+                Some(
+                    "pass `--to NAME` with a config of the lineage \
+                     (`interlockctl status` lists them)"
+                        .into(),
+                ),
             )
         })?;
     observed

@@ -600,22 +600,9 @@ impl<'a, S: SwarmApi> Run<'a, S> {
                     preflight::Missing::ProxyService(name.to_owned()).to_string(),
                 ])
             })?;
-        if converge::is_settled(self.api, &service)
-            .await
-            .map_err(Failure::Swarm)?
-        {
-            return Ok(service);
-        }
-        self.printer.status(&format!(
-            "Waiting for the rollout running on {name} to finish ..."
-        ));
-        let mut progress = Progress::start(self.printer);
+        let waiting = format!("Waiting for the rollout running on {name} to finish ...");
         let deadline = Instant::now() + self.options.timeout;
-        let outcome =
-            converge::wait_settled(self.api, &service.id, deadline, &mut |a| progress.update(a))
-                .await;
-        progress.finish();
-        Ok(outcome?)
+        Ok(wait_until_settled(self.api, service, deadline, self.printer, &waiting).await?)
     }
 
     /// The error for `failure`, after putting back what this run changed when it should.
@@ -789,17 +776,40 @@ pub async fn wait_for_running_rollouts<S: SwarmApi>(
 ) -> Result<bool> {
     let mut waited = false;
     for service in services.iter().filter(|s| converge::rollout_running(s)) {
-        printer.status(&format!(
+        let waiting = format!(
             "Waiting for the rollout already running on {} ({}) before planning ...",
             service.name,
             service.update_state.as_deref().unwrap_or_default()
-        ));
-        let mut progress = Progress::start(printer);
-        let outcome =
-            converge::wait_settled(api, &service.id, deadline, &mut |a| progress.update(a)).await;
-        progress.finish();
-        outcome.map_err(|error| Failure::from(error).into_error(&service.name))?;
+        );
+        wait_until_settled(api, (*service).clone(), deadline, printer, &waiting)
+            .await
+            .map_err(|error| Failure::from(error).into_error(&service.name))?;
         waited = true;
     }
     Ok(waited)
+}
+
+/// [`converge::wait_settled`], saying `waiting` and showing progress only when there is
+/// something to wait for.
+async fn wait_until_settled<S: SwarmApi>(
+    api: &S,
+    service: Service,
+    deadline: Instant,
+    printer: &Printer,
+    waiting: &str,
+) -> Result<Service, WaitError> {
+    let mut progress: Option<Progress> = None;
+    let outcome = converge::wait_settled(api, service, deadline, &mut |assessment| {
+        progress
+            .get_or_insert_with(|| {
+                printer.status(waiting);
+                Progress::start(printer)
+            })
+            .update(assessment);
+    })
+    .await;
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    outcome
 }

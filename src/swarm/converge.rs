@@ -271,17 +271,17 @@ pub async fn wait<S: SwarmApi>(
     }
 }
 
-/// Waits until a rollout someone else started on `service_id` is no longer running
-/// (whatever its outcome), nor about to run; returns the service as it is then.
+/// Waits until a rollout someone else started on `service` is no longer running (whatever
+/// its outcome), nor about to run; returns the service as it is then. `service` is the
+/// service as the caller just read it: when it is settled, nothing is read again but its tasks.
 pub async fn wait_settled<S: SwarmApi>(
     api: &S,
-    service_id: &str,
+    mut service: Service,
     deadline: Instant,
     on_progress: &mut dyn FnMut(&Assessment),
 ) -> Result<Service, WaitError> {
-    let mut wake = Wake::watch(api, service_id).await;
+    let mut wake = Wake::watch(api, &service.id).await;
     loop {
-        let service = read_service(api, service_id).await?;
         let current = api.tasks(&service.id).await?;
         if settled_with(api, &service, &current).await? {
             return Ok(service);
@@ -293,6 +293,7 @@ pub async fn wait_settled<S: SwarmApi>(
             return Err(WaitError::TimedOut(assessment));
         }
         wake.next(deadline - now).await;
+        service = read_service(api, &service.id).await?;
     }
 }
 
@@ -315,15 +316,8 @@ pub async fn wait_created<S: SwarmApi>(
     }
 }
 
-/// Whether no rollout runs on the service, and none is about to (see [`tasks_in_flight`]).
-pub async fn is_settled<S: SwarmApi>(api: &S, service: &Service) -> Result<bool, SwarmError> {
-    if rollout_running(service) {
-        return Ok(false);
-    }
-    settled_with(api, service, &api.tasks(&service.id).await?).await
-}
-
-/// [`is_settled`], given the service's tasks of its current spec.
+/// Whether no rollout runs on the service, and none is about to (see [`tasks_in_flight`]);
+/// `current` are its tasks of the current spec.
 async fn settled_with<S: SwarmApi>(
     api: &S,
     service: &Service,

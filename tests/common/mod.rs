@@ -105,35 +105,36 @@ pub fn config_changes(report: &Value) -> Vec<(&str, &str, &str)> {
         .expect("config.changes")
         .iter()
         .map(|change| {
-            let text = |field: &str| change[field].as_str().expect("a string");
-            (text("key"), text("before"), text("after"))
+            (
+                text(change, "key"),
+                text(change, "before"),
+                text(change, "after"),
+            )
         })
         .collect()
 }
 
 /// The kinds of a report's actions, in order.
 pub fn action_kinds(report: &Value) -> Vec<&str> {
-    actions(report).map(|action| action.0).collect()
+    actions(report).map(|action| text(action, "kind")).collect()
 }
 
 /// The targets of a report's actions of `kind`, in order.
 pub fn action_targets<'a>(report: &'a Value, kind: &str) -> Vec<&'a str> {
     actions(report)
-        .filter(|action| action.0 == kind)
-        .map(|action| action.1)
+        .filter(|action| action["kind"] == kind)
+        .map(|action| text(action, "target"))
         .collect()
 }
 
-/// A report's actions as `(kind, target)`.
-fn actions(report: &Value) -> impl Iterator<Item = (&str, &str)> {
-    report["actions"]
-        .as_array()
-        .expect("actions")
-        .iter()
-        .map(|action| {
-            let text = |field: &str| action[field].as_str().expect("a string");
-            (text("kind"), text("target"))
-        })
+/// A report's actions, in order.
+pub fn actions(report: &Value) -> impl Iterator<Item = &Value> {
+    report["actions"].as_array().expect("actions").iter()
+}
+
+/// The string `field` of a report's object.
+pub fn text<'a>(object: &'a Value, field: &str) -> &'a str {
+    object[field].as_str().expect("a string")
 }
 
 fn shell_words(args: &[String]) -> String {

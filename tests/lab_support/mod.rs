@@ -26,7 +26,8 @@ use serde_json::Value;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use harness::{
-    Interlockctl, Run, Running, action_kinds, action_targets, config_changes, manifest_dir,
+    Interlockctl, Run, Running, action_kinds, action_targets, actions, config_changes,
+    manifest_dir, text,
 };
 
 pub mod front;
