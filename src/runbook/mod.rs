@@ -232,8 +232,16 @@ pub async fn change<S: SwarmApi>(
         backup.display()
     ));
     report.backup = Some(backup.display().to_string());
-    let applied =
-        rollout::execute(api, &plan, state, &settings, &new_text, options, printer).await?;
+    let applied = rollout::execute(
+        api,
+        &plan,
+        state,
+        (&settings, &live_settings),
+        &new_text,
+        options,
+        printer,
+    )
+    .await?;
     if let (Some(config), Some(name)) = (report.config.as_mut(), applied.config) {
         config.next = Some(name);
     }

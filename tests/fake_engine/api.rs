@@ -228,9 +228,12 @@ fn update_service(swarm: &mut Swarm, name: &str, query: &str, body: &[u8]) -> (S
         .entry(service_name.clone())
         .or_default();
     *requests += 1;
-    if let Some((refused, from)) = &swarm.faults.updates_refused_from
-        && *refused == service_name
-        && *requests >= *from
+    let requests = *requests;
+    if swarm
+        .faults
+        .updates_refused_from
+        .iter()
+        .any(|(refused, from)| *refused == service_name && requests >= *from)
     {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
