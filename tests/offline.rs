@@ -1169,6 +1169,58 @@ fn usage_errors_exit_2_and_write_nothing() {
     }
 }
 
+/// A config saved on Windows keeps its CRLF line breaks and its byte-order mark: the output
+/// is the input with the one edited line replaced, and the diff shows only that line.
+#[test]
+fn crlf_line_breaks_and_a_byte_order_mark_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let lf = std::fs::read_to_string(UCP).unwrap();
+    let before_line = "    ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]\r\n";
+    let after_line = "    ProxyConstraints = [\"node.labels.role==dtr\"]\r\n";
+    for bom in ["", "\u{feff}"] {
+        let windows = format!("{bom}{}", lf.replace('\n', "\r\n"));
+        assert_eq!(
+            windows.matches(before_line).count(),
+            1,
+            "the fixture's line"
+        );
+        let file = dir.path().join("windows.toml");
+        std::fs::write(&file, &windows).unwrap();
+        let file = file.to_str().unwrap();
+        let edit = ["pin-proxy", "--label", "role=dtr", "--replicas", "2"];
+        let text = run(&[&edit[..], &["--config-file", file]].concat());
+        text.assert_code(0);
+        assert_eq!(
+            text.stdout,
+            windows.replace(before_line, after_line),
+            "BOM {bom:?}: only the edited line differs"
+        );
+        let report =
+            run(&[&edit[..], &["--config-file", file, "-o", "json"]].concat()).assert_report(0);
+        let diff = report["config"]["diff"].as_str().unwrap();
+        let changed: Vec<&str> = diff
+            .lines()
+            .filter(|line| {
+                (line.starts_with('-') || line.starts_with('+'))
+                    && !line.starts_with("---")
+                    && !line.starts_with("+++")
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                format!("-{}", before_line.trim_end()),
+                format!("+{}", after_line.trim_end()),
+            ],
+            "{diff}"
+        );
+        assert!(
+            diff.contains(&format!("-{before_line}+{after_line}")),
+            "the diff's lines keep their CRLF: {diff:?}"
+        );
+    }
+}
+
 /// Global options stand before or after the command, as in the docker CLI: every
 /// combination of up to two offline options (with `--config-file`) gives the same run, byte
 /// for byte, all before the command or all after it, and `--out` writes the same file.
@@ -1201,6 +1253,40 @@ fn global_options_work_before_or_after_the_command() {
                 flags.extend_from_slice(options[second]);
             }
             let (before, before_file) = run_and_collect(&[&flags[..], PIN].concat());
+            // Each option took effect, not only the same way on both sides: the edit (changes
+            // pending) succeeded, was written where asked, and was only planned when asked.
+            let given = |flag: &str| flags.contains(&flag);
+            let planning = given("--dry-run") || given("--check");
+            let conflicting = [["--dry-run", "--check"], ["-q", "-v"]]
+                .iter()
+                .any(|pair| pair.iter().all(|flag| given(flag)));
+            let code = match (conflicting, given("--check")) {
+                (true, _) => 2,
+                (false, true) => 3,
+                (false, false) => 0,
+            };
+            assert_eq!(before.code, code, "{}", before.render());
+            let edited = "ProxyConstraints = [\"node.labels.role==dtr\"]";
+            let written = before_file
+                .as_deref()
+                .is_some_and(|file| file.contains(edited));
+            assert_eq!(
+                written,
+                code == 0 && given("--out") && !planning,
+                "{}",
+                before.render()
+            );
+            let printed = before.stdout.contains(edited);
+            assert_eq!(
+                printed,
+                code == 0 && !given("--out") && !planning && !given("-o"),
+                "the edited TOML on stdout: {}",
+                before.render()
+            );
+            if given("-o") && code != 2 {
+                let report: Json = serde_json::from_str(&before.stdout).expect("one JSON document");
+                assert_eq!(report["errors"], json!([]));
+            }
             let (after, after_file) = run_and_collect(&[PIN, &flags[..]].concat());
             assert_eq!(
                 (before.code, &before.stdout, &before.stderr, &before_file),
