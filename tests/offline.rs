@@ -241,9 +241,13 @@ fn snapshots_completions() {
         assert!(script.stdout.contains("config-file"), "{shell}");
         snapshot(&format!("completions__{shell}"), &script);
     }
-    let json = run(&["completions", "bash", "-o", "json"]);
-    json.assert_code(2);
-    assert_eq!(json.stdout, "");
+    // No script in JSON: a usage error, reported as one JSON document like every other.
+    let json = run(&["completions", "bash", "-o", "json"]).assert_report(2);
+    assert_eq!(json["status"], "refused");
+    assert_eq!(
+        json["errors"][0]["message"],
+        "the argument '--output json' cannot be used with 'completions': it prints a script or page on stdout, not a report"
+    );
     let unknown = run(&["completions", "tcsh"]);
     unknown.assert_code(2);
     assert!(
@@ -1166,7 +1170,68 @@ fn usage_errors_exit_2_and_write_nothing() {
         assert_eq!(result.stdout, "");
         assert!(result.stderr.starts_with("error: "), "{}", result.render());
         assert!(dir_entries(dir.path()).is_empty(), "{}", result.render());
+
+        // With `-o json` (in each spelling) the refusal is one JSON document as well.
+        for json in [&["-o", "json"][..], &["--output=json"], &["-ojson"]] {
+            let result = run(&[&args[..], json].concat());
+            let report = result.assert_report(2);
+            assert_eq!(report["status"], "refused", "{}", result.render());
+            assert_eq!(report["changed"], false);
+            assert_eq!(report["errors"].as_array().map(Vec::len), Some(1));
+            assert_eq!(report["errors"][0]["code"], "usage");
+            let message = report["errors"][0]["message"].as_str().unwrap();
+            assert!(
+                result
+                    .stderr
+                    .starts_with(&format!("error: {}", &message[..10])),
+                "the message is clap's: {}",
+                result.render()
+            );
+            assert!(dir_entries(dir.path()).is_empty(), "{}", result.render());
+        }
     }
+    let report = run(&["-o", "json", "cluster", "add", "eu"]).assert_report(2);
+    assert_eq!(report["command"], "cluster add");
+    assert_eq!(
+        report["errors"][0]["message"],
+        "the following required arguments were not provided: --label <KEY=VALUE> --http <PORT> --https <PORT>"
+    );
+}
+
+/// A write to stdout that fails (a full disk) loses the edited config: exit 1 saying so, not
+/// exit 0; a closed pipe (`| head`) is no such failure.
+#[test]
+fn a_failed_write_to_stdout_is_exit_1() {
+    let edit = ["--config-file", UCP, "pin-proxy", "--label", "role=dtr"];
+    for json in [false, true] {
+        let mut args = edit.to_vec();
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_interlockctl"))
+            .args(&args)
+            .stdout(std::fs::File::create("/dev/full").expect("/dev/full"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("error: could not write the output to stdout: No space left on device"),
+            "{stderr}"
+        );
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_interlockctl"))
+        .args(edit)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first byte
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "a closed pipe is exit 0"
+    );
 }
 
 /// A config saved on Windows keeps its CRLF line breaks and its byte-order mark: the output

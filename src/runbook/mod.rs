@@ -156,7 +156,7 @@ pub async fn change<S: SwarmApi>(
             settings: &settings,
             live_settings: &live_settings,
             host_mode: edited.config.publishes_in_host_mode(),
-            operation: report.command,
+            operation: &report.command,
         },
     );
     let port_users = if plan.is_empty() {
@@ -226,7 +226,7 @@ pub async fn change<S: SwarmApi>(
         return Ok(code);
     }
     confirm(options, printer)?;
-    let backup = save_backup(observed, options, report.command)?;
+    let backup = save_backup(observed, options, &report.command)?;
     printer.status(&format!(
         "Saved the previous config and service specs to {}",
         backup.display()
