@@ -821,7 +821,8 @@ fn a_live_config_that_is_not_toml_is_refused_with_exit_4() {
 }
 
 /// On a busy cluster the core rolls the proxy often: a run that finds a rollout running waits
-/// for it, says so, and then plans from where it ended.
+/// for it, says so, and then plans from where it ended. That rollout leaves the proxy with 3
+/// replicas: only a plan made after it puts them back to the config's 2.
 #[test]
 fn a_rollout_in_progress_is_waited_for_then_the_run_plans_afresh() {
     let engine = FakeEngine::start_arranged(|swarm| {
@@ -831,6 +832,13 @@ fn a_rollout_in_progress_is_waited_for_then_the_run_plans_afresh() {
     args.extend(["-o", "text"]);
     let run = interlockctl(&engine, &args);
     assert_eq!(run.code, 0, "{}", run.render());
+    assert!(
+        run.stderr.contains(&format!(
+            "  update service {PROXY}: replicas: 3 -> 2; constraints: "
+        )),
+        "the plan starts from the 3 replicas the rollout left: {}",
+        run.render()
+    );
     assert!(
         run.stderr.contains(&format!(
             "Waiting for the rollout already running on {PROXY} (updating) before planning ..."
@@ -845,10 +853,12 @@ fn a_rollout_in_progress_is_waited_for_then_the_run_plans_afresh() {
     );
     engine.with(|swarm| {
         assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
+        let proxy = &swarm.service(PROXY).unwrap().spec;
         assert_eq!(
-            swarm.service(PROXY).unwrap().spec["TaskTemplate"]["Placement"]["Constraints"],
+            proxy["TaskTemplate"]["Placement"]["Constraints"],
             json!(["node.labels.role==dtr"])
         );
+        assert_eq!(proxy["Mode"]["Replicated"]["Replicas"], 2);
     });
 }
 

@@ -203,6 +203,10 @@ fn inspect_service(swarm: &mut Swarm, name: &str) -> (StatusCode, Value) {
         }));
         if seen >= until {
             swarm.faults.foreign_rollout = None;
+            swarm.update_service(&service_name, |spec| {
+                let replicas = &mut spec["Mode"]["Replicated"]["Replicas"];
+                *replicas = json!(replicas.as_u64().unwrap_or(0) + 1);
+            });
         }
     }
     swarm.roll_out_unmarked_change(&service_name);

@@ -147,7 +147,8 @@ pub struct Faults {
     /// `text` exit 1 right after they start, as with a spec the container cannot run with.
     pub failing_tasks: Vec<(String, String)>,
     /// `(service, n)`: a rollout someone else started runs on the service (`updating`) until
-    /// the n-th inspect of it, then completes.
+    /// the n-th inspect of it, then completes, having scaled it by one replica (so a plan
+    /// made before the rollout ended differs from one made after it).
     pub foreign_rollout: Option<(String, usize)>,
     /// Services whose running tasks never bind their host ports (stale however often they
     /// are re-created).
