@@ -10,6 +10,7 @@
 //! so a document whose every line break is CRLF is written back with CRLF (otherwise the
 //! diff of a two-key edit would show every line changed and hide the real change), and a
 //! leading byte-order mark, which `toml_edit` does not accept, is set aside and written back.
+//! (A live run refuses to introduce one: see `runbook::change`.)
 //!
 //! Keys are looked up case-insensitively because Interlock decodes its config with
 //! BurntSushi's TOML library, which matches field names that way (`RLimitNoFile` and
@@ -204,6 +205,11 @@ pub struct InterlockConfig {
     source_name: String,
     doc: DocumentMut,
     shape: TextShape,
+}
+
+/// Whether `text` starts with a UTF-8 byte-order mark.
+pub fn has_byte_order_mark(text: &str) -> bool {
+    text.starts_with(TextShape::BOM)
 }
 
 /// What of a document's text `toml_edit` does not keep: a byte-order mark, CRLF line breaks.
