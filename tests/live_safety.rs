@@ -842,13 +842,12 @@ fn a_config_saved_on_windows_keeps_its_crlf_and_a_new_byte_order_mark_is_refused
         "only the edited line differs, CRLF kept"
     );
     let diff = pinned["config"]["diff"].as_str().unwrap();
-    let changed = diff
-        .lines()
-        .filter(|l| {
-            (l.starts_with('-') || l.starts_with('+'))
-                && !l.starts_with("---")
-                && !l.starts_with("+++")
-        })
-        .count();
-    assert_eq!(changed, 2, "one line out, one in: {diff}");
+    assert_eq!(
+        lab_support::changed_lines(diff),
+        [
+            format!("-{}", before.trim_end()),
+            format!("+{}", after.trim_end())
+        ],
+        "one line out, one in: {diff}"
+    );
 }
