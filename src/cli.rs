@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::error::ErrorKind;
+use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Automates the Interlock (Docker Enterprise Layer 7 routing) host-mode runbook, safely.
@@ -48,7 +50,15 @@ impl Cli {
     {
         let mut command = Cli::command();
         let matches = command.try_get_matches_from_mut(args)?;
-        let cli = Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut command))?;
+        let mut cli =
+            Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut command))?;
+        // A pipeline's INTERLOCKCTL_OUTPUT=json is for its reports: a script or a page on
+        // stdout stays what it is.
+        if matches.value_source("output") == Some(ValueSource::EnvVariable)
+            && cli.global.prints_a_document(&cli.command).is_some()
+        {
+            cli.global.output = OutputFormat::Text;
+        }
         match cli.global.misuse(&cli.command) {
             None => Ok(cli),
             Some((kind, message)) => {
@@ -92,14 +102,27 @@ pub struct GlobalArgs {
         long,
         global = true,
         value_name = "NAME",
-        default_value = "ucp-interlock"
+        default_value = "ucp-interlock",
+        env = "INTERLOCKCTL_SERVICE"
     )]
     pub service: String,
     /// Which [Extensions.NAME] to work on [default: the only one, else `default`]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "INTERLOCKCTL_EXTENSION"
+    )]
     pub extension: Option<String>,
     /// Output format: human text on stderr/stdout, or one JSON document on stdout
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        value_enum,
+        default_value_t = OutputFormat::Text,
+        env = "INTERLOCKCTL_OUTPUT"
+    )]
     pub output: OutputFormat,
     /// Apply without asking for confirmation (for CI)
     #[arg(short = 'y', long, global = true)]
@@ -112,7 +135,12 @@ pub struct GlobalArgs {
     pub check: bool,
     /// Where to save the previous config and service specs before changing anything
     /// [default: $XDG_STATE_HOME/interlockctl/backups]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "INTERLOCKCTL_BACKUP_DIR"
+    )]
     pub backup_dir: Option<PathBuf>,
     /// Show secret values (AdminPass, keys, tokens) in diffs and JSON instead of <redacted>
     #[arg(long, global = true)]
@@ -122,10 +150,22 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub force: bool,
     /// How long to wait for the swarm to converge after each update
-    #[arg(long, global = true, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        default_value = "5m",
+        value_parser = parse_duration,
+        env = "INTERLOCKCTL_TIMEOUT"
+    )]
     pub timeout: Duration,
-    /// Never draw progress bars
-    #[arg(long, global = true)]
+    /// Never draw progress bars: each change of a wait is one line on stderr
+    #[arg(
+        long,
+        global = true,
+        env = "INTERLOCKCTL_NO_PROGRESS",
+        value_parser = BoolishValueParser::new()
+    )]
     pub no_progress: bool,
     /// Print only errors and the requested data
     #[arg(short, long, global = true)]
@@ -133,7 +173,7 @@ pub struct GlobalArgs {
     /// Print more detail: the engine used, each config created and each service update sent
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// When to colour the diff: auto honours NO_COLOR and terminals
+    /// When to colour: auto honours NO_COLOR, CLICOLOR, CLICOLOR_FORCE, TERM and terminals
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// Offline: edit this TOML file (`-` = stdin) instead of the live config object
@@ -146,6 +186,15 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The command's name when it prints a script or a page on stdout instead of a report.
+    fn prints_a_document(&self, command: &Command) -> Option<&'static str> {
+        match command {
+            Command::Completions(_) => Some("completions"),
+            Command::Man if self.out.is_none() => Some("man"),
+            _ => None,
+        }
+    }
+
     /// The first pair of global options that exclude each other, or an option given without
     /// the one it needs (with `command`); `None` when the combination is valid.
     fn misuse(&self, command: &Command) -> Option<(ErrorKind, String)> {
@@ -165,12 +214,7 @@ impl GlobalArgs {
                 format!("the argument '{option}' cannot be used with '{other}'"),
             ));
         }
-        let prints_a_document = match command {
-            Command::Completions(_) => Some("completions"),
-            Command::Man if self.out.is_none() => Some("man"),
-            _ => None,
-        };
-        if let Some(name) = prints_a_document
+        if let Some(name) = self.prints_a_document(command)
             && self.output == OutputFormat::Json
         {
             return Some((
