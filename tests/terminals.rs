@@ -245,3 +245,67 @@ fn interlockctl_backup_dir_holds_the_backup_and_the_flag_beats_it() {
         assert!(std::path::Path::new(backup).is_dir(), "{backup}");
     }
 }
+
+/// SIGTERM (a cancelled CI job) while the proxy's rollout is waited for: exit 143, status
+/// `interrupted`, and the message names the step, what was sent and how to finish or undo;
+/// nothing more is sent (the lab's `live_pipelines` test re-runs to finish the job). SIGINT
+/// before anything was sent says nothing was.
+#[test]
+fn a_signal_stops_the_run_and_says_what_was_sent() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.never_scheduled = vec![PROXY.into()];
+    });
+    let mut args = PIN_PROXY.to_vec();
+    args.extend(["-o", "json", "-v"]);
+    let running = against(&engine, &args).spawn();
+    assert!(running.wait_for_stderr(Duration::from_secs(30), |stderr| {
+        stderr.contains(&format!("updating {PROXY} at version"))
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    let requests = engine.requests().len();
+    running.signal(libc::SIGTERM);
+    let stopped = running.finish();
+    let report = stopped.assert_report(143);
+    assert_eq!(report["status"], "interrupted");
+    assert_eq!(report["errors"][0]["code"], "interrupted");
+    assert_eq!(
+        report["errors"][0]["message"],
+        format!(
+            "interrupted by SIGTERM while waiting for the rollouts; sent: create config {}, \
+             update {CORE}, update {PROXY}",
+            conf(2)
+        )
+    );
+    let hint = report["errors"][0]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("run the same command again") && hint.contains("interlockctl rollback"),
+        "{hint}"
+    );
+    assert_eq!(
+        engine.requests()[requests..]
+            .iter()
+            .filter(|request| request.method != "GET")
+            .count(),
+        0,
+        "nothing sent after the signal"
+    );
+
+    let waiting = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.foreign_rollout = Some((PROXY.into(), usize::MAX));
+    });
+    let running = against(&waiting, PIN_PROXY).spawn();
+    assert!(running.wait_for_stderr(Duration::from_secs(30), |stderr| {
+        stderr.contains("Waiting for the rollout already running")
+    }));
+    running.signal(libc::SIGINT);
+    let stopped = running.finish();
+    stopped.assert_code(130);
+    assert!(
+        stopped.stderr.contains(
+            "error: interrupted by SIGINT while planning: nothing was sent to the swarm\n\nhint: \
+             nothing was changed; run the command again"
+        ),
+        "{}",
+        stopped.render()
+    );
+}

@@ -23,6 +23,7 @@ use crate::interlock::cluster::NewCluster;
 use crate::interlock::edit::Edit;
 use crate::output::printer::Printer;
 use crate::output::report::Report;
+use crate::runbook::journal::Journal;
 use crate::runbook::{self, Options};
 use crate::swarm::docker::DockerSwarm;
 use crate::swarm::endpoint::{self, ConnectionFlags};
@@ -49,8 +50,8 @@ pub fn command_name(command: &Command) -> &'static str {
     }
 }
 
-/// The runbook's view of the global flags.
-pub fn options(global: &GlobalArgs) -> Options {
+/// The runbook's view of the global flags; `journal` records what the run sends.
+pub fn options(global: &GlobalArgs, journal: &Journal) -> Options {
     Options {
         core_service: global.service.clone(),
         extension: global.extension.clone(),
@@ -61,6 +62,7 @@ pub fn options(global: &GlobalArgs) -> Options {
         check: global.check,
         backup_dir: global.backup_dir.clone(),
         show_secrets: global.show_secrets,
+        journal: journal.clone(),
     }
 }
 
@@ -91,10 +93,15 @@ pub fn connect(global: &GlobalArgs, printer: &Printer) -> Result<DockerSwarm> {
     DockerSwarm::connect(&resolved.endpoint, address, tracer).map_err(|e| Error::failed(&e))
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<ExitCode> {
+/// Runs the parsed command line; what a changing run sends is recorded in `journal`.
+pub async fn run(
+    cli: &Cli,
+    printer: &Printer,
+    report: &mut Report,
+    journal: &Journal,
+) -> Result<ExitCode> {
     let global = &cli.global;
-    let mut options = options(global);
+    let mut options = options(global, journal);
     let edit = match &cli.command {
         Command::Completions(args) => return completions::run(args, printer),
         Command::Man => return man::run(global, &options, printer, report),

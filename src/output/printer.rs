@@ -121,12 +121,19 @@ impl Printer {
             .default(false)
             .interact_opt()
             .map(|answer| answer == Some(true))
-            .map_err(std::io::Error::other)
+            .map_err(|dialoguer::Error::IO(error)| error)
     }
 
     /// A status line on stderr (text mode, not quiet).
     pub fn status(&self, line: &str) {
         if self.shows_status() {
+            write_stderr(&format!("{line}\n"));
+        }
+    }
+
+    /// A line on stderr in every format (not with `-q`): what the run does about a signal.
+    pub fn notice(&self, line: &str) {
+        if !self.quiet {
             write_stderr(&format!("{line}\n"));
         }
     }

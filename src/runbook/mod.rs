@@ -11,6 +11,7 @@
 
 pub mod backup;
 pub mod doctor;
+pub mod journal;
 pub mod observe;
 pub mod plan;
 pub mod preflight;
@@ -27,6 +28,7 @@ use crate::interlock::edit::{Edit, unified_diff};
 use crate::output::printer::Printer;
 use crate::output::report::{ConfigReport, Report, RunStatus};
 use crate::swarm::{Service, SwarmApi};
+use journal::{Journal, Signal};
 use observe::LiveState;
 use plan::Observed;
 
@@ -51,6 +53,8 @@ pub struct Options {
     pub backup_dir: Option<PathBuf>,
     /// Show secret values instead of `<redacted>`.
     pub show_secrets: bool,
+    /// What the run has sent, for the message of a run a signal stops.
+    pub journal: Journal,
 }
 
 impl Options {
@@ -225,7 +229,9 @@ pub async fn change<S: SwarmApi>(
     if let Some(code) = stop_when_planning(options, printer, report) {
         return Ok(code);
     }
+    options.journal.step("waiting for the confirmation");
     confirm(options, printer)?;
+    options.journal.step("saving the backup");
     let backup = save_backup(observed, options, report.command)?;
     printer.status(&format!(
         "Saved the previous config and service specs to {}",
@@ -281,6 +287,10 @@ pub fn confirm(options: &Options, printer: &Printer) -> Result<()> {
     match printer.confirm("Apply these changes?") {
         Ok(true) => Ok(()),
         Ok(false) => Err(declined("the plan was not confirmed")),
+        // Ctrl-C at the prompt: the terminal was raw, so it came as a key, not a signal.
+        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {
+            Err(options.journal.interrupted(Signal::Interrupt))
+        }
         Err(error) => Err(Error::other("prompt_failed", error.to_string(), None)),
     }
 }
