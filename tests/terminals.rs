@@ -309,3 +309,49 @@ fn a_signal_stops_the_run_and_says_what_was_sent() {
         stopped.render()
     );
 }
+
+/// An ssh:// host without an `ssh` to run, or whose remote has no `docker` CLI (an `ssh`
+/// that answers as such a login does): exit 1, and the error says which and how to fix it.
+#[test]
+fn ssh_hosts_without_ssh_or_without_a_remote_docker_say_so() {
+    let bin = tempfile::tempdir().unwrap();
+    let status = |path: &std::path::Path| {
+        common::interlockctl(&["status"])
+            .env("DOCKER_HOST", "ssh://ops@manager:2222")
+            .env("PATH", path)
+            .run()
+    };
+    let no_ssh = status(bin.path());
+    no_ssh.assert_code(1);
+    assert!(
+        no_ssh.stderr.contains(
+            "error: cannot reach the Docker engine at ssh://ops@manager:2222: cannot run `ssh` \
+             for ssh://ops@manager:2222: No such file or directory (os error 2); install an \
+             OpenSSH client"
+        ),
+        "{}",
+        no_ssh.render()
+    );
+    let ssh = bin.path().join("ssh");
+    std::fs::write(
+        &ssh,
+        "#!/bin/sh\necho \"$@\" > \"$0.args\"\necho 'bash: line 1: docker: command not found' >&2\nexit 127\n",
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&ssh).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&ssh, permissions).unwrap();
+    let no_docker = status(bin.path());
+    no_docker.assert_code(1);
+    assert!(
+        no_docker
+            .stderr
+            .contains("the remote host of ssh://ops@manager:2222 has no `docker` CLI on its PATH"),
+        "{}",
+        no_docker.render()
+    );
+    assert_eq!(
+        std::fs::read_to_string(bin.path().join("ssh.args")).unwrap(),
+        "-o ConnectTimeout=30 -T -l ops -p 2222 -- manager docker system dial-stdio\n"
+    );
+}
