@@ -73,7 +73,7 @@ impl Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global Options")]
 pub struct GlobalArgs {
     /// Docker engine to talk to (unix:///path or tcp://host:port) [env: DOCKER_HOST]
@@ -133,6 +133,10 @@ pub struct GlobalArgs {
     /// Change nothing; exit 3 if changes are pending, 0 if not
     #[arg(long, global = true)]
     pub check: bool,
+    /// Plan, change nothing, and write the plan to FILE (owner-only: it holds the config's
+    /// secrets) for `interlockctl apply --plan FILE`
+    #[arg(long, global = true, value_name = "FILE")]
+    pub plan_out: Option<PathBuf>,
     /// Where to save the previous config and service specs before changing anything
     /// [default: $XDG_STATE_HOME/interlockctl/backups]
     #[arg(
@@ -225,6 +229,23 @@ impl GlobalArgs {
                 ),
             ));
         }
+        if self.plan_out.is_some() {
+            let refused = if self.config_file.is_some() {
+                Some("'--config-file': offline runs write the edited TOML instead (`--out`)")
+            } else if command.words().is_none() {
+                Some("a command that changes nothing")
+            } else if matches!(command, Command::Apply(ApplyArgs { plan: Some(_), .. })) {
+                Some("'apply --plan': that plan is saved already")
+            } else {
+                None
+            };
+            if let Some(refused) = refused {
+                return Some((
+                    ErrorKind::ArgumentConflict,
+                    format!("the argument '--plan-out <FILE>' cannot be used with {refused}"),
+                ));
+            }
+        }
         if self.out.is_some() && self.config_file.is_none() && !matches!(command, Command::Man) {
             return Some((
                 ErrorKind::MissingRequiredArgument,
@@ -311,6 +332,61 @@ pub enum Command {
     /// Add or remove a service cluster: an extension with its own proxy, nodes and ports
     #[command(subcommand)]
     Cluster(ClusterCommand),
+}
+
+impl Command {
+    /// A changing command as the words of its command line, which parse back to the same
+    /// command (a saved plan keeps them); `None` for a command that changes nothing. `apply
+    /// FILE` becomes `apply -`: its plan keeps the file's text.
+    pub fn words(&self) -> Option<Vec<String>> {
+        let mut words: Vec<String> = Vec::new();
+        let mut push = |items: &[&str]| words.extend(items.iter().map(|w| (*w).to_owned()));
+        match self {
+            Command::PinProxy(args) => {
+                push(&["pin-proxy", "--label", &args.label]);
+                if let Some(replicas) = args.replicas {
+                    push(&["--replicas", &replicas.to_string()]);
+                }
+                for constraint in &args.extension_constraints {
+                    push(&["--extension-constraint", constraint]);
+                }
+            }
+            Command::HostMode(args) => push(&[
+                "host-mode",
+                "--http",
+                &args.http.to_string(),
+                "--https",
+                &args.https.to_string(),
+            ]),
+            Command::Apply(ApplyArgs { plan: None, .. }) => push(&["apply", "-"]),
+            Command::Rollback(args) => {
+                push(&["rollback"]);
+                if let Some(to) = &args.to {
+                    push(&["--to", to]);
+                }
+            }
+            Command::Cluster(ClusterCommand::Add(args)) => {
+                push(&["cluster", "add", &args.name, "--label", &args.label]);
+                push(&[
+                    "--http",
+                    &args.http.to_string(),
+                    "--https",
+                    &args.https.to_string(),
+                ]);
+                if let Some(replicas) = args.replicas {
+                    push(&["--replicas", &replicas.to_string()]);
+                }
+                if let Some(from) = &args.from {
+                    push(&["--from", from]);
+                }
+            }
+            Command::Cluster(ClusterCommand::Remove(args)) => {
+                push(&["cluster", "remove", &args.name]);
+            }
+            _ => return None,
+        }
+        Some(words)
+    }
 }
 
 /// Arguments of `status`.
@@ -494,10 +570,15 @@ pub struct PruneArgs {
 }
 
 /// Arguments of `apply`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
     /// The desired config TOML (`-` = stdin)
-    pub file: PathBuf,
+    #[arg(required_unless_present = "plan", conflicts_with = "plan")]
+    pub file: Option<PathBuf>,
+    /// Apply exactly the plan `--plan-out FILE` saved; refused (`stale_plan`) when the swarm
+    /// moved since
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
 }
 
 /// `--version`: the version, the git commit when built from a checkout, and the Engine API

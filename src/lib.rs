@@ -38,7 +38,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
         }
     };
     let printer = Printer::new(&cli.global, Terminal::detect());
-    let dry_run = cli.global.dry_run || cli.global.check;
+    let dry_run = cli.global.dry_run || cli.global.check || cli.global.plan_out.is_some();
     let mut report = Report::new(commands::command_name(&cli.command), dry_run);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
