@@ -228,6 +228,13 @@ pub enum Command {
     /// the core together with publishing the core's port 8080 in host mode, and makes the
     /// proxy's published ports match.
     HostMode(HostModeArgs),
+    /// The whole runbook in one run: pin the proxy and publish it in host mode
+    ///
+    /// Makes the edits of pin-proxy and host-mode together: one new config, one update of
+    /// the core (config, its port 8080 in host mode) and one of the proxy (constraints,
+    /// replicas, host ports), so each proxy task is replaced once; verified as host-mode
+    /// verifies. On a swarm already pinned or in host mode, does only what is missing.
+    Migrate(MigrateArgs),
     /// Print the live config TOML on stdout and its name on stderr
     Show,
     /// Roll out a whole desired config from a TOML file
@@ -431,6 +438,15 @@ pub struct HostModeArgs {
     /// Published HTTPS port of the proxy
     #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
     pub https: i64,
+}
+
+/// Arguments of `migrate`: those of `pin-proxy` and `host-mode`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub pin: PinProxyArgs,
+    #[command(flatten)]
+    pub ports: HostModeArgs,
 }
 
 /// Arguments of `rollback`.

@@ -33,6 +33,7 @@ pub fn command_name(command: &Command) -> &'static str {
     match command {
         Command::PinProxy(_) => "pin-proxy",
         Command::HostMode(_) => "host-mode",
+        Command::Migrate(_) => "migrate",
         Command::Show => "show",
         Command::Apply(_) => "apply",
         Command::Status(_) => "status",
@@ -105,6 +106,14 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Command::HostMode(args) => {
             Edit::host_mode(args.http, args.https).map_err(|e| Error::refused(&e))?
         }
+        Command::Migrate(args) => Edit::migrate(
+            &args.pin.label,
+            args.pin.replicas,
+            &args.pin.extension_constraints,
+            args.ports.http,
+            args.ports.https,
+        )
+        .map_err(|e| Error::refused(&e))?,
         Command::Apply(args) => Edit::Replace {
             source: args.file.display().to_string(),
             text: offline::read_source(&args.file)?,

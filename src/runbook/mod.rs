@@ -157,6 +157,10 @@ pub async fn change<S: SwarmApi>(
             live_settings: &live_settings,
             host_mode: edited.config.publishes_in_host_mode(),
             operation: report.command,
+            core_writer: plan::CoreWriter {
+                proxy_config_path: &edited.config.proxy_config_path(&target),
+                poll_interval: edited.config.poll_interval(),
+            },
         },
     );
     let port_users = if plan.is_empty() {
