@@ -670,6 +670,45 @@ fn a_killed_run_is_finished_by_a_re_run() {
     ));
 }
 
+/// The proxy's placement and published ports as the docker CLI shows them are the ones the
+/// live config's lines name (written out here, apart from the tool's own `status`): one of
+/// the lab's three states in `concurrent_runs_never_clash`.
+fn assert_proxy_as_the_live_config_says(lab: &Lab, round: usize) {
+    let text = lab.config_text(&lab.core_config());
+    let has = |line: &str| text.lines().any(|l| l.trim() == line);
+    let ports: &[u64] = if has("PublishedPort = 7081") {
+        &[7081, 7444]
+    } else if has("PublishedPort = 7080") {
+        &[7080, 7443]
+    } else {
+        &[80, 8443]
+    };
+    let constraints = if has("ProxyConstraints = [\"node.labels.role==dtr\"]") {
+        json!(["node.labels.role==dtr"])
+    } else {
+        json!([
+            "node.labels.com.docker.ucp.orchestrator.swarm==true",
+            "node.platform.os==linux"
+        ])
+    };
+    let spec = lab.spec(PROXY);
+    let mut published: Vec<u64> = spec["EndpointSpec"]["Ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|port| port["PublishedPort"].as_u64())
+        .collect();
+    published.sort_unstable();
+    assert_eq!(
+        (
+            published.as_slice(),
+            &spec["TaskTemplate"]["Placement"]["Constraints"]
+        ),
+        (ports, &constraints),
+        "round {round}: the proxy as the live config says:\n{text}"
+    );
+}
+
 /// Two runs at once, held until both have planned from the same state (each one's first
 /// config create waits at a gate until the other's arrives): when they want the same config both
 /// succeed; otherwise exactly one applies and the other stops with `changed_underneath`
@@ -737,6 +776,7 @@ fn concurrent_runs_never_clash() {
             "round {round}: {first:?} and {second:?}"
         );
         lab.settle();
+        assert_proxy_as_the_live_config_says(&lab, round);
         let status = lab.interlockctl(&["status", "-o", "json"]).assert_report(0);
         assert_eq!(
             status["state"]["drift"],
@@ -753,4 +793,61 @@ fn concurrent_runs_never_clash() {
         "concurrent rounds without a clash: {}",
         rounds.len()
     ));
+}
+
+/// A config saved on Windows, applied to the lab: the config object keeps its CRLF line
+/// breaks, the core loads it, and a later `pin-proxy` on that live config writes a config
+/// with CRLF too, its diff showing the one changed line. The same file with a byte-order
+/// mark, which the running config does not have, is refused before anything changes.
+#[test]
+#[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
+fn a_config_saved_on_windows_keeps_its_crlf_and_a_new_byte_order_mark_is_refused() {
+    let lab = lab();
+    let lf = std::fs::read_to_string(manifest_dir().join("tests/lab/core-config.toml")).unwrap();
+    let windows = lf
+        .replace("PollInterval = \"3s\"", "PollInterval = \"2s\"")
+        .replace('\n', "\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("windows.toml");
+    let with_bom = dir.path().join("windows-bom.toml");
+    std::fs::write(&file, &windows).unwrap();
+    std::fs::write(&with_bom, format!("\u{feff}{windows}")).unwrap();
+
+    assert_refused(
+        &lab,
+        &["apply", with_bom.to_str().unwrap()],
+        "byte_order_mark",
+        "starts with a UTF-8 byte-order mark, which the running config does not have",
+    );
+
+    let applied = lab
+        .interlockctl(&["apply", file.to_str().unwrap(), "--yes", "-o", "json"])
+        .assert_report(0);
+    assert_eq!(applied["config"]["next"], conf(2));
+    assert_eq!(
+        lab.config_text(&conf(2)),
+        windows,
+        "byte for byte, CRLF kept"
+    );
+
+    let pinned = lab
+        .interlockctl(&[&PIN_PROXY[..], &["-o", "json"]].concat())
+        .assert_report(0);
+    let before = "    ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]\r\n";
+    let after = "    ProxyConstraints = [\"node.labels.role==dtr\"]\r\n";
+    assert_eq!(windows.matches(before).count(), 1, "the lab config's line");
+    assert_eq!(
+        lab.config_text(&conf(3)),
+        windows.replace(before, after),
+        "only the edited line differs, CRLF kept"
+    );
+    let diff = pinned["config"]["diff"].as_str().unwrap();
+    assert_eq!(
+        lab_support::changed_lines(diff),
+        [
+            format!("-{}", before.trim_end()),
+            format!("+{}", after.trim_end())
+        ],
+        "one line out, one in: {diff}"
+    );
 }
