@@ -1962,3 +1962,25 @@ fn a_core_that_swaps_nothing_gets_the_proxy_edits_after_its_poll_interval() {
         assert_eq!(swarm.running_tasks(PROXY).len(), 2);
     });
 }
+
+/// A proxy whose tasks Swarm replaces one at a time gets the run's edits at once, ahead of the
+/// core's swap: written onto the swap's rollout, they would restart Swarm's updater mid-way,
+/// which may stop a second task while the first is down. Both changes still end up on it.
+#[test]
+fn a_proxy_replaced_one_task_at_a_time_gets_its_edits_ahead_of_the_swap() {
+    let engine = FakeEngine::start_with(Swarm::lab().with_core_writing_the_proxy());
+    engine.with(|s| {
+        s.service_mut(PROXY).unwrap().spec["UpdateConfig"]["Parallelism"] = json!(1);
+    });
+    let nginx_before = engine.with(|s| s.proxy_config()).unwrap();
+    let run = interlockctl(&engine, &[PIN_PROXY, &["-v"]].concat());
+    assert_eq!(run.assert_report(0)["status"], "applied");
+    assert!(!run.stderr.contains("Holding the update"), "{}", run.stderr);
+    engine.with(|swarm| {
+        assert_ne!(swarm.proxy_config(), Some(nginx_before), "the core swapped");
+        assert_eq!(
+            swarm.service(PROXY).unwrap().spec["TaskTemplate"]["Placement"]["Constraints"],
+            json!(["node.labels.role==dtr"])
+        );
+    });
+}

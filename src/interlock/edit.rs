@@ -1,7 +1,6 @@
 //! The config edits of `pin-proxy`, `host-mode`, `migrate` (both at once), `apply`,
-//! `rollback` and `cluster`, shared
-//! by the offline and the live path so both produce byte-identical TOML for the same
-//! request. Pure.
+//! `rollback` and `cluster`, shared by the offline and the live path so both produce
+//! byte-identical TOML for the same request. Pure.
 
 use similar::{DiffOp, DiffTag, DiffableStr};
 

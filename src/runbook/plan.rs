@@ -248,6 +248,7 @@ pub fn build(observed: &Observed, desired: &Desired) -> Plan {
             config.is_some()
                 && !proxy_edits.is_empty()
                 && spec::config_ref(&proxy.spec, desired.core_writer.proxy_config_path).is_some()
+                && replaces_every_task_at_once(&proxy.spec, desired.settings.proxy_replicas)
         })
         .map(|_| desired.core_writer.poll_interval);
     Plan {
@@ -261,6 +262,21 @@ pub fn build(observed: &Observed, desired: &Desired) -> Plan {
             .then(|| desired.settings.proxy_service_name.clone()),
         removed_services: observed.retired.iter().map(|s| s.name.clone()).collect(),
     }
+}
+
+/// Whether Swarm replaces every task of the proxy in one batch (`UpdateConfig.Parallelism` 0,
+/// or at least its replicas, now and as planned). Only then may the run's edits be written onto
+/// the core's swap while its rollout has begun: a spec change in the middle of a rollout
+/// restarts Swarm's updater, which takes the slots in no fixed order, so with smaller batches
+/// it can stop the next task while the one the swap stopped is still down (seen on the lab:
+/// every node of a host-mode proxy closed at once for about half a second). With smaller
+/// batches the edits go out at once, as the hand runbook sends them, ahead of the swap.
+fn replaces_every_task_at_once(proxy_spec: &serde_json::Value, planned_replicas: u64) -> bool {
+    let parallelism = spec::update_parallelism(proxy_spec);
+    let replicas = spec::replicas(proxy_spec)
+        .unwrap_or(0)
+        .max(planned_replicas);
+    parallelism == 0 || parallelism >= replicas
 }
 
 /// The core's gRPC port in host mode: published when an extension goes host mode, and
@@ -587,8 +603,9 @@ mod plan_tests {
         CONF_1, host_mode, observed, pinned, plan_after, settings_after, tcp_port as port,
     };
 
-    /// The proxy's edits wait for the core's swap only where one comes: a new config, and a
-    /// proxy that mounts the core's rendering at `ProxyConfigPath`.
+    /// The proxy's edits wait for the core's swap only where one comes (a new config, and a
+    /// proxy that mounts the core's rendering at `ProxyConfigPath`) and where Swarm replaces
+    /// every proxy task in one batch.
     #[test]
     fn proxy_edits_are_held_for_the_core_only_on_a_proxy_the_core_writes() {
         let mut observed = observed();
@@ -605,6 +622,19 @@ mod plan_tests {
         let held = plan_after(&observed, pinned);
         assert_eq!(held.proxy_hold, Some(std::time::Duration::from_secs(3)));
         assert!(held.config.is_some() && !held.proxy_edits.is_empty());
+        let proxy = &mut observed.proxy.as_mut().unwrap().spec;
+        proxy["UpdateConfig"]["Parallelism"] = json!(1);
+        assert_eq!(
+            plan_after(&observed, pinned).proxy_hold,
+            None,
+            "one task at a time: the edits go out ahead of the swap"
+        );
+        let proxy = &mut observed.proxy.as_mut().unwrap().spec;
+        proxy["UpdateConfig"]["Parallelism"] = json!(2);
+        assert!(
+            plan_after(&observed, pinned).proxy_hold.is_some(),
+            "2 replicas at once"
+        );
         observed.config_text = pinned(crate::testing::CONFIG);
         let unchanged = plan_after(&observed, pinned);
         assert!(unchanged.config.is_none() && !unchanged.proxy_edits.is_empty());

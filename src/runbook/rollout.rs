@@ -5,8 +5,9 @@
 //! 1. Create the planned config object (or take the identical one an interrupted run made).
 //! 2. Send the core's update (config swap, host port, failure action), then the proxy's
 //!    (constraints, replicas, ports). When the core writes the proxy (the proxy mounts a
-//!    config of the core's at `ProxyConfigPath`) and the run gives the core a new config,
-//!    the proxy's edits are held until the restarted core has swapped the nginx config it
+//!    config of the core's at `ProxyConfigPath`), the run gives the core a new config, and
+//!    Swarm replaces every proxy task in one batch (see [`Plan::proxy_hold`] for why only
+//!    then), the proxy's edits are held until the restarted core has swapped the nginx config it
 //!    renders from it onto the proxy, and are then written onto that spec: Swarm replaces
 //!    each proxy task once, for both changes, instead of once for the run and again for the
 //!    core. A core whose rendering did not change swaps nothing: the edits then go out once
@@ -28,6 +29,10 @@
 //!   on that rollback without sending anything to the proxy. The proxy was never touched, so
 //!   the restore has only the core to put back, and the proxy goes on serving the nginx
 //!   config it had throughout. `tests/engine_faults.rs` checks both services' end state.
+//! - A hold never widens a rollout: Swarm restarts its updater when a spec changes in the
+//!   middle of a rollout and takes the slots in no fixed order, so the edits land on the
+//!   swap's rollout only when that rollout replaces every task at once anyway; with smaller
+//!   batches they go out ahead of the swap, as the hand runbook sends them.
 //! - What the proxy's update changes (placement, replica count, published ports) does not
 //!   depend on which nginx config the proxy serves, so it may land on the core's spec. The
 //!   core writes only the config mount; the run writes only its own fields onto whatever

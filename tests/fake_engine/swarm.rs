@@ -730,12 +730,15 @@ impl Swarm {
         }
     }
 
-    /// Makes the core a writer of the proxy, as the real core and the lab's stand-in are:
-    /// the proxy mounts the nginx config the core rendered from conf-1 (as after the core's
+    /// Makes the core a writer of the proxy, as the real core and the lab's stand-in are
+    /// (with the proxy's tasks replaced two at a time, as on the lab's fixture): the proxy mounts the nginx config the core rendered from conf-1 (as after the core's
     /// first swap), and every core update whose new task loads its config swaps a new
     /// rendering onto the proxy, unless [`Faults::core_renders_nothing_new`].
     pub fn with_core_writing_the_proxy(mut self) -> Self {
         self.core_writes_proxy = true;
+        // Both proxy tasks replaced at once, as on the lab's fixture.
+        let proxy = self.service_mut(PROXY).expect("the proxy exists");
+        proxy.spec["UpdateConfig"]["Parallelism"] = json!(2);
         let core_id = self.service(CORE).expect("the core exists").id.clone();
         self.swap_proxy_config(&core_id);
         self
