@@ -262,8 +262,8 @@ pub enum Command {
     ///
     /// Makes the edits of pin-proxy and host-mode together: one new config, one update of
     /// the core (config, its port 8080 in host mode) and one of the proxy (constraints,
-    /// replicas, host ports), so each proxy task is replaced once; verified as host-mode
-    /// verifies. On a swarm already pinned or in host mode, does only what is missing.
+    /// replicas, host ports), so the core restarts once; verified as host-mode verifies. On
+    /// a swarm already pinned or in host mode, does only what is missing.
     Migrate(MigrateArgs),
     /// Print the live config TOML on stdout and its name on stderr
     Show,
