@@ -1872,6 +1872,10 @@ fn migrate_writes_the_proxy_edits_onto_the_cores_swap_in_one_update() {
             json!([host_port(7080, 80), host_port(7443, 443)])
         );
         assert_eq!(
+            proxy["TaskTemplate"]["ForceUpdate"], 1,
+            "written onto the swap's rollout, the edits re-create every task of it"
+        );
+        assert_eq!(
             swarm.running_tasks(PROXY),
             [
                 (

@@ -37,6 +37,11 @@
 //!   depend on which nginx config the proxy serves, so it may land on the core's spec. The
 //!   core writes only the config mount; the run writes only its own fields onto whatever
 //!   spec is current (re-read, versioned), so neither undoes the other.
+//! - Edits written onto the swap's rollout force every task's re-creation: Swarm's updater
+//!   has created the swap's first tasks before they land, and one that differs from the
+//!   final spec only in its constraints, on a node that fits them, would be kept though not
+//!   of the current spec (a wait for a task that never comes). The swap replaces every task
+//!   anyway, so the force adds no re-creation.
 //! - A hold is bounded: by the core's `PollInterval` once its new task runs (a core with
 //!   nothing new to render never swaps), and by `--timeout` (exit 6, nothing undone, as
 //!   any wait). A run that stops during the hold has changed only the core; a re-run finds
@@ -157,16 +162,11 @@ pub async fn execute<S: SwarmApi>(
     journal.step(&format!("updating {proxy_name}"));
     let proxy = match &observed.proxy {
         Some(proxy) => {
-            let core_loaded = match run.hold_for_core_write(&core, proxy, plan).await {
-                Ok(loaded) => loaded,
+            let edits = match run.hold_for_core_write(&core, proxy, plan).await {
+                Ok(edits) => edits,
                 Err(failure) => return Err(run.fail(failure, &observed.core.name).await),
             };
-            let edits = if core_loaded {
-                &plan.proxy_edits[..]
-            } else {
-                &[]
-            };
-            match run.send(proxy, edits, Role::proxy(previous, proxy)).await {
+            match run.send(proxy, &edits, Role::proxy(previous, proxy)).await {
                 Ok(sent) => sent,
                 Err(failure) => return Err(run.fail(failure, proxy_name).await),
             }
@@ -602,16 +602,21 @@ impl<'a, S: SwarmApi> Run<'a, S> {
     /// Holds the proxy's edits while the plan says so ([`Plan::proxy_hold`]) and the core
     /// was updated: until the core has swapped its new nginx config onto the proxy, or did
     /// not within the hold after its new task started, so that [`Run::send`] writes them onto
-    /// the core's spec and one rollout carries both. `false` when the core's update failed
-    /// first: the core never loaded the config, and the proxy is left as it is.
+    /// the core's spec and one rollout carries both. The edits to send: none when the core's
+    /// update failed first (the core never loaded the config; the proxy is left as it is),
+    /// and with a forced re-creation when they land on the swap's rollout. Swarm's updater
+    /// creates the swap's first tasks before the edits arrive; one whose template differs from
+    /// the final spec only in its constraints, on a node that fits them, Swarm would keep
+    /// (not dirty) without counting it as of the current spec (seen on the lab: the run
+    /// waited for a task that never came), while the force makes it replaced like the rest.
     async fn hold_for_core_write(
         &self,
         core: &Option<Sent>,
         proxy: &Service,
         plan: &Plan,
-    ) -> Result<bool, Failure> {
+    ) -> Result<Vec<SpecEdit>, Failure> {
         let (Some(hold), Some(core)) = (plan.proxy_hold, core) else {
-            return Ok(true);
+            return Ok(plan.proxy_edits.clone());
         };
         self.printer.status(&format!(
             "Holding the update of {} until the core swaps its new nginx config onto it (at most {} after the core starts) ...",
@@ -624,7 +629,11 @@ impl<'a, S: SwarmApi> Run<'a, S> {
                 .await?;
         self.printer
             .detail(&format!("the core's write of {}: {write:?}", proxy.name));
-        Ok(write != CoreWrite::CoreFailed)
+        Ok(match write {
+            CoreWrite::CoreFailed => Vec::new(),
+            CoreWrite::NotWritten => plan.proxy_edits.clone(),
+            CoreWrite::Written => [&plan.proxy_edits[..], &[SpecEdit::ForceUpdate]].concat(),
+        })
     }
 
     /// Writes `edits` into the service's current spec and sends it (`None` when the spec
