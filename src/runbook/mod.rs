@@ -175,6 +175,10 @@ pub async fn change<S: SwarmApi>(
                 .expected
                 .as_ref()
                 .map_or(report.command.as_str(), |saved| saved.operation.as_str()),
+            core_writer: plan::CoreWriter {
+                proxy_config_path: &edited.config.proxy_config_path(&target),
+                poll_interval: edited.config.poll_interval(),
+            },
         },
     );
     let port_users = if plan.is_empty() {

@@ -426,7 +426,7 @@ pub fn closed(addr: &str, port: u16) -> bool {
 }
 
 /// `md5sum` of `text`, as the stand-in core writes it into its proxy configs.
-fn md5_hex(text: &str) -> String {
+pub fn md5_hex(text: &str) -> String {
     let mut child = Command::new("md5sum")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
