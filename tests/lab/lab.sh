@@ -4,7 +4,7 @@
 # (services ucp-interlock / ucp-interlock-extension / ucp-interlock-proxy run as busybox
 # stand-ins, config com.docker.ucp.interlock.conf-1).
 #
-# Usage: lab.sh up|reset|down|status|rebuild-image|env|node NAME DOCKER-ARGS...
+# Usage: lab.sh up|reset|down|status|rebuild-image|restart-engine|env|node NAME DOCKER-ARGS...
 #   up      start the lab (idempotent; fast when already up), create the fixture; the
 #           manager's engine also listens with TLS (see TLS below), and a lab that is up
 #           without that listener gets its manager's engine restarted with it
@@ -18,6 +18,9 @@
 #   down    stop and remove everything the lab created (safe when nothing is up)
 #   status  print nodes and services; exit 0 if the lab is up, 1 if not
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
+#   restart-engine  stop the manager's dockerd (by its recorded PID) and start it again, as
+#           an engine restart or a manager failover looks to a client; its tasks stop with it
+#           (no live-restore) and Swarm starts them again
 #   env     print the env file (/run/interlockctl-lab/env)
 #   node NAME ARGS...  run `docker ARGS...` against node NAME's daemon (e.g. node ilab-w1 ps)
 #
@@ -428,9 +431,15 @@ wait_dockerd() {
 # A lab started before the TLS listener existed: restart the manager's engine with it.
 # Its tasks stop with it (no live-restore); the caller resets the fixture.
 restart_manager_with_tls() {
-    local pid
     log "the manager's engine has no TLS listener: restarting it with one"
     make_tls
+    restart_manager_engine
+}
+
+# Stops the manager's dockerd (by its recorded PID) and starts it again; returns once the
+# swarm has all its nodes Ready and the TLS listener answers.
+restart_manager_engine() {
+    local pid
     pid=$(read_pid "$STATE/$MGR/dockerd.pid")
     if ours "$pid" "$(sock "$MGR")"; then stop_pids 25 "$pid"; fi
     start_dockerd "$MGR"
@@ -813,6 +822,14 @@ cmd_status() {
     nodes_ready || { echo "lab is NOT healthy: not all ${#NODES[@]} nodes Ready"; return 1; }
 }
 
+cmd_restart_engine() {
+    lock
+    lab_is_up || die "the lab is not up: run lab.sh up"
+    log "restarting the manager's engine"
+    restart_manager_engine
+    log "the manager's engine is back"
+}
+
 cmd_rebuild_image() {
     lock
     lab_is_up || die "the lab is not up: run lab.sh up"
@@ -831,6 +848,7 @@ main() {
         down) cmd_down ;;
         status) cmd_status ;;
         rebuild-image) cmd_rebuild_image ;;
+        restart-engine) cmd_restart_engine ;;
         env) cat "$ENV_FILE" ;;
         node)
             [[ -n ${1:-} && -n ${ADDR[${1:-}]:-} ]] || die "usage: lab.sh node {${NODES[*]}} DOCKER-ARGS..."
