@@ -12,6 +12,7 @@ pub mod rollback;
 pub mod show;
 pub mod stack;
 pub mod status;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Completions(_) => "completions",
         Command::Man => "man",
         Command::Labels(LabelsCommand::Check(_)) => "labels check",
+        Command::Labels(LabelsCommand::Watch(_)) => "labels watch",
         Command::Stack(StackCommand::Lint(_)) => "stack lint",
         Command::Stack(StackCommand::Fix(_)) => "stack fix",
         Command::Cluster(ClusterCommand::Add(_)) => "cluster add",
@@ -142,6 +144,10 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Command::Labels(LabelsCommand::Check(args)) => {
             let connect = || connect(global, printer);
             return labels::run(connect, args, global, printer, report).await;
+        }
+        Command::Labels(LabelsCommand::Watch(args)) => {
+            let api = connect(global, printer)?;
+            return watch::run(&api, args, global, printer).await;
         }
         Command::Stack(StackCommand::Lint(args)) => {
             return stack::run_lint(args, printer, report);

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use crate::error::Problem;
 use crate::interlock::config::{ExtensionSettings, defaults};
 use crate::interlock::findings::Severity;
+use crate::interlock::rejection;
 use crate::output::report::{
     CoreStatus, ExtensionStatus, LastUpdate, LineageEntry, ProbeResult, ProxyStatus, StatusFinding,
     StatusReport, TaskStatus,
@@ -26,6 +27,10 @@ use crate::swarm::{ConfigObject, Node, Task, spec};
 
 /// More networks than this on one proxy is a warning.
 pub const MANY_NETWORKS: usize = 10;
+/// What to do about a proxy on too many networks (Problem 1).
+pub const MANY_NETWORKS_HINT: &str = "publish the backends in host mode instead of routing over \
+     overlay networks (`interlockctl host-mode`), split the routes into service clusters \
+     (`interlockctl cluster add`), or name the proxy's networks in the extension's `Networks`";
 
 /// `--probe`'s results by proxy service name.
 pub type Probes = BTreeMap<String, Vec<ProbeResult>>;
@@ -91,6 +96,15 @@ pub fn probe_targets(survey: &Survey) -> Vec<ProbeTarget> {
 /// The report and its findings. `probes` is `Some` when `--probe` was given.
 pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
     let mut findings: Vec<StatusFinding> = survey.refused.iter().map(refused_finding).collect();
+    for (service, record) in &survey.rejected_labels {
+        findings.push(finding(
+            Severity::Warning,
+            None,
+            "labels_rejected",
+            format!("service {service}: {}", record.describe()),
+            rejection::RECORD_HINT,
+        ));
+    }
     let mut extensions = Vec::new();
     for extension in &survey.extensions {
         let settings = extension.settings.as_ref();
@@ -210,7 +224,7 @@ fn proxy_findings(
     if proxy.networks.len() > MANY_NETWORKS {
         findings.push(finding(Severity::Warning, extension, "many_networks",
             format!("{} is attached to {} networks (more than {MANY_NETWORKS}); each one slows every reconfiguration of the proxy", proxy.service, proxy.networks.len()),
-            "publish the backends in host mode instead of routing over overlay networks (`interlockctl host-mode`), split the routes into service clusters (`interlockctl cluster add`), or name the proxy's networks in the extension's `Networks`"));
+            MANY_NETWORKS_HINT));
     }
     match &proxy.probes {
         Some(probes) => {
