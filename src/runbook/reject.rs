@@ -5,7 +5,9 @@
 //! Each write carries the `Version.Index` the decision was made at. When someone else
 //! updated the service in between (Swarm answers "update out of sequence"), the service is
 //! read again and the decision made again on what it is now: a fix deployed meanwhile is
-//! left alone, a newer bad label is rejected in its turn. The failure path is the caller's:
+//! left alone, a newer bad label is rejected in its turn, and the valid labels found at the
+//! first read are still the ones to go back to (the other update made the bad spec the
+//! previous one). The failure path is the caller's:
 //! an error here is reported for this service and the watch goes on.
 
 use serde_json::Value;
@@ -44,18 +46,14 @@ pub async fn reject<S: SwarmApi>(
     judge: &impl Fn(&Service) -> Vec<Finding>,
     at: &str,
 ) -> Result<Rejection, SwarmError> {
+    // Someone else's update in between makes the bad spec the previous one: the valid
+    // labels seen at the first read stay the ones to go back to.
+    let first_valid = valid_previous(&service, judge);
     let written = write(api, service, |service| {
         if !rejectable(&judge(service)) {
             return None;
         }
-        let previous = service.previous_spec.as_ref().filter(|previous| {
-            let before = Service {
-                spec: (*previous).clone(),
-                ..service.clone()
-            };
-            !rejectable(&judge(&before))
-        });
-        let labels = previous.map(rejection::labels);
+        let labels = valid_previous(service, judge).or_else(|| first_valid.clone());
         let (spec, record) = rejection::rejected_spec(&service.spec, labels.as_ref(), at);
         Some((spec, record))
     })
@@ -65,6 +63,19 @@ pub async fn reject<S: SwarmApi>(
         Written::NothingToDo => Rejection::NothingToReject,
         Written::Gone => Rejection::Gone,
     })
+}
+
+/// The labels of the service's previous spec, when they pass the check.
+fn valid_previous(
+    service: &Service,
+    judge: &impl Fn(&Service) -> Vec<Finding>,
+) -> Option<rejection::Labels> {
+    let previous = service.previous_spec.as_ref()?;
+    let before = Service {
+        spec: previous.clone(),
+        ..service.clone()
+    };
+    (!rejectable(&judge(&before))).then(|| rejection::labels(previous))
 }
 
 /// Removes the note of an earlier rejection from `service` (as just read) when its labels
