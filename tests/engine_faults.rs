@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use common::{Interlockctl, Run, action_kinds, action_targets};
+use common::{Interlockctl, Receiver, Run, action_kinds, action_targets, kinds, ndjson};
 
 use fake_engine::{
     CONCURRENT_LABEL, CONF, CORE, CORE_CONFIG, ConcurrentUpdate, CutWhen, FakeEngine, PROXY, Swarm,
@@ -1618,18 +1618,6 @@ fn watching(engine: &FakeEngine, args: &[&str]) -> common::Running {
     running
 }
 
-/// The NDJSON lines of a watch.
-fn watch_lines(run: &Run) -> Vec<Value> {
-    run.stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
-}
-
-fn kinds(lines: &[Value]) -> Vec<&str> {
-    lines.iter().map(|l| l["kind"].as_str().unwrap()).collect()
-}
-
 #[test]
 fn watch_rejects_again_after_someone_else_updated_the_service_in_between() {
     let engine = FakeEngine::start_arranged(|swarm| {
@@ -1644,7 +1632,7 @@ fn watch_rejects_again_after_someone_else_updated_the_service_in_between() {
     running.signal(libc::SIGTERM);
     let run = running.finish();
     run.assert_code(0);
-    let lines = watch_lines(&run);
+    let lines = ndjson(&run);
     assert_eq!(
         kinds(&lines),
         ["finding", "rejected", "watching", "stopped"]
@@ -1727,62 +1715,6 @@ fn text_of<'a>(value: &'a Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
 }
 
-/// A webhook receiver on 127.0.0.1: answers every request with `status`, or never when
-/// `None`; keeps the bodies it got.
-struct Receiver {
-    url: String,
-    bodies: std::sync::Arc<Mutex<Vec<String>>>,
-}
-
-impl Receiver {
-    fn start(status: Option<u16>) -> Receiver {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!(
-            "http://{}/hooks/T000/SECRET",
-            listener.local_addr().unwrap()
-        );
-        let bodies = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let kept = std::sync::Arc::clone(&bodies);
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                kept.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&body).into_owned());
-                match status {
-                    Some(status) => {
-                        let _ = write!(
-                            &stream,
-                            "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        );
-                    }
-                    None => held.push(stream),
-                }
-            }
-        });
-        Receiver { url, bodies }
-    }
-
-    fn bodies(&self) -> Vec<String> {
-        self.bodies.lock().unwrap().clone()
-    }
-}
-
 #[test]
 fn watch_notifications_never_hold_it_up_and_a_failing_receiver_is_reported() {
     let engine = FakeEngine::start_arranged(broken_web);
@@ -1825,7 +1757,7 @@ fn watch_notifications_never_hold_it_up_and_a_failing_receiver_is_reported() {
     );
     assert!(watching_after < Duration::from_secs(10));
 
-    let lines = watch_lines(&run);
+    let lines = ndjson(&run);
     let of = |url: &str, kind: &str| -> Vec<&Value> {
         let shown = url.trim_end_matches("/hooks/T000/SECRET");
         lines

@@ -432,6 +432,75 @@ impl Running {
     }
 }
 
+/// The lines of a run that prints one JSON object per line (`labels watch -o json`).
+pub fn ndjson(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// Their `kind`s, in order.
+pub fn kinds(lines: &[Value]) -> Vec<&str> {
+    lines.iter().map(|l| l["kind"].as_str().unwrap()).collect()
+}
+
+/// A webhook receiver on 127.0.0.1: answers every request with `status`, or never when
+/// `None`; keeps the bodies it got.
+pub struct Receiver {
+    pub url: String,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    pub fn start(status: Option<u16>) -> Receiver {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "http://{}/hooks/T000/SECRET",
+            listener.local_addr().unwrap()
+        );
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                match status {
+                    Some(status) => {
+                        let _ = write!(
+                            &stream,
+                            "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                    None => held.push(stream),
+                }
+            }
+        });
+        Receiver { url, bodies }
+    }
+
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
 /// Runs `interlockctl ARGS` with `stdin` (empty when `None`).
 pub fn run_with_stdin<S: AsRef<str>>(args: &[S], stdin: Option<&[u8]>) -> Run {
     interlockctl(args).stdin(stdin.unwrap_or_default()).run()

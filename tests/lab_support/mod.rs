@@ -26,8 +26,8 @@ use serde_json::Value;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use harness::{
-    Interlockctl, Run, Running, action_kinds, action_targets, actions, config_changes,
-    manifest_dir, text,
+    Interlockctl, Receiver, Run, Running, action_kinds, action_targets, actions, config_changes,
+    kinds, manifest_dir, ndjson, text,
 };
 
 pub mod front;
@@ -167,6 +167,12 @@ pub fn report(line: &str) {
 /// Brings the lab's fixture back to its initial state.
 pub fn reset() {
     run_script(&["reset"]);
+}
+
+/// Restarts the manager's engine (`lab.sh restart-engine`, by its recorded PID); returns
+/// once the swarm is back.
+pub fn restart_engine() {
+    run_script(&["restart-engine"]);
 }
 
 /// [`reset`] with a core that never writes the proxy's spec (the benchmark compares both).
