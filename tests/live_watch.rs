@@ -269,7 +269,7 @@ fn the_watch_rejects_bad_labels_before_the_core_renders_them() {
     let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
     assert_eq!(count("engine_gone"), 1, "said once: {kinds:?}");
     assert_eq!(count("reconnected"), 1, "said once: {kinds:?}");
-    let position = |pred: &dyn Fn(&Value) -> bool| lines.iter().position(|l| pred(l)).unwrap();
+    let position = |pred: &dyn Fn(&Value) -> bool| lines.iter().position(pred).unwrap();
     assert!(position(&is("reconnected", "")) < position(&is("rejected", "lab-late")));
     assert_eq!(count("rejected"), 3, "{kinds:?}");
     assert!(
