@@ -350,7 +350,7 @@ pub enum LabelsCommand {
     /// Watch the swarm: report (and with --reject, undo) invalid labels as they arrive
     ///
     /// Checks every service as `labels check` does, then follows the engine's service events
-    /// and checks each service created or updated, within milliseconds: faster than the
+    /// and checks each service created or updated, within milliseconds: usually before the
     /// Interlock core renders it (it polls every PollInterval, 3s by default). One line per
     /// finding or action on stdout; with `-o json`, one JSON object per line, each with its
     /// `time` and `kind`. A dropped event stream is reopened with backoff and what changed

@@ -761,7 +761,22 @@ fn a_missing_proxy_service_is_refused_with_exit_4() {
 
 #[test]
 fn status_of_a_healthy_swarm_exits_0_without_findings() {
-    let engine = FakeEngine::start();
+    // A proxy whose failed updates pause (Swarm's default) is the one warning.
+    let paused = FakeEngine::start();
+    let status = interlockctl(&paused, &["status"]).assert_report(0);
+    let codes: Vec<&Value> = status["state"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["code"])
+        .collect();
+    assert_eq!(codes, [&json!("proxy_without_rollback")]);
+
+    // Created with `--update-failure-action rollback`, as the lab's proxy is.
+    let engine = FakeEngine::start_arranged(|swarm| {
+        let proxy = swarm.service_mut(PROXY).expect("the proxy");
+        proxy.spec["UpdateConfig"]["FailureAction"] = json!("rollback");
+    });
     let status = interlockctl(&engine, &["status"]).assert_report(0);
     let state = &status["state"];
     assert_eq!(state["findings"], json!([]));

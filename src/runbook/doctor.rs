@@ -23,7 +23,7 @@ use crate::output::report::{
 use crate::runbook::observe::{Refused, Survey, SurveyedProxy};
 use crate::runbook::plan::{self, LABEL_DIGEST, LABEL_OPERATION, LABEL_PARENT};
 use crate::runbook::verify;
-use crate::swarm::{ConfigObject, Node, Task, spec};
+use crate::swarm::{ConfigObject, Node, Service, Task, spec};
 
 /// More networks than this on one proxy is a warning.
 pub const MANY_NETWORKS: usize = 10;
@@ -135,6 +135,9 @@ pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
         if let Some(proxy) = &proxy {
             findings.extend(proxy_findings(name, proxy, probes.is_some()));
         }
+        if let Some(surveyed) = &extension.proxy {
+            findings.extend(rollback_finding(name, &surveyed.service));
+        }
         extensions.push(ExtensionStatus {
             name: extension.name.clone(),
             selected: survey.selected.as_ref() == Some(&extension.name),
@@ -212,6 +215,15 @@ fn refused_finding(refused: &Refused) -> StatusFinding {
         message,
         hint,
     }
+}
+
+/// A proxy whose failed update is not rolled back stays broken when its new tasks cannot
+/// load the nginx config the core rendered (Problem 4): a warning.
+fn rollback_finding(extension: Option<&str>, proxy: &Service) -> Option<StatusFinding> {
+    let action = spec::failure_action(&proxy.spec);
+    (action != "rollback").then(|| finding(Severity::Warning, extension, "proxy_without_rollback",
+        format!("{} has UpdateConfig.FailureAction = {action}: when its new tasks cannot load the nginx config the core rendered (a bad com.docker.lb.* label), the proxy stays down instead of going back", proxy.name),
+        &format!("`docker service update --update-failure-action rollback {}`; `interlockctl labels watch --reject` narrows the window, this is the second line", proxy.name)))
 }
 
 /// The proxy's own findings: too many networks; nodes that did not answer a probe.
