@@ -205,8 +205,10 @@ impl<S: SwarmApi> Watch<'_, S> {
         }
         let mut findings = self.findings(&service);
         findings.extend(self.proxy_growth(&service));
-        // An update that changed something else (or the watch's own write) repeats nothing.
-        if self.printed.get(&service.id) != Some(&findings) {
+        // An update that changed something else (or the watch's own write) repeats nothing:
+        // no line, no act, no notification.
+        let news = self.printed.get(&service.id) != Some(&findings);
+        if news {
             for finding in &findings {
                 self.say(
                     "finding",
@@ -217,8 +219,10 @@ impl<S: SwarmApi> Watch<'_, S> {
             self.printed.insert(service.id.clone(), findings.clone());
         }
         if findings.iter().any(|f| f.severity == Severity::Error) {
-            let outcome = self.act(&service, &findings, event).await;
-            self.notify(&service.name, &findings, &outcome);
+            if news {
+                let outcome = self.act(&service, &findings, event).await;
+                self.notify(&service.name, &findings, &outcome);
+            }
         } else if self.reject && rejection::record_outdated(&service.spec) {
             self.clear(service).await;
         }
@@ -341,7 +345,9 @@ impl<S: SwarmApi> Watch<'_, S> {
             }
             Ok(Rejection::Gone) => "not rejected: the service was removed".to_owned(),
             Err(error) => {
+                // Tried again at the service's next event, or after a reconnect.
                 self.judged.remove(&service.id);
+                self.printed.remove(&service.id);
                 self.say(
                     "reject_failed",
                     &format!("could not reject service {name}: {error}"),
