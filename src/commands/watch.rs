@@ -260,10 +260,7 @@ impl<S: SwarmApi> Watch<'_, S> {
         let before = self
             .proxy_networks
             .insert(service.id.clone(), now.clone())?;
-        let added: Vec<&str> = now.difference(&before).map(String::as_str).collect();
-        if now.len() <= MANY_NETWORKS || added.is_empty() {
-            return None;
-        }
+        let added = grown_past_threshold(&before, &now)?;
         Some(Finding {
             severity: Severity::Warning,
             code: "proxy_networks_grew",
@@ -405,6 +402,16 @@ impl<S: SwarmApi> Watch<'_, S> {
     }
 }
 
+/// The networks added to a proxy that is now on more than [`MANY_NETWORKS`]; `None` when it
+/// is not, or when none was added.
+fn grown_past_threshold<'a>(
+    before: &'a BTreeSet<String>,
+    now: &'a BTreeSet<String>,
+) -> Option<Vec<&'a str>> {
+    let added: Vec<&str> = now.difference(before).map(String::as_str).collect();
+    (now.len() > MANY_NETWORKS && !added.is_empty()).then_some(added)
+}
+
 fn delivered(printer: &Printer, delivery: &Delivery) {
     let Delivery {
         service,
@@ -443,4 +450,30 @@ fn millis_since(time_nano: i64) -> f64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     (now as f64 - time_nano as f64) / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn networks(count: usize) -> BTreeSet<String> {
+        (1..=count).map(|n| format!("net{n:02}")).collect()
+    }
+
+    #[test]
+    fn a_proxy_growing_past_the_threshold_names_the_networks_added() {
+        let (ten, eleven, twelve) = (networks(10), networks(11), networks(12));
+        assert_eq!(grown_past_threshold(&ten, &eleven), Some(vec!["net11"]));
+        assert_eq!(
+            grown_past_threshold(&ten, &twelve),
+            Some(vec!["net11", "net12"])
+        );
+        assert_eq!(
+            grown_past_threshold(&networks(9), &ten),
+            None,
+            "at the threshold"
+        );
+        assert_eq!(grown_past_threshold(&twelve, &eleven), None, "shrinking");
+        assert_eq!(grown_past_threshold(&twelve, &twelve), None, "unchanged");
+    }
 }
