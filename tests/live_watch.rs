@@ -248,6 +248,16 @@ fn the_watch_rejects_bad_labels_before_the_core_renders_them() {
         "{bodies:?}"
     );
 
+    // A valid update of a rejected service clears the watch's note.
+    relabel(&lab, "lab-bad", "com.docker.lb.hosts=fixed.example");
+    wait_for_line(&watch, "cleared lab-bad", is("cleared", "lab-bad"));
+    let fixed = lab.spec("lab-bad");
+    assert_eq!(fixed["Labels"]["com.docker.lb.hosts"], "fixed.example");
+    assert_eq!(
+        fixed["Labels"]["com.docker.interlockctl.rejected"],
+        Value::Null
+    );
+
     // The engine restarts under the watch; a bad label made as it comes back is caught.
     restart_engine();
     create(
