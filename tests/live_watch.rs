@@ -14,24 +14,8 @@ use lab_support::{
     CORE, Lab, PROXY, Receiver, Running, kinds, lab, mounted_proxy_config, ndjson, restart_engine,
 };
 
-/// Creates a service with these labels that runs no task (the core routes it all the same).
 fn create(lab: &Lab, name: &str, labels: &[&str]) {
-    let mut args = vec![
-        "service",
-        "create",
-        "--quiet",
-        "--detach",
-        "--no-resolve-image",
-        "--replicas",
-        "0",
-        "--name",
-        name,
-    ];
-    for label in labels {
-        args.extend(["--label", label]);
-    }
-    args.extend([lab.image.as_str(), "sleep", "3600"]);
-    lab.docker(&args);
+    lab.create_idle_service(name, labels, &[]);
 }
 
 fn relabel(lab: &Lab, name: &str, label: &str) {

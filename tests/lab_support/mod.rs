@@ -218,6 +218,31 @@ impl Lab {
         docker_cli(docker, args)
     }
 
+    /// Creates a service from the stand-in image with these labels (and networks) that runs
+    /// no task: the label checks read only specs, and the core routes it all the same. Named
+    /// `lab-*` so that `lab.sh reset` removes it.
+    pub fn create_idle_service(&self, name: &str, labels: &[&str], networks: &[&str]) {
+        let mut args = vec![
+            "service",
+            "create",
+            "--quiet",
+            "--detach",
+            "--no-resolve-image",
+            "--replicas",
+            "0",
+            "--name",
+            name,
+        ];
+        for label in labels {
+            args.extend(["--label", label]);
+        }
+        for network in networks {
+            args.extend(["--network", network]);
+        }
+        args.extend([self.image.as_str(), "sleep", "3600"]);
+        self.docker(&args);
+    }
+
     pub fn inspect(&self, service: &str) -> Value {
         let json: Value =
             serde_json::from_str(&self.docker(&["service", "inspect", service])).expect("json");
