@@ -2021,3 +2021,24 @@ fn watch_notifications_never_hold_it_up_and_a_failing_receiver_is_reported() {
     assert!(text_of(&body, "text").contains(r#"com.docker.lb.hosts="web.example;evil""#));
     assert_eq!(body["findings"][0]["code"], "unsafe_character");
 }
+
+#[test]
+fn watch_refuses_a_notify_url_it_cannot_use_before_reading_the_swarm() {
+    let engine = FakeEngine::start();
+    let run = invocation(
+        &engine.docker_host(),
+        &["labels", "watch", "--notify", "ftp://hooks.example/x"],
+    )
+    .run();
+    let report = run.assert_report(4);
+    assert_eq!(report["errors"][0]["code"], "bad_notify_url");
+    assert_eq!(
+        report["errors"][0]["message"],
+        "--notify ftp://hooks.example/x: not an http:// or https:// URL with a host"
+    );
+    assert_eq!(
+        engine.requests(),
+        Vec::new(),
+        "nothing was asked of the engine"
+    );
+}
