@@ -30,6 +30,22 @@ fn relabel(lab: &Lab, name: &str, label: &str) {
     ]);
 }
 
+/// Every task Swarm keeps for a service: ID, desired state, state.
+fn tasks(lab: &Lab, name: &str) -> String {
+    let format = "{{.ID}} {{.DesiredState}} {{.CurrentState}}";
+    let all = lab.docker(&["service", "ps", "--no-trunc", "--format", format, name]);
+    // The state's age ("Running 2 seconds ago") is not part of the comparison.
+    all.lines()
+        .map(|line| {
+            line.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn version(lab: &Lab, name: &str) -> u64 {
     lab.inspect(name)["Version"]["Index"]
         .as_u64()
@@ -180,10 +196,15 @@ fn the_watch_rejects_bad_labels_before_the_core_renders_them() {
         "lab-web",
         &["com.docker.lb.hosts=web.example", "com.docker.lb.port=80"],
     );
+    // lab-web runs a task, to show that a rejection re-creates none.
+    lab.docker(&["service", "scale", "--detach=false", "lab-web=1"]);
+    let web_tasks = tasks(&lab, "lab-web");
     relabel(&lab, "lab-web", "com.docker.lb.hosts=web.example{");
     wait_for_line(&watch, "rejected lab-bad", is("rejected", "lab-bad"));
     wait_for_line(&watch, "rejected lab-web", is("rejected", "lab-web"));
     lab.docker(&["unpause", &core]);
+    assert_eq!(tasks(&lab, "lab-web"), web_tasks, "no task re-created");
+    assert_eq!(web_tasks.lines().count(), 1, "{web_tasks}");
     assert_eq!(
         version(&lab, "lab-ok"),
         ok_version,
