@@ -205,6 +205,9 @@ fn the_watch_rejects_bad_labels_before_the_core_renders_them() {
     lab.docker(&["unpause", &core]);
     assert_eq!(tasks(&lab, "lab-web"), web_tasks, "no task re-created");
     assert_eq!(web_tasks.lines().count(), 1, "{web_tasks}");
+    // No task of a test service is left running when the engine restarts below (the lab's
+    // reset must stop every task of the removed services).
+    lab.docker(&["service", "scale", "--detach=false", "lab-web=0"]);
     assert_eq!(
         version(&lab, "lab-ok"),
         ok_version,
