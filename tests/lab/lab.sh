@@ -4,7 +4,7 @@
 # (services ucp-interlock / ucp-interlock-extension / ucp-interlock-proxy run as busybox
 # stand-ins, config com.docker.ucp.interlock.conf-1).
 #
-# Usage: lab.sh up|reset|down|status|rebuild-image|restart-engine|env|node NAME DOCKER-ARGS...|node-stop W|node-start W
+# Usage: lab.sh up|reset|down|status|rebuild-image|restart-engine|env|node NAME DOCKER-ARGS...|node-pause W|node-resume W
 #   up      start the lab (idempotent; fast when already up), create the fixture; the
 #           manager's engine also listens with TLS (see TLS below), and a lab that is up
 #           without that listener gets its manager's engine restarted with it
@@ -23,9 +23,11 @@
 #           (no live-restore) and Swarm starts them again
 #   env     print the env file (/run/interlockctl-lab/env)
 #   node NAME ARGS...  run `docker ARGS...` against node NAME's daemon (e.g. node ilab-w1 ps)
-#   node-stop WORKER   stop a worker's engine (its tasks stop with it) and wait until the
-#           swarm reports the node Down; `node-start WORKER` starts it again and waits until
-#           all nodes are Ready (a test that stops one starts it again, even when it fails)
+#   node-pause WORKER  stop a worker's engine where it stands (SIGSTOP to its dockerd: it no
+#           longer answers the manager) and wait until the swarm reports the node Down;
+#           `node-resume WORKER` lets it go on (SIGCONT) and waits until all nodes are Ready.
+#           No process is started or ended, so the engine stays the one `up` started (a test
+#           that pauses one resumes it, even when it fails)
 #
 # Rules kept by this script: no image is ever pulled (services use the image ID with
 # --no-resolve-image); the node namespaces have no default route; only processes this lab
@@ -38,6 +40,13 @@
 # alternative name: the manager's address) and a client certificate with openssl, under
 # $STATE/tls; the env file names the address (LAB_TLS_HOST) and a directory laid out like a
 # client bundle (LAB_CERT_PATH: ca.pem, cert.pem, key.pem).
+#
+# ssh: `up` starts an sshd (Debian's openssh-server, installed like docker.io) inside the
+# manager's namespace on its address, port 22, with key authentication for root only and the
+# lab's own key pair under $STATE/ssh; that key's `environment=` points the remote docker CLI
+# at the manager's engine, so `ssh ... docker system dial-stdio` reaches it as on a real
+# manager. The env file names the host (LAB_SSH_HOST) and the directory of the client key and
+# known_hosts (LAB_SSH_DIR: id_ed25519, known_hosts). Its PID is recorded; `down` stops it.
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -74,6 +83,8 @@ OVERLAY=ucp-interlock
 UCP_CONSTRAINTS=(node.labels.com.docker.ucp.orchestrator.swarm==true node.platform.os==linux)
 TLS=$STATE/tls                           # CA, the manager's server certificate, client/ bundle
 TLS_PORT=2376
+SSH_DIR=$STATE/ssh                       # the manager's sshd: config, host key, the lab's client key
+SSH_PORT=22
 TIMEOUT=${LAB_TIMEOUT:-90}
 
 T0=$SECONDS
@@ -143,6 +154,9 @@ teardown() {
     local n pid pids=() p d
 
     netfiles_record
+    # 0. the manager's sshd (recorded PID, verified by its config path on the command line)
+    pid=$(read_pid "$SSH_DIR/sshd.pid")
+    if ours "$pid" "$SSH_DIR/sshd_config"; then log "stopping sshd: $pid"; stop_pids 5 "$pid"; fi
     # 1. dockerd of every node (recorded PID, verified by its socket path on the command line)
     for n in "${NODES[@]}"; do
         for pid in "$(read_pid "$STATE/$n/dockerd.pid")" "$(read_pid "$STATE/$n/dockerd.launch.pid")"; do
@@ -301,6 +315,20 @@ ensure_packages() {
     apt-get install -y -q docker.io iptables busybox-static
 }
 
+# openssh-server for the manager's sshd, never started as the system's service
+ensure_sshd_package() {
+    local guard=/usr/sbin/policy-rc.d placed=""
+    [[ -x /usr/sbin/sshd ]] && command -v ssh-keygen >/dev/null && return 0
+    log "installing packages: openssh-server"
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ ! -e $guard ]]; then printf '#!/bin/sh\nexit 101\n' >"$guard"; chmod 755 "$guard"; placed=1; fi
+    if ! { apt-get update -q && apt-get install -y -q openssh-server; }; then
+        [[ -z $placed ]] || rm -f "$guard"
+        die "apt-get install openssh-server failed"
+    fi
+    [[ -z $placed ]] || rm -f "$guard"
+}
+
 static_binary() { # PATH: true if statically linked
     if command -v file >/dev/null; then
         file -L "$1" | grep -q 'statically linked'
@@ -449,6 +477,52 @@ restart_manager_engine() {
     wait_dockerd "$MGR"
     wait_until 60 "4 Ready swarm nodes" nodes_ready
     wait_until 20 "the manager's TLS listener" tls_answers
+}
+
+ssh_host() { echo "ssh://root@${ADDR[$MGR]}"; }
+
+# true when the manager's sshd lets the lab's key in and the remote docker CLI answers
+sshd_answers() {
+    ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i "$SSH_DIR/id_ed25519" \
+        -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o StrictHostKeyChecking=yes \
+        -o ConnectTimeout=5 "root@${ADDR[$MGR]}" docker version --format '{{.Server.APIVersion}}' \
+        </dev/null >/dev/null 2>&1
+}
+
+# start_sshd: the manager's sshd in its netns (see the header); nothing when it runs already
+start_sshd() {
+    local pid
+    pid=$(read_pid "$SSH_DIR/sshd.pid")
+    if ours "$pid" "$SSH_DIR/sshd_config"; then return 0; fi
+    ensure_sshd_package
+    mkdir -p "$SSH_DIR"
+    chmod 700 "$SSH_DIR"
+    [[ -s $SSH_DIR/host_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C "interlockctl lab $MGR" -f "$SSH_DIR/host_ed25519"
+    [[ -s $SSH_DIR/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C 'interlockctl lab client' -f "$SSH_DIR/id_ed25519"
+    echo "environment=\"DOCKER_HOST=unix://$(sock "$MGR")\" $(cat "$SSH_DIR/id_ed25519.pub")" >"$SSH_DIR/authorized_keys"
+    echo "${ADDR[$MGR]} $(cut -d' ' -f1,2 "$SSH_DIR/host_ed25519.pub")" >"$SSH_DIR/known_hosts"
+    {
+        echo "ListenAddress ${ADDR[$MGR]}:$SSH_PORT"
+        echo "HostKey $SSH_DIR/host_ed25519"
+        echo "AuthorizedKeysFile $SSH_DIR/authorized_keys"
+        echo "PermitRootLogin prohibit-password"
+        echo "PubkeyAuthentication yes"
+        echo "PasswordAuthentication no"
+        echo "KbdInteractiveAuthentication no"
+        echo "UsePAM no"
+        echo "StrictModes no"
+        echo "PermitUserEnvironment DOCKER_HOST"
+        echo "PidFile none"
+    } >"$SSH_DIR/sshd_config"
+    # sshd's privilege separation directory (Debian's service creates it)
+    if [[ ! -d /run/sshd ]]; then
+        mkdir -p /run/sshd
+        echo /run/sshd >>"$DATA/dirs.created"
+    fi
+    setsid nsenter --net="/run/netns/$MGR" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config" \
+        </dev/null >>"$SSH_DIR/sshd.log" 2>&1 9>&- &
+    echo $! >"$SSH_DIR/sshd.pid"
+    wait_until 20 "the manager's sshd (log: $SSH_DIR/sshd.log)" sshd_answers
 }
 
 start_nodes() {
@@ -600,6 +674,8 @@ write_env() {
         echo "LAB_SH=$LAB_DIR/lab.sh"
         echo "LAB_TLS_HOST=$(tls_host)"
         echo "LAB_CERT_PATH=$TLS/client"
+        echo "LAB_SSH_HOST=$(ssh_host)"
+        echo "LAB_SSH_DIR=$SSH_DIR"
     } >"$tmp"
     mv "$tmp" "$ENV_FILE"
 }
@@ -768,6 +844,8 @@ cmd_up() {
         elif ! grep -q '^LAB_TLS_HOST=' "$ENV_FILE"; then
             write_env
         fi
+        start_sshd
+        grep -q '^LAB_SSH_HOST=' "$ENV_FILE" || write_env
         if [[ $LAB_IMAGE_SRC != "$(image_src_hash)" ]]; then
             log "stand-in scripts changed: rebuilding the image"
             build_image
@@ -792,6 +870,7 @@ cmd_up() {
     node_labels
     log "swarm has ${#NODES[@]} Ready nodes"
     build_image
+    start_sshd
     write_env
     reset_fixture
     log "lab is up (env: $ENV_FILE)"
@@ -843,28 +922,31 @@ worker() {
     [[ -n ${ADDR[${1:-}]:-} && $1 != "$MGR" ]] || die "not a worker of the lab: ${1:-} (workers: ${NODES[*]:1})"
 }
 
-cmd_node_stop() {
+# worker_dockerd WORKER: the PID of the worker's dockerd, checked against its command line
+worker_dockerd() {
+    local pid
+    worker "$1"
+    load_env || die "no lab env file $ENV_FILE: run lab.sh up"
+    pid=$(read_pid "$STATE/$1/dockerd.pid")
+    ours "$pid" "$(sock "$1")" || die "dockerd of $1: not running from its pid file"
+    echo "$pid"
+}
+
+cmd_node_pause() {
     local n=${1:-} pid
-    worker "$n"
+    pid=$(worker_dockerd "$n")
     lock
-    lab_is_up || die "the lab is not up: run lab.sh up"
-    pid=$(read_pid "$STATE/$n/dockerd.pid")
-    ours "$pid" "$(sock "$n")" || die "dockerd of $n: not running from its pid file"
-    log "stopping the engine of $n"
-    stop_pids 25 "$pid"
+    log "pausing the engine of $n (pid $pid)"
+    kill -STOP "$pid"
     wait_until "$TIMEOUT" "the swarm to report $n Down" node_status_is "$n" Down
 }
 
-cmd_node_start() {
-    local n=${1:-}
-    worker "$n"
+cmd_node_resume() {
+    local n=${1:-} pid
+    pid=$(worker_dockerd "$n")
     lock
-    load_env || die "no lab env file $ENV_FILE: run lab.sh up"
-    if ! ours "$(read_pid "$STATE/$n/dockerd.pid")" "$(sock "$n")"; then
-        log "starting the engine of $n"
-        start_dockerd "$n"
-        wait_dockerd "$n"
-    fi
+    log "resuming the engine of $n (pid $pid)"
+    kill -CONT "$pid"
     wait_until "$TIMEOUT" "${#NODES[@]} Ready swarm nodes" nodes_ready
 }
 
@@ -888,8 +970,8 @@ main() {
         rebuild-image) cmd_rebuild_image ;;
         restart-engine) cmd_restart_engine ;;
         env) cat "$ENV_FILE" ;;
-        node-stop) cmd_node_stop "$@" ;;
-        node-start) cmd_node_start "$@" ;;
+        node-pause) cmd_node_pause "$@" ;;
+        node-resume) cmd_node_resume "$@" ;;
         node)
             [[ -n ${1:-} && -n ${ADDR[${1:-}]:-} ]] || die "usage: lab.sh node {${NODES[*]}} DOCKER-ARGS..."
             dk "$@"

@@ -60,6 +60,10 @@ pub struct Lab {
     pub tls_host: String,
     /// A directory laid out like a client bundle for it: `ca.pem`, `cert.pem`, `key.pem`.
     pub cert_path: PathBuf,
+    /// The manager through its sshd: `ssh://root@ADDR`.
+    pub ssh_host: String,
+    /// The lab's ssh client key (`id_ed25519`) and the sshd's `known_hosts` line.
+    pub ssh_dir: PathBuf,
 }
 
 fn lab_script() -> PathBuf {
@@ -122,6 +126,8 @@ fn start_lab() -> Lab {
         image: value("LAB_IMAGE"),
         tls_host: value("LAB_TLS_HOST"),
         cert_path: PathBuf::from(value("LAB_CERT_PATH")),
+        ssh_host: value("LAB_SSH_HOST"),
+        ssh_dir: PathBuf::from(value("LAB_SSH_DIR")),
     }
 }
 
@@ -180,21 +186,22 @@ pub fn reset_without_core_writer() {
     run_script_with(&["reset"], &[("LAB_CORE_WRITER", "off")]);
 }
 
-/// A lab worker whose engine is stopped (the swarm reports it Down) until this is dropped,
+/// A lab worker whose engine is paused (the swarm reports it Down) until this is dropped,
 /// also when the test fails.
-#[must_use = "the node is started again when this is dropped"]
+#[must_use = "the node's engine goes on when this is dropped"]
 pub struct DownNode(&'static str);
 
 impl Drop for DownNode {
     fn drop(&mut self) {
-        run_script(&["node-start", self.0]);
+        run_script(&["node-resume", self.0]);
     }
 }
 
 impl Lab {
-    /// Stops a worker's engine until the returned guard is dropped (`lab.sh node-stop`).
+    /// Pauses a worker's engine until the returned guard is dropped (`lab.sh node-pause`):
+    /// the engine the lab started stays, so nothing the test starts outlives it.
     pub fn node_down(&self, worker: &'static str) -> DownNode {
-        run_script(&["node-stop", worker]);
+        run_script(&["node-pause", worker]);
         DownNode(worker)
     }
 
