@@ -501,6 +501,32 @@ pub enum LabelsCommand {
     /// live Interlock config; with `--stack` it checks stack files offline, before
     /// `docker stack deploy`.
     Check(LabelsCheckArgs),
+    /// Watch the swarm: report (and with --reject, undo) invalid labels as they arrive
+    ///
+    /// Checks every service as `labels check` does, then follows the engine's service events
+    /// and checks each service created or updated, within milliseconds: usually before the
+    /// Interlock core renders it (it polls every PollInterval, 3s by default). One line per
+    /// finding or action on stdout; with `-o json`, one JSON object per line, each with its
+    /// `time` and `kind`. A dropped event stream is reopened with backoff and what changed
+    /// meanwhile is checked. Also warns when a proxy's networks grow past the doctor's
+    /// threshold. Runs until Ctrl-C or SIGTERM, then exits 0 once the action under way ended.
+    Watch(LabelsWatchArgs),
+}
+
+/// Arguments of `labels watch`.
+#[derive(Debug, Args)]
+pub struct LabelsWatchArgs {
+    /// Put back the routing labels of a service with invalid ones: those of its previous
+    /// spec when valid, else none (only the service's labels change; tasks stay)
+    #[arg(long)]
+    pub reject: bool,
+    /// POST each service's findings as JSON, with a readable `text`, to this http(s) URL
+    /// (repeatable)
+    #[arg(long = "notify", value_name = "URL")]
+    pub notify: Vec<String>,
+    /// How long one notification try may take (3 tries at most)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub notify_timeout: Duration,
 }
 
 /// Arguments of `labels check`.

@@ -41,7 +41,12 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
         .expect("the tokio runtime starts");
     let journal = Journal::default();
     let outcome = runtime.block_on(async {
-        let first_signal = interrupt::listen(&journal, &printer);
+        // `labels watch` ends on a signal by itself, with exit 0 (see `commands::watch`).
+        let first_signal = if commands::stops_on_signals_itself(&cli.command) {
+            None
+        } else {
+            interrupt::listen(&journal, &printer)
+        };
         tokio::select! {
             biased;
             outcome = commands::run(&cli, &printer, &mut report, &journal) => outcome,

@@ -228,6 +228,7 @@ pub fn survey() -> Survey {
             name: "ingress".into(),
         }],
         refused: vec![],
+        rejected_labels: Vec::new(),
         taken_at: humantime::parse_rfc3339("2026-11-28T03:10:01Z").expect("a time"),
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use common::{Interlockctl, Run, action_kinds, action_targets};
+use common::{Interlockctl, Receiver, Run, action_kinds, action_targets, kinds, ndjson};
 
 use fake_engine::{
     CONCURRENT_LABEL, CONF, CORE, CORE_CONFIG, ConcurrentUpdate, CutWhen, FakeEngine, PROXY, Swarm,
@@ -761,7 +761,22 @@ fn a_missing_proxy_service_is_refused_with_exit_4() {
 
 #[test]
 fn status_of_a_healthy_swarm_exits_0_without_findings() {
-    let engine = FakeEngine::start();
+    // A proxy whose failed updates pause (Swarm's default) is the one warning.
+    let paused = FakeEngine::start();
+    let status = interlockctl(&paused, &["status"]).assert_report(0);
+    let codes: Vec<&Value> = status["state"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["code"])
+        .collect();
+    assert_eq!(codes, [&json!("proxy_without_rollback")]);
+
+    // Created with `--update-failure-action rollback`, as the lab's proxy is.
+    let engine = FakeEngine::start_arranged(|swarm| {
+        let proxy = swarm.service_mut(PROXY).expect("the proxy");
+        proxy.spec["UpdateConfig"]["FailureAction"] = json!("rollback");
+    });
     let status = interlockctl(&engine, &["status"]).assert_report(0);
     let state = &status["state"];
     assert_eq!(state["findings"], json!([]));
@@ -1987,4 +2002,237 @@ fn a_proxy_replaced_one_task_at_a_time_gets_its_edits_ahead_of_the_swap() {
             json!(["node.labels.role==dtr"])
         );
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// labels watch: the acts' failure paths (the events themselves are tested on the lab)
+
+/// A routed service `web` whose update broke its hosts label: its previous spec is valid.
+fn broken_web(swarm: &mut Swarm) {
+    swarm.add_service(json!({
+        "Name": "web",
+        "Labels": { "com.docker.lb.hosts": "web.example", "com.docker.lb.port": "80", "team": "blue" },
+        "TaskTemplate": { "ContainerSpec": { "Image": "sha256:0123456789abcdef" } },
+        "Mode": { "Replicated": { "Replicas": 1 } }
+    }));
+    swarm.update_service("web", |spec| {
+        spec["Labels"]["com.docker.lb.hosts"] = json!("web.example;evil");
+    });
+}
+
+/// `labels watch ARGS -o json` against the fake, started; its first check done.
+fn watching(engine: &FakeEngine, args: &[&str]) -> common::Running {
+    let mut all = vec!["labels", "watch", "-o", "json"];
+    all.extend(args);
+    let running = common::interlockctl(&all)
+        .env("DOCKER_HOST", engine.docker_host())
+        .limit(Duration::from_secs(60))
+        .spawn();
+    assert!(
+        running.wait_for_stdout(Duration::from_secs(20), |out| out
+            .contains(r#""kind":"watching""#)),
+        "the watch never reported its first check:\n{}",
+        running.stdout_so_far()
+    );
+    running
+}
+
+#[test]
+fn watch_rejects_again_after_someone_else_updated_the_service_in_between() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        broken_web(swarm);
+        swarm.faults.concurrent_update = Some(ConcurrentUpdate {
+            service: "web".into(),
+            trigger: Trigger::BeforeFirstUpdate,
+        });
+    });
+    let tasks_before = engine.with(|swarm| swarm.running_tasks("web"));
+    let running = watching(&engine, &["--reject"]);
+    running.signal(libc::SIGTERM);
+    let run = running.finish();
+    run.assert_code(0);
+    let lines = ndjson(&run);
+    assert_eq!(
+        kinds(&lines),
+        ["finding", "rejected", "watching", "stopped"]
+    );
+    let rejected = &lines[1];
+    assert_eq!(rejected["service"], "web");
+    assert_eq!(rejected["restored"], "previous");
+    assert_eq!(rejected["writes"], 2, "the first write met the conflict");
+    assert_eq!(
+        rejected["removed"],
+        json!({ "com.docker.lb.hosts": "web.example;evil" })
+    );
+    assert_eq!(lines[3]["signal"], "SIGTERM");
+    for line in &lines {
+        assert!(
+            line["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+    }
+
+    let id = engine.with(|swarm| swarm.service("web").unwrap().id.clone());
+    let updates: Vec<String> = engine
+        .requests()
+        .iter()
+        .filter(|r| r.is_write())
+        .map(|r| {
+            format!(
+                "{} {} -> {:?}",
+                r.method,
+                r.path.replace(&id, "web"),
+                r.status
+            )
+        })
+        .collect();
+    assert_eq!(
+        updates,
+        [
+            "POST /services/web/update -> Some(500)",
+            "POST /services/web/update -> Some(200)"
+        ]
+    );
+    let labels = engine.with(|swarm| swarm.service("web").unwrap().spec["Labels"].clone());
+    assert_eq!(labels["com.docker.lb.hosts"], "web.example");
+    assert_eq!(labels["com.docker.lb.port"], "80");
+    assert_eq!(labels["team"], "blue");
+    assert_eq!(
+        labels[CONCURRENT_LABEL], "someone-else",
+        "the other writer's change stays"
+    );
+    let note: Value =
+        serde_json::from_str(labels["com.docker.interlockctl.rejected"].as_str().unwrap())
+            .expect("the note is JSON");
+    assert_eq!(note["restored"], "previous");
+    assert_eq!(note["removed"], rejected["removed"]);
+    assert_eq!(
+        engine.with(|swarm| swarm.running_tasks("web")),
+        tasks_before,
+        "no task re-created"
+    );
+
+    // labels check and status show the note.
+    let check = interlockctl(&engine, &["labels", "check", "web"]);
+    let report = check.assert_report(0);
+    assert_eq!(report["findings"][0]["code"], "labels_rejected");
+    assert!(
+        text_of(&report["findings"][0], "message")
+            .starts_with("labels watch rejected its labels at ")
+    );
+    let status = interlockctl(&engine, &["status"]).assert_report(0);
+    let codes: Vec<&str> = status["state"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"labels_rejected"), "{codes:?}");
+}
+
+fn text_of<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field].as_str().unwrap_or_default()
+}
+
+#[test]
+fn watch_notifications_never_hold_it_up_and_a_failing_receiver_is_reported() {
+    let engine = FakeEngine::start_arranged(broken_web);
+    let (ok, failing, hanging) = (
+        Receiver::start(Some(200)),
+        Receiver::start(Some(500)),
+        Receiver::start(None),
+    );
+    let started = Instant::now();
+    let running = watching(
+        &engine,
+        &[
+            "--notify",
+            &ok.url,
+            "--notify",
+            &failing.url,
+            "--notify",
+            &hanging.url,
+            "--notify-timeout",
+            "1s",
+        ],
+    );
+    let watching_after = started.elapsed();
+    // The 500 is tried 3 times (pauses of 1 s and 2 s) and reported; the hanging receiver's
+    // third try is still under way when the watch is told to stop.
+    assert!(
+        running.wait_for_stdout(Duration::from_secs(20), |out| out
+            .contains(r#""kind":"notify_failed""#)),
+        "{}",
+        running.stdout_so_far()
+    );
+    running.signal(libc::SIGTERM);
+    let stopping = Instant::now();
+    let run = running.finish();
+    run.assert_code(0);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(4),
+        "stopped in {:?}",
+        stopping.elapsed()
+    );
+    assert!(watching_after < Duration::from_secs(10));
+
+    let lines = ndjson(&run);
+    let of = |url: &str, kind: &str| -> Vec<&Value> {
+        let shown = url.trim_end_matches("/hooks/T000/SECRET");
+        lines
+            .iter()
+            .filter(|l| l["kind"] == kind && l["url"] == shown)
+            .collect()
+    };
+    let position = |kind: &str| kinds(&lines).iter().position(|k| *k == kind).unwrap();
+    assert!(
+        position("watching") < position("notified"),
+        "the watch did not wait: {lines:?}"
+    );
+    assert_eq!(of(&ok.url, "notified")[0]["status"], 200);
+    let failed = of(&failing.url, "notify_failed");
+    assert_eq!(failed[0]["tries"], 3);
+    assert_eq!(failed[0]["error"], "the receiver answered 500");
+    let hung = of(&hanging.url, "notify_failed");
+    assert_eq!(hung.len(), 1, "{lines:?}");
+    assert!(
+        text_of(hung[0], "error").starts_with("no answer within 1s"),
+        "{}",
+        hung[0]
+    );
+    assert_eq!(kinds(&lines).last(), Some(&"stopped"));
+    assert!(
+        !run.stdout.contains("SECRET"),
+        "webhook paths are not shown"
+    );
+
+    assert_eq!(failing.bodies().len(), 3);
+    let body: Value = serde_json::from_str(&ok.bodies()[0]).expect("a JSON body");
+    assert_eq!(body["service"], "web");
+    assert!(text_of(&body, "text").starts_with(
+        "interlockctl labels watch: service web has 1 invalid com.docker.lb.* label(s); reported"
+    ), "{body}");
+    assert!(text_of(&body, "text").contains(r#"com.docker.lb.hosts="web.example;evil""#));
+    assert_eq!(body["findings"][0]["code"], "unsafe_character");
+}
+
+#[test]
+fn watch_refuses_a_notify_url_it_cannot_use_before_reading_the_swarm() {
+    let engine = FakeEngine::start();
+    let run = invocation(
+        &engine.docker_host(),
+        &["labels", "watch", "--notify", "ftp://hooks.example/x"],
+    )
+    .run();
+    let report = run.assert_report(4);
+    assert_eq!(report["errors"][0]["code"], "bad_notify_url");
+    assert_eq!(
+        report["errors"][0]["message"],
+        "--notify ftp://hooks.example/x: not an http:// or https:// URL with a host"
+    );
+    assert_eq!(
+        engine.requests(),
+        Vec::new(),
+        "nothing was asked of the engine"
+    );
 }

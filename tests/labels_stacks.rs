@@ -748,6 +748,7 @@ fn labels_check_narrows_to_named_services_across_stack_files() {
 fn help_of_the_new_commands() {
     for args in [
         &["labels", "check", "--help"][..],
+        &["labels", "watch", "--help"],
         &["stack", "lint", "--help"],
         &["stack", "fix", "--help"],
     ] {

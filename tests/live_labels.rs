@@ -4,39 +4,11 @@
 
 mod lab_support;
 
-use lab_support::{Lab, PROXY, code, json, lab};
+use lab_support::{code, json, lab};
 use serde_json::Value;
 
 /// The lab's overlay network (the Interlock services' own).
 const NETWORK: &str = "ucp-interlock";
-
-/// Creates a service with these labels (and networks) that runs no task: the check reads
-/// only specs. Named `lab-*` so that `lab.sh reset` removes it.
-fn create(lab: &Lab, name: &str, labels: &[&str], networks: &[&str]) {
-    let image = lab.inspect(PROXY)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
-        .as_str()
-        .expect("the proxy's image")
-        .to_owned();
-    let mut args = vec![
-        "service",
-        "create",
-        "--quiet",
-        "--detach",
-        "--no-resolve-image",
-        "--replicas",
-        "0",
-        "--name",
-        name,
-    ];
-    for label in labels {
-        args.extend(["--label", label]);
-    }
-    for network in networks {
-        args.extend(["--network", network]);
-    }
-    args.extend([image.as_str(), "sleep", "3600"]);
-    lab.docker(&args);
-}
 
 fn findings(report: &Value) -> Vec<(String, String, String, String)> {
     report["findings"]
@@ -65,8 +37,7 @@ fn strings(rows: &[(&str, &str, &str, &str)]) -> Vec<(String, String, String, St
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn labels_check_on_the_lab_swarm() {
     let lab = lab();
-    create(
-        &lab,
+    lab.create_idle_service(
         "lab-web",
         &[
             "com.docker.lb.hosts=web.lab.example",
@@ -75,8 +46,7 @@ fn labels_check_on_the_lab_swarm() {
         ],
         &[NETWORK],
     );
-    create(
-        &lab,
+    lab.create_idle_service(
         "lab-api",
         &[
             "com.docker.lb.hosts=api.lab.example;evil",
@@ -85,8 +55,7 @@ fn labels_check_on_the_lab_swarm() {
         ],
         &[],
     );
-    create(
-        &lab,
+    lab.create_idle_service(
         "lab-cluster",
         &[
             "com.docker.lb.hosts=cluster.lab.example",

@@ -374,6 +374,7 @@ fn snapshots_man() {
             "interlockctl-history.1",
             "interlockctl-host-mode.1",
             "interlockctl-labels-check.1",
+            "interlockctl-labels-watch.1",
             "interlockctl-labels.1",
             "interlockctl-man.1",
             "interlockctl-migrate.1",

@@ -11,8 +11,9 @@ use crate::commands::offline;
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::interlock::config::InterlockConfig;
-use crate::interlock::findings::{Counts, Finding};
+use crate::interlock::findings::{Counts, Finding, Severity};
 use crate::interlock::labels::{self, Facts, Label, LabelSource, NetworkName, Origin};
+use crate::interlock::rejection::{RECORD_HINT, Record};
 use crate::output::printer::Printer;
 use crate::output::report::Report;
 use crate::runbook::plan::CONFIG_TARGET;
@@ -64,7 +65,11 @@ pub async fn run_live<S: SwarmApi>(
         .collect();
     let findings = selected
         .iter()
-        .flat_map(|service| service_findings(service, &networks, clusters))
+        .flat_map(|service| {
+            let mut findings = service_findings(service, &networks, clusters);
+            findings.extend(rejection_finding(service));
+            findings
+        })
         .collect();
     let subject = format!("labels check of {} service(s)", selected.len());
     finish_check(findings, &subject, "invalid_labels", printer, report)
@@ -88,8 +93,25 @@ pub async fn live_service_clusters<S: SwarmApi>(
     Ok(config.service_clusters())
 }
 
+/// The note of an earlier rejection by `labels watch --reject`, as a warning.
+fn rejection_finding(service: &Service) -> Option<Finding> {
+    let record = Record::of(&service.spec)?;
+    Some(Finding {
+        severity: Severity::Warning,
+        code: "labels_rejected",
+        file: None,
+        line: None,
+        service: Some(service.name.clone()),
+        source: Some("Spec.Labels"),
+        label: None,
+        value: None,
+        message: record.describe(),
+        hint: RECORD_HINT.to_owned(),
+    })
+}
+
 /// The label findings of one live service: its service labels, then its container labels.
-fn service_findings(
+pub fn service_findings(
     service: &Service,
     networks: &[Network],
     clusters: std::result::Result<&[String], &str>,

@@ -12,6 +12,7 @@ pub mod rollback;
 pub mod show;
 pub mod stack;
 pub mod status;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Completions(_) => "completions",
         Command::Man => "man",
         Command::Labels(LabelsCommand::Check(_)) => "labels check",
+        Command::Labels(LabelsCommand::Watch(_)) => "labels watch",
         Command::Stack(StackCommand::Lint(_)) => "stack lint",
         Command::Stack(StackCommand::Fix(_)) => "stack fix",
         Command::Cluster(ClusterCommand::Add(_)) => "cluster add",
@@ -105,6 +107,12 @@ fn plan_out(global: &GlobalArgs, command: &Command) -> Option<PlanOut> {
         desired_config: None,
         options: depends_on,
     })
+}
+
+/// Whether the command listens for SIGINT and SIGTERM itself: a long-running command ends on
+/// them as its normal end, not as an interrupted run.
+pub fn stops_on_signals_itself(command: &Command) -> bool {
+    matches!(command, Command::Labels(LabelsCommand::Watch(_)))
 }
 
 /// The runbook's view of the global flags; `journal` records what the run sends.
@@ -240,6 +248,10 @@ pub async fn run(
         Command::Labels(LabelsCommand::Check(args)) => {
             let connect = || connect(global, printer);
             return labels::run(connect, args, global, printer, report).await;
+        }
+        Command::Labels(LabelsCommand::Watch(args)) => {
+            let api = connect(global, printer)?;
+            return watch::run(&api, args, global, printer).await;
         }
         Command::Stack(StackCommand::Lint(args)) => {
             return stack::run_lint(args, printer, report);

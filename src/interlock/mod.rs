@@ -6,4 +6,5 @@ pub mod edit;
 pub mod findings;
 pub mod input;
 pub mod labels;
+pub mod rejection;
 pub mod secrets;

@@ -10,6 +10,7 @@ use std::io::{ErrorKind, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
 use anstyle::AnsiColor;
+use serde_json::{Map, Value};
 
 use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
 use crate::error::Problem;
@@ -210,6 +211,23 @@ impl Printer {
             .map(|finding| format!("{}\n", finding_line(finding)))
             .collect();
         self.data(&text);
+    }
+
+    /// One line of a long-running command (`labels watch`) on stdout: `TIME TEXT`, or with
+    /// `-o json` one JSON object per line, as `docker events --format json` prints them:
+    /// `time`, `kind`, then the fields of `fields` (an object).
+    pub fn event(&self, time: &str, kind: &str, text: &str, fields: Value) {
+        if !self.is_json() {
+            self.data(&format!("{time} {text}\n"));
+            return;
+        }
+        let mut object = Map::new();
+        object.insert("time".to_owned(), Value::from(time));
+        object.insert("kind".to_owned(), Value::from(kind));
+        if let Value::Object(fields) = fields {
+            object.extend(fields);
+        }
+        self.data(&format!("{}\n", Value::Object(object)));
     }
 
     /// A unified diff on stderr, coloured when allowed.

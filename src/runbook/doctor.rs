@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use crate::error::Problem;
 use crate::interlock::config::{ExtensionSettings, defaults};
 use crate::interlock::findings::Severity;
+use crate::interlock::rejection;
 use crate::output::report::{
     CoreStatus, ExtensionStatus, LastUpdate, LineageEntry, ProbeResult, ProxyStatus, StatusFinding,
     StatusReport, TaskStatus,
@@ -22,10 +23,14 @@ use crate::output::report::{
 use crate::runbook::observe::{Refused, Survey, SurveyedProxy};
 use crate::runbook::plan::{self, LABEL_DIGEST, LABEL_OPERATION, LABEL_PARENT};
 use crate::runbook::verify;
-use crate::swarm::{ConfigObject, Node, Task, spec};
+use crate::swarm::{ConfigObject, Node, Service, Task, spec};
 
 /// More networks than this on one proxy is a warning.
 pub const MANY_NETWORKS: usize = 10;
+/// What to do about a proxy on too many networks (Problem 1).
+pub const MANY_NETWORKS_HINT: &str = "publish the backends in host mode instead of routing over \
+     overlay networks (`interlockctl host-mode`), split the routes into service clusters \
+     (`interlockctl cluster add`), or name the proxy's networks in the extension's `Networks`";
 
 /// `--probe`'s results by proxy service name.
 pub type Probes = BTreeMap<String, Vec<ProbeResult>>;
@@ -91,6 +96,15 @@ pub fn probe_targets(survey: &Survey) -> Vec<ProbeTarget> {
 /// The report and its findings. `probes` is `Some` when `--probe` was given.
 pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
     let mut findings: Vec<StatusFinding> = survey.refused.iter().map(refused_finding).collect();
+    for (service, record) in &survey.rejected_labels {
+        findings.push(finding(
+            Severity::Warning,
+            None,
+            "labels_rejected",
+            format!("service {service}: {}", record.describe()),
+            rejection::RECORD_HINT,
+        ));
+    }
     let mut extensions = Vec::new();
     for extension in &survey.extensions {
         let settings = extension.settings.as_ref();
@@ -120,6 +134,9 @@ pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
         }
         if let Some(proxy) = &proxy {
             findings.extend(proxy_findings(name, proxy, probes.is_some()));
+        }
+        if let Some(surveyed) = &extension.proxy {
+            findings.extend(rollback_finding(name, &surveyed.service));
         }
         extensions.push(ExtensionStatus {
             name: extension.name.clone(),
@@ -200,6 +217,15 @@ fn refused_finding(refused: &Refused) -> StatusFinding {
     }
 }
 
+/// A proxy whose failed update is not rolled back stays broken when its new tasks cannot
+/// load the nginx config the core rendered (Problem 4): a warning.
+fn rollback_finding(extension: Option<&str>, proxy: &Service) -> Option<StatusFinding> {
+    let action = spec::failure_action(&proxy.spec);
+    (action != "rollback").then(|| finding(Severity::Warning, extension, "proxy_without_rollback",
+        format!("{} has UpdateConfig.FailureAction = {action}: when its new tasks cannot load the nginx config the core rendered (a bad com.docker.lb.* label), the proxy stays down instead of going back", proxy.name),
+        &format!("`docker service update --update-failure-action rollback {}`; `interlockctl labels watch --reject` narrows the window, this is the second line", proxy.name)))
+}
+
 /// The proxy's own findings: too many networks; nodes that did not answer a probe.
 fn proxy_findings(
     extension: Option<&str>,
@@ -210,7 +236,7 @@ fn proxy_findings(
     if proxy.networks.len() > MANY_NETWORKS {
         findings.push(finding(Severity::Warning, extension, "many_networks",
             format!("{} is attached to {} networks (more than {MANY_NETWORKS}); each one slows every reconfiguration of the proxy", proxy.service, proxy.networks.len()),
-            "publish the backends in host mode instead of routing over overlay networks (`interlockctl host-mode`), split the routes into service clusters (`interlockctl cluster add`), or name the proxy's networks in the extension's `Networks`"));
+            MANY_NETWORKS_HINT));
     }
     match &proxy.probes {
         Some(probes) => {

@@ -12,10 +12,12 @@
 pub mod backup;
 pub mod doctor;
 pub mod journal;
+pub mod notify;
 pub mod observe;
 pub mod plan;
 pub mod preflight;
 pub mod probe;
+pub mod reject;
 pub mod rollout;
 pub mod saved;
 pub mod verify;

@@ -15,6 +15,7 @@ use crate::exit::ExitCode;
 use crate::interlock::cluster;
 use crate::interlock::config::{ExtensionSettings, InterlockConfig};
 use crate::interlock::edit::Edit;
+use crate::interlock::rejection::Record;
 use crate::runbook::Options;
 use crate::runbook::plan::{self, CONFIG_TARGET, Observed};
 use crate::runbook::preflight;
@@ -258,6 +259,8 @@ pub struct Survey {
     pub networks: Vec<Network>,
     /// The steps [`observe`] would have refused at.
     pub refused: Vec<Refused>,
+    /// Services whose labels `labels watch --reject` rejected, by name, with its note.
+    pub rejected_labels: Vec<(String, Record)>,
     /// When the survey was taken (local clock), to tell how long ago things happened.
     pub taken_at: SystemTime,
 }
@@ -328,7 +331,11 @@ pub async fn survey<S: SwarmApi>(api: &S, options: &Options) -> Result<Survey> {
         }
     }
     let mut unclaimed_proxies = Vec::new();
+    let mut rejected_labels = Vec::new();
     for service in api.services().await.map_err(swarm_failed)? {
+        if let Some(record) = Record::of(&service.spec) {
+            rejected_labels.push((service.name.clone(), record));
+        }
         let labelled = service
             .spec
             .pointer(&format!("/Labels/{}", PROXY_LABEL.0))
@@ -347,6 +354,7 @@ pub async fn survey<S: SwarmApi>(api: &S, options: &Options) -> Result<Survey> {
         nodes: api.nodes().await.map_err(swarm_failed)?,
         networks: api.networks().await.map_err(swarm_failed)?,
         refused,
+        rejected_labels,
         taken_at: SystemTime::now(),
     })
 }

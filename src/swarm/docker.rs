@@ -11,11 +11,14 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::ConfigSpec;
 use bollard::query_parameters::{EventsOptions, ListConfigsOptions, ListTasksOptions};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::swarm::endpoint::Endpoint;
+use crate::swarm::events::{ServiceEvent, ServiceEvents};
 use crate::swarm::transport::{Tracer, Transport};
 use crate::swarm::{
     Changes, ConfigObject, Engine, Network, Node, Port, Service, SwarmApi, SwarmError, Task, spec,
@@ -220,6 +223,33 @@ impl SwarmApi for DockerSwarm {
         ))
     }
 
+    async fn service_events(&self, since: Option<&str>) -> Result<ServiceEvents, SwarmError> {
+        let operation = "follow the service events";
+        let filters = r#"{"type":["service"],"event":["create","update"]}"#;
+        let mut path = format!("/events?filters={}", percent_encode(filters));
+        if let Some(since) = since {
+            path.push_str(&format!("&since={since}"));
+        }
+        let response = self
+            .transport
+            .raw_stream(&path)
+            .await
+            .map_err(|e| self.error(operation, e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.into_body().collect().await.map(|b| b.to_bytes());
+            let body = bytes
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .unwrap_or(Value::Null);
+            return Err(Self::api_error(operation, status, &body));
+        }
+        Ok(Box::pin(event_objects(
+            response.into_body(),
+            self.address.clone(),
+        )))
+    }
+
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError> {
         let operation = format!("remove service {id}");
         let (status, body) = self
@@ -364,6 +394,58 @@ impl DockerSwarm {
             .map_err(|e| self.error(operation, e))?;
         Ok(tasks.into_iter().map(task_from_model).collect())
     }
+}
+
+/// The events of an `/events` body, one JSON object per line; an error when the
+/// connection breaks, the end when the engine closes it.
+fn event_objects(
+    body: Incoming,
+    address: String,
+) -> impl Stream<Item = Result<ServiceEvent, SwarmError>> + Send {
+    futures_util::stream::unfold(Some((body, Vec::new())), move |state| {
+        let address = address.clone();
+        async move {
+            let (mut body, mut buffer) = state?;
+            loop {
+                if let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
+                    let line: Vec<u8> = buffer.drain(..=end).collect();
+                    let event = serde_json::from_slice::<Value>(&line)
+                        .ok()
+                        .and_then(|value| ServiceEvent::from_json(&value));
+                    match event {
+                        Some(event) => return Some((Ok(event), Some((body, buffer)))),
+                        None => continue,
+                    }
+                }
+                match body.frame().await? {
+                    Ok(frame) => {
+                        if let Ok(data) = frame.into_data() {
+                            buffer.extend_from_slice(&data);
+                        }
+                    }
+                    Err(error) => {
+                        let gone = SwarmError::Unreachable {
+                            endpoint: address,
+                            message: error.to_string(),
+                        };
+                        return Some((Err(gone), None));
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 fn service_from_json(body: &Value) -> Service {

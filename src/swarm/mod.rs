@@ -8,6 +8,7 @@
 pub mod converge;
 pub mod docker;
 pub mod endpoint;
+pub mod events;
 pub mod spec;
 pub mod ssh;
 pub mod transport;
@@ -301,6 +302,12 @@ pub trait SwarmApi {
     async fn update_service(&self, id: &str, version: u64, spec: &Value) -> Result<(), SwarmError>;
     /// Changes of one service from now on (the engine's event stream).
     async fn watch_service(&self, id: &str) -> Result<Changes, SwarmError>;
+    /// Service creates and updates from now on, or replayed from `since` (`seconds.nanos`,
+    /// the engine's clock); returns once the engine has subscribed the caller.
+    async fn service_events(
+        &self,
+        since: Option<&str>,
+    ) -> Result<events::ServiceEvents, SwarmError>;
     /// Removes a service (and so its tasks).
     async fn remove_service(&self, id: &str) -> Result<(), SwarmError>;
     /// Configs whose names start with `prefix`.

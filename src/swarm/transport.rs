@@ -322,6 +322,18 @@ impl Transport {
             .map_err(|_| Error::RequestTimeoutError)?
     }
 
+    /// GETs a path whose answer is a stream (`/events`): returns once the response head
+    /// arrived (the engine has subscribed us), with the body still to read.
+    pub async fn raw_stream(&self, path_and_query: &str) -> Result<Response<Incoming>, Error> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path_and_query)
+            .body(bollard::body_full(Bytes::new()))?;
+        tokio::time::timeout(REQUEST_TIMEOUT, self.send(request))
+            .await
+            .map_err(|_| Error::RequestTimeoutError)?
+    }
+
     /// A bollard client whose every request goes through [`Transport::send`], with a 120 s
     /// request timeout and `bollard::API_DEFAULT_VERSION`.
     pub fn bollard(self: &Arc<Self>) -> Result<Docker, Error> {

@@ -9,6 +9,7 @@ mod lab_support;
 mod labels;
 mod measure;
 mod offline;
+mod watch;
 
 /// One benchmark section: its name on the command line and what it runs.
 struct Section {
@@ -37,6 +38,11 @@ const SECTIONS: &[Section] = &[
         name: "labels",
         about: "`labels check` over 10,000 labels: the library check, and one run of the binary",
         run: labels::run,
+    },
+    Section {
+        name: "watch",
+        about: "lab: `labels watch --reject`, from a bad label's event to its rejecting update",
+        run: watch::run,
     },
 ];
 

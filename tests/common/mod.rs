@@ -311,7 +311,8 @@ impl Interlockctl {
         run
     }
 
-    /// Starts the run in the background, stdin closed, stdout and stderr captured.
+    /// Starts the run in the background, stdin closed, stdout and stderr captured as they
+    /// come.
     pub fn spawn(self) -> Running {
         let mut child = self
             .command()
@@ -320,24 +321,35 @@ impl Interlockctl {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stdout = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            BufReader::new(stdout)
-                .read_to_end(&mut bytes)
-                .expect("stdout reads");
-            bytes
-        });
-        let stderr = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let stdout = Captured::read(child.stdout.take().expect("piped stdout"));
+        let stderr = Captured::read(child.stderr.take().expect("piped stderr"));
+        Running {
+            invocation: self,
+            child,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// One output pipe of a run in the background, read line by line as it comes.
+struct Captured {
+    text: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    reader: JoinHandle<()>,
+}
+
+impl Captured {
+    fn read(pipe: impl Read + Send + 'static) -> Captured {
+        let text = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let reader = {
-            let (pipe, stderr) = (child.stderr.take().expect("piped stderr"), stderr.clone());
+            let text = Arc::clone(&text);
             std::thread::spawn(move || {
                 let mut pipe = BufReader::new(pipe);
                 loop {
                     let mut line = Vec::new();
-                    let read = pipe.read_until(b'\n', &mut line).expect("stderr reads");
-                    let (text, arrived) = &*stderr;
-                    text.lock().unwrap().extend_from_slice(&line);
+                    let read = pipe.read_until(b'\n', &mut line).expect("the pipe reads");
+                    let (bytes, arrived) = &*text;
+                    bytes.lock().unwrap().extend_from_slice(&line);
                     arrived.notify_all();
                     if read == 0 {
                         return;
@@ -345,31 +357,13 @@ impl Interlockctl {
                 }
             })
         };
-        Running {
-            invocation: self,
-            child,
-            stdout,
-            stderr,
-            reader,
-        }
+        Captured { text, reader }
     }
-}
 
-/// A run in the background.
-pub struct Running {
-    invocation: Interlockctl,
-    child: Child,
-    stdout: JoinHandle<Vec<u8>>,
-    stderr: Arc<(Mutex<Vec<u8>>, Condvar)>,
-    reader: JoinHandle<()>,
-}
-
-impl Running {
-    /// Waits until its stderr so far satisfies `seen`, for at most `limit`; `false` when it
-    /// did not in time.
-    pub fn wait_for_stderr(&self, limit: Duration, seen: impl Fn(&str) -> bool) -> bool {
+    /// Waits until the text so far satisfies `seen`, for at most `limit`.
+    fn wait_for(&self, limit: Duration, seen: impl Fn(&str) -> bool) -> bool {
         let deadline = Instant::now() + limit;
-        let (text, arrived) = &*self.stderr;
+        let (text, arrived) = &*self.text;
         let mut text = text.lock().unwrap();
         loop {
             if seen(&String::from_utf8_lossy(&text)) {
@@ -383,16 +377,49 @@ impl Running {
         }
     }
 
-    /// Sends `signal` (`libc::SIGINT`, `libc::SIGTERM`, ...).
-    pub fn signal(&self, signal: i32) {
-        let pid = i32::try_from(self.child.id()).expect("a pid");
-        // SAFETY: a plain kill(2) of the child this harness started.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "the signal is sent");
+    /// Everything read, once the pipe closed.
+    fn rest(self) -> Vec<u8> {
+        self.reader.join().expect("the pipe's reader ends");
+        std::mem::take(&mut *self.text.0.lock().unwrap())
+    }
+}
+
+/// A run in the background.
+pub struct Running {
+    invocation: Interlockctl,
+    child: Child,
+    stdout: Captured,
+    stderr: Captured,
+}
+
+impl Running {
+    /// Waits until its stderr so far satisfies `seen`, for at most `limit`; `false` when it
+    /// did not in time.
+    pub fn wait_for_stderr(&self, limit: Duration, seen: impl Fn(&str) -> bool) -> bool {
+        self.stderr.wait_for(limit, seen)
+    }
+
+    /// Waits until its stdout so far satisfies `seen`, for at most `limit`; `false` when it
+    /// did not in time.
+    pub fn wait_for_stdout(&self, limit: Duration, seen: impl Fn(&str) -> bool) -> bool {
+        self.stdout.wait_for(limit, seen)
+    }
+
+    /// Its stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.text.0.lock().unwrap()).into_owned()
     }
 
     /// Sends SIGKILL.
     pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL is sent");
+    }
+
+    /// Sends a signal (`libc::SIGTERM`, ...).
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("a pid");
+        // SAFETY: a plain kill(2) to the child this handle owns (not reaped yet).
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "the signal is sent");
     }
 
     /// Waits for the process to end (killing it after the invocation's limit).
@@ -407,10 +434,78 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        let stdout = self.stdout.join().expect("the stdout reader ends");
-        self.reader.join().expect("the stderr reader ends");
-        let stderr = std::mem::take(&mut *self.stderr.0.lock().unwrap());
+        let stdout = self.stdout.rest();
+        let stderr = self.stderr.rest();
         Run::new(self.invocation.args, status, stdout, stderr)
+    }
+}
+
+/// The lines of a run that prints one JSON object per line (`labels watch -o json`).
+pub fn ndjson(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// Their `kind`s, in order.
+pub fn kinds(lines: &[Value]) -> Vec<&str> {
+    lines.iter().map(|l| l["kind"].as_str().unwrap()).collect()
+}
+
+/// A webhook receiver on 127.0.0.1: answers every request with `status`, or never when
+/// `None`; keeps the bodies it got.
+pub struct Receiver {
+    pub url: String,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    pub fn start(status: Option<u16>) -> Receiver {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "http://{}/hooks/T000/SECRET",
+            listener.local_addr().unwrap()
+        );
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                match status {
+                    Some(status) => {
+                        let _ = write!(
+                            &stream,
+                            "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
+                    None => held.push(stream),
+                }
+            }
+        });
+        Receiver { url, bodies }
+    }
+
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
     }
 }
 

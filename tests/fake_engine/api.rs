@@ -153,6 +153,7 @@ pub(super) fn route(
             }
         }
         (&Method::GET, ["tasks"]) => (StatusCode::OK, list_tasks(swarm, query)),
+        (&Method::GET, ["events"]) => (StatusCode::OK, Value::Null),
         _ => error(StatusCode::NOT_FOUND, "page not found"),
     }
 }

@@ -31,6 +31,8 @@
 //! - a rollout Swarm's updater is slow to mark: a spec change whose tasks are not replaced
 //!   and whose update status stays as it was for a few inspects (`unmarked_rollout`);
 //! - service removal;
+//! - `GET /events`: a subscription that stays open and never sends an event (what a `labels
+//!   watch` does at start is tested here; events themselves on the lab);
 //! - configs: create (409 on a taken name), list with a name-prefix filter, inspect;
 //! - service, node and network lists; task lists filtered by `service`, `_up-to-date`,
 //!   `desired-state`;
@@ -367,10 +369,13 @@ fn serve(listener: TcpListener, shared: Arc<Mutex<Shared>>, stop: Arc<AtomicBool
     });
 }
 
+/// A whole JSON answer, or the event stream.
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
 async fn handle(
     shared: &Mutex<Shared>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, CutConnection> {
+) -> Result<Response<Body>, CutConnection> {
     let method = request.method().clone();
     let uri = request.uri().clone();
     let body = request
@@ -380,6 +385,7 @@ async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let path = strip_version(uri.path()).to_owned();
+    let events = path == "/events";
     let query = uri.query().unwrap_or_default().to_owned();
 
     let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -407,10 +413,19 @@ async fn handle(
         shared.cut_fired = true;
         return Err(CutConnection);
     };
+    let body = if events && status.is_success() {
+        // Subscribed: a stream that stays open and quiet (no event is ever emitted).
+        let quiet = futures_util::stream::pending::<
+            Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+        >();
+        http_body_util::StreamBody::new(quiet).boxed()
+    } else {
+        Full::new(Bytes::from(value.to_string())).boxed()
+    };
     let response = Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(value.to_string())))
+        .body(body)
         .expect("a valid response");
     Ok(response)
 }

@@ -4,7 +4,7 @@
 # (services ucp-interlock / ucp-interlock-extension / ucp-interlock-proxy run as busybox
 # stand-ins, config com.docker.ucp.interlock.conf-1).
 #
-# Usage: lab.sh up|reset|down|status|rebuild-image|env|node NAME DOCKER-ARGS...|node-pause W|node-resume W
+# Usage: lab.sh up|reset|down|status|rebuild-image|restart-engine|env|node NAME DOCKER-ARGS...|node-pause W|node-resume W
 #   up      start the lab (idempotent; fast when already up), create the fixture; the
 #           manager's engine also listens with TLS (see TLS below), and a lab that is up
 #           without that listener gets its manager's engine restarted with it
@@ -18,6 +18,9 @@
 #   down    stop and remove everything the lab created (safe when nothing is up)
 #   status  print nodes and services; exit 0 if the lab is up, 1 if not
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
+#   restart-engine  stop the manager's dockerd (by its recorded PID) and start it again, as
+#           an engine restart or a manager failover looks to a client; its tasks stop with it
+#           (no live-restore) and Swarm starts them again
 #   env     print the env file (/run/interlockctl-lab/env)
 #   node NAME ARGS...  run `docker ARGS...` against node NAME's daemon (e.g. node ilab-w1 ps)
 #   node-pause WORKER  stop a worker's engine where it stands (SIGSTOP to its dockerd: it no
@@ -459,9 +462,15 @@ wait_dockerd() {
 # A lab started before the TLS listener existed: restart the manager's engine with it.
 # Its tasks stop with it (no live-restore); the caller resets the fixture.
 restart_manager_with_tls() {
-    local pid
     log "the manager's engine has no TLS listener: restarting it with one"
     make_tls
+    restart_manager_engine
+}
+
+# Stops the manager's dockerd (by its recorded PID) and starts it again; returns once the
+# swarm has all its nodes Ready and the TLS listener answers.
+restart_manager_engine() {
+    local pid
     pid=$(read_pid "$STATE/$MGR/dockerd.pid")
     if ours "$pid" "$(sock "$MGR")"; then stop_pids 25 "$pid"; fi
     start_dockerd "$MGR"
@@ -895,6 +904,14 @@ cmd_status() {
     nodes_ready || { echo "lab is NOT healthy: not all ${#NODES[@]} nodes Ready"; return 1; }
 }
 
+cmd_restart_engine() {
+    lock
+    lab_is_up || die "the lab is not up: run lab.sh up"
+    log "restarting the manager's engine"
+    restart_manager_engine
+    log "the manager's engine is back"
+}
+
 # node_status_is NODE STATUS: the swarm reports NODE's status as STATUS (Ready, Down)
 node_status_is() {
     [[ $(dk "$MGR" node inspect --format '{{.Status.State}}' "$1" 2>/dev/null) == "${2,,}" ]]
@@ -951,6 +968,7 @@ main() {
         down) cmd_down ;;
         status) cmd_status ;;
         rebuild-image) cmd_rebuild_image ;;
+        restart-engine) cmd_restart_engine ;;
         env) cat "$ENV_FILE" ;;
         node-pause) cmd_node_pause "$@" ;;
         node-resume) cmd_node_resume "$@" ;;

@@ -14,11 +14,12 @@
 #     The first extension is reconciled by this process, every other one by a run of this
 #     script with `--extension NAME --reconcile-only` (service clusters);
 #  3. like the real core, renders each proxy's nginx config (here a summary naming the loaded
-#     config's digest and the routes) and, when it differs from the one the proxy mounts, writes
+#     config's digest and, for each routed service, a `server_name` line of its
+#     com.docker.lb.hosts and a `proxy_pass` line of its com.docker.lb.port, unchecked) and, when it differs from the one the proxy mounts, writes
 #     it into a new config object of its own and swaps it onto that proxy service (`docker
 #     service update --config-rm/--config-add`, a rolling update of the proxy): on every load of
 #     a changed config, and again whenever a routed service (label com.docker.lb.hosts) is
-#     created or removed: a concurrent writer of the proxies' specs (unless LAB_CORE_WRITER=off,
+#     created or removed or its hosts or port label changes: a concurrent writer of the proxies' specs (unless LAB_CORE_WRITER=off,
 #     for the benchmark's comparison without one). `--render-only` prints the rendering and
 #     exits (lab.sh mounts it on the fixture's proxy, so a fresh core has nothing to swap). Another
 #     extension's proxy gets its swap from a run of this script with `--extension NAME
@@ -155,10 +156,20 @@ code=$(awk -v want="$WANT" "$AWK_PROG" "$CONFIG") || die "parser failed"
 code=$(printf '%s\n' "$code" | grep -v -- ' --args-ignored ')
 eval "$code"
 
-# The generated nginx config: what the real core renders from the routes, here a summary.
+# The generated nginx config: what the real core renders from the routes, here a summary
+# plus, for each routed service, its hosts and port as nginx directives (the values exactly as
+# labelled, unchecked, as the real core writes them).
 PROXY_CONFIG_TARGET=/etc/nginx/nginx.conf
 routes() {
     docker service ls --filter label=com.docker.lb.hosts --format '{{.Name}}' 2>/dev/null | sort
+}
+# One line per routed service: NAME<TAB>HOSTS<TAB>PORT (a label change is a route change too).
+route_labels() {
+    for name in $(routes); do
+        docker service inspect --format \
+            '{{.Spec.Name}}{{"\t"}}{{index .Spec.Labels "com.docker.lb.hosts"}}{{"\t"}}{{index .Spec.Labels "com.docker.lb.port"}}' \
+            "$name" 2>/dev/null
+    done
 }
 mounted_proxy_config() {
     docker service inspect --format \
@@ -168,7 +179,11 @@ mounted_proxy_config() {
 render_proxy_config() {
     echo "# nginx.conf rendered by the Interlock core stand-in"
     echo "# core config: $(md5sum <"$CONFIG" | cut -d' ' -f1)"
-    routes | sed 's/^/# route: /'
+    route_labels | while IFS='	' read -r name hosts port; do
+        echo "# route: $name"
+        echo "server_name $(echo "$hosts" | tr ',' ' ');"
+        [ -z "$port" ] || echo "proxy_pass http://$name:$port;"
+    done
 }
 # Creates the next proxy config and swaps it onto the proxy, retrying when someone else
 # updated the proxy in between ("update out of sequence"); nothing when the proxy already
@@ -276,11 +291,11 @@ pid=$!
 trap 'kill $pid 2>/dev/null; exit 0' TERM INT QUIT
 log "serving on :$port"
 # Watch the routes (once a second; the real core polls every PollInterval).
-last=$(routes)
+last=$(route_labels)
 while kill -0 "$pid" 2>/dev/null; do
     sleep 1 &
     wait $!
-    now=$(routes)
+    now=$(route_labels)
     if [ "$now" != "$last" ]; then
         last=$now
         swap_proxy_config

@@ -26,8 +26,8 @@ use serde_json::Value;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use harness::{
-    Interlockctl, Run, Running, action_kinds, action_targets, actions, changed_lines,
-    config_changes, manifest_dir, text,
+    Interlockctl, Receiver, Run, Running, action_kinds, action_targets, actions, changed_lines,
+    config_changes, kinds, manifest_dir, ndjson, text,
 };
 
 pub mod front;
@@ -175,6 +175,12 @@ pub fn reset() {
     run_script(&["reset"]);
 }
 
+/// Restarts the manager's engine (`lab.sh restart-engine`, by its recorded PID); returns
+/// once the swarm is back.
+pub fn restart_engine() {
+    run_script(&["restart-engine"]);
+}
+
 /// [`reset`] with a core that never writes the proxy's spec (the benchmark compares both).
 pub fn reset_without_core_writer() {
     run_script_with(&["reset"], &[("LAB_CORE_WRITER", "off")]);
@@ -217,6 +223,31 @@ impl Lab {
         let mut docker = Command::new("docker");
         docker.env("DOCKER_HOST", &self.docker_host);
         docker_cli(docker, args)
+    }
+
+    /// Creates a service from the stand-in image with these labels (and networks) that runs
+    /// no task: the label checks read only specs, and the core routes it all the same. Named
+    /// `lab-*` so that `lab.sh reset` removes it.
+    pub fn create_idle_service(&self, name: &str, labels: &[&str], networks: &[&str]) {
+        let mut args = vec![
+            "service",
+            "create",
+            "--quiet",
+            "--detach",
+            "--no-resolve-image",
+            "--replicas",
+            "0",
+            "--name",
+            name,
+        ];
+        for label in labels {
+            args.extend(["--label", label]);
+        }
+        for network in networks {
+            args.extend(["--network", network]);
+        }
+        args.extend([self.image.as_str(), "sleep", "3600"]);
+        self.docker(&args);
     }
 
     pub fn inspect(&self, service: &str) -> Value {
