@@ -18,6 +18,7 @@ pub mod probe;
 pub mod rollout;
 pub mod verify;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -148,6 +149,7 @@ pub async fn change<S: SwarmApi>(
         .extension(&target)
         .unwrap_or_else(|_| settings.clone());
     let observed = &state.observed;
+    let images = wanted_images(edit, observed);
     let plan = plan::build(
         observed,
         &plan::Desired {
@@ -157,6 +159,7 @@ pub async fn change<S: SwarmApi>(
             live_settings: &live_settings,
             host_mode: edited.config.publishes_in_host_mode(),
             operation: report.command,
+            images: &images,
         },
     );
     let port_users = if plan.is_empty() {
@@ -171,7 +174,7 @@ pub async fn change<S: SwarmApi>(
         .map_err(Error::refused_all)?;
 
     report.extension = Some(target);
-    report.warnings = edited.warnings;
+    report.warnings.extend(edited.warnings);
     report.warnings.extend(forced);
     printer.warnings(&report.warnings);
     report.changed = !plan.is_empty();
@@ -241,6 +244,16 @@ pub async fn change<S: SwarmApi>(
     report.status = RunStatus::Applied;
     printer.finish(report, "Applied and verified.");
     Ok(ExitCode::Success)
+}
+
+/// The images the edit wants the services to run: an upgrade's, or for a return to an
+/// earlier config those the runs since then moved away from.
+fn wanted_images(edit: &Edit, observed: &Observed) -> BTreeMap<String, String> {
+    match (edit.upgrade(), edit.existing_config()) {
+        (Some(upgrade), _) => plan::upgraded_images(observed, upgrade),
+        (None, Some(target)) => plan::images_before(observed, &target.name),
+        (None, None) => BTreeMap::new(),
+    }
 }
 
 /// Saves the state before the first change; refuses (exit 4) to change anything without a

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::interlock::config::ExtensionSettings;
+use crate::interlock::image::Upgrade;
 use crate::interlock::input::Constraint;
 use crate::output::report::Action;
 use crate::swarm::spec::{self, SpecEdit};
@@ -35,6 +36,9 @@ pub const LABEL_OPERATION: &str = "com.docker.interlockctl.operation";
 /// Label on configs this tool creates: present when the run that created it published the
 /// core's gRPC port in host mode (a rollback past it unpublishes the port again).
 pub const LABEL_CORE_PORT: &str = "com.docker.interlockctl.core-port";
+/// Label on configs this tool creates: the images (a JSON object, service name to image)
+/// the run that created it moved, as they were before (a rollback past it puts them back).
+pub const LABEL_IMAGES: &str = "com.docker.interlockctl.images";
 
 /// What was read from the swarm.
 #[derive(Debug, Clone)]
@@ -55,6 +59,9 @@ pub struct Observed {
     /// Services of an extension the edit removes (`cluster remove`): Interlock leaves them
     /// running, so the plan removes them.
     pub retired: Vec<Service>,
+    /// Services whose image the run may move besides the core's (`upgrade`, and a
+    /// `rollback` past one): the extension and proxy services.
+    pub others: Vec<Service>,
 }
 
 /// The config step of a plan.
@@ -99,6 +106,18 @@ pub struct Plan {
     pub awaited_proxy: Option<String>,
     /// Services to remove, after the core runs on the new config.
     pub removed_services: Vec<String>,
+    /// Updates of further services (an upgrade's extension and proxies), sent once the core
+    /// runs its new image and config.
+    pub others: Vec<ServiceEdits>,
+}
+
+/// The edits of one service (one update).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEdits {
+    /// The service.
+    pub service: String,
+    /// Its edits.
+    pub edits: Vec<SpecEdit>,
 }
 
 impl Plan {
@@ -108,6 +127,21 @@ impl Plan {
             && self.core_edits.is_empty()
             && self.proxy_edits.is_empty()
             && self.removed_services.is_empty()
+            && self.others.is_empty()
+    }
+
+    /// The image every service the plan moves will run, by service name.
+    pub fn moved_images(&self, core: &str) -> BTreeMap<String, String> {
+        let updates = std::iter::once((core, &self.core_edits))
+            .chain(self.others.iter().map(|o| (o.service.as_str(), &o.edits)));
+        updates
+            .flat_map(|(service, edits)| {
+                edits.iter().filter_map(move |edit| match edit {
+                    SpecEdit::Image { to, .. } => Some((service.to_owned(), to.clone())),
+                    _ => None,
+                })
+            })
+            .collect()
     }
 
     /// The plan as report actions, in order.
@@ -132,10 +166,15 @@ impl Plan {
             None => {}
         }
         let proxy_name = observed.proxy.as_ref().map(|p| p.name.clone());
-        for (service, edits) in [
+        let others = self
+            .others
+            .iter()
+            .map(|o| (Some(o.service.clone()), &o.edits));
+        let updates = [
             (Some(observed.core.name.clone()), &self.core_edits),
             (proxy_name, &self.proxy_edits),
-        ] {
+        ];
+        for (service, edits) in updates.into_iter().chain(others) {
             if let Some(service) = service.filter(|_| !edits.is_empty()) {
                 let detail = edits
                     .iter()
@@ -185,17 +224,41 @@ pub struct Desired<'a> {
     pub host_mode: bool,
     /// The command, recorded on a new config.
     pub operation: &'a str,
+    /// The image each service must run, by service name (the core's or one of
+    /// [`Observed::others`]); services not named keep theirs.
+    pub images: &'a BTreeMap<String, String>,
 }
 
 /// Computes the plan that brings the swarm to `desired`.
 pub fn build(observed: &Observed, desired: &Desired) -> Plan {
     let core_port = core_port_edit(observed, desired);
+    let core_image = image_edit(&observed.core, desired);
+    let others: Vec<ServiceEdits> = observed
+        .others
+        .iter()
+        .filter_map(|service| {
+            let edit = image_edit(service, desired)?;
+            let mut edits = vec![edit];
+            edits.extend(rollback_on_failure(&service.spec));
+            Some(ServiceEdits {
+                service: service.name.clone(),
+                edits,
+            })
+        })
+        .collect();
     let config = (desired.text != observed.config_text).then(|| match desired.existing {
         Some(config) => NextConfig::Reuse {
             name: config.name.clone(),
             id: config.id.clone(),
         },
-        None => next_config(observed, desired, core_port.is_some()),
+        None => {
+            let images_before: BTreeMap<String, String> = std::iter::once(&observed.core)
+                .chain(&observed.others)
+                .filter(|service| image_edit(service, desired).is_some())
+                .map(|service| (service.name.clone(), spec::image(&service.spec)))
+                .collect();
+            next_config(observed, desired, core_port.is_some(), &images_before)
+        }
     });
     let mut core_edits = Vec::new();
     if let Some(next) = &config {
@@ -210,6 +273,7 @@ pub fn build(observed: &Observed, desired: &Desired) -> Plan {
         });
     }
     core_edits.extend(core_port);
+    core_edits.extend(core_image);
     if !core_edits.is_empty() {
         core_edits.extend(rollback_on_failure(&observed.core.spec));
     }
@@ -230,7 +294,46 @@ pub fn build(observed: &Observed, desired: &Desired) -> Plan {
             .is_none()
             .then(|| desired.settings.proxy_service_name.clone()),
         removed_services: observed.retired.iter().map(|s| s.name.clone()).collect(),
+        others,
     }
+}
+
+/// The edit that moves `service` to the image `desired` names for it, if another.
+fn image_edit(service: &Service, desired: &Desired) -> Option<SpecEdit> {
+    let from = spec::image(&service.spec);
+    let to = desired.images.get(&service.name)?;
+    (*to != from).then(|| SpecEdit::Image {
+        from,
+        to: to.clone(),
+    })
+}
+
+/// The images an `upgrade` moves to: the core's and every other observed service's whose
+/// image is one of Interlock's.
+pub fn upgraded_images(observed: &Observed, upgrade: &Upgrade) -> BTreeMap<String, String> {
+    std::iter::once(&observed.core)
+        .chain(&observed.others)
+        .filter_map(|service| {
+            let to = upgrade.target_of(&spec::image(&service.spec))?;
+            Some((service.name.clone(), to))
+        })
+        .collect()
+}
+
+/// The images to put back when returning to the config `target`: for each service, the
+/// image it ran before the first run after `target` that moved it (the run recorded them
+/// on the config it created).
+pub fn images_before(observed: &Observed, target: &str) -> BTreeMap<String, String> {
+    let mut images = BTreeMap::new();
+    // From the current config back: an earlier run's record overwrites a later one's.
+    for config in lineage_since(observed, target) {
+        let recorded = config
+            .labels
+            .get(LABEL_IMAGES)
+            .and_then(|text| serde_json::from_str::<BTreeMap<String, String>>(text).ok());
+        images.extend(recorded.unwrap_or_default());
+    }
+    images
 }
 
 /// The core's gRPC port in host mode: published when an extension goes host mode, and
@@ -412,7 +515,12 @@ fn normalized(constraints: &[String]) -> Vec<String> {
     out
 }
 
-fn next_config(observed: &Observed, desired: &Desired, publishes_core_port: bool) -> NextConfig {
+fn next_config(
+    observed: &Observed,
+    desired: &Desired,
+    publishes_core_port: bool,
+    images_before: &BTreeMap<String, String>,
+) -> NextConfig {
     let digest = content_digest(desired.text);
     let existing = observed
         .lineage
@@ -437,6 +545,12 @@ fn next_config(observed: &Observed, desired: &Desired, publishes_core_port: bool
     labels.insert(LABEL_OPERATION.into(), desired.operation.into());
     if publishes_core_port {
         labels.insert(LABEL_CORE_PORT.into(), format!("{}", CorePort::host()));
+    }
+    if !images_before.is_empty() {
+        labels.insert(
+            LABEL_IMAGES.into(),
+            serde_json::to_string(images_before).unwrap_or_default(),
+        );
     }
     NextConfig::Create {
         name: next_config_name(&observed.config.name, &names),
@@ -604,6 +718,7 @@ mod plan_tests {
                 }],
                 awaited_proxy: None,
                 removed_services: vec![],
+                others: vec![],
             }
         );
     }
@@ -703,6 +818,7 @@ mod plan_tests {
                     live_settings: &settings,
                     host_mode: false,
                     operation: "rollback",
+                    images: &BTreeMap::new(),
                 },
             )
         };

@@ -42,6 +42,9 @@
 //! An engine that cannot be reached, a timeout, or another run's change is not undone: the
 //! run stops (exit 1 or 6) and a re-run plans from what it finds.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -53,7 +56,7 @@ use crate::output::progress::Progress;
 use crate::output::report::UpdateTiming;
 use crate::runbook::Options;
 use crate::runbook::observe::LiveState;
-use crate::runbook::plan::{self, CONFIG_TARGET, NextConfig, Observed, Plan};
+use crate::runbook::plan::{self, CONFIG_TARGET, NextConfig, Observed, Plan, ServiceEdits};
 use crate::runbook::{preflight, verify};
 use crate::swarm::converge::{self, Assessment, Converged, Phase, WaitError};
 use crate::swarm::spec::{self, Field, SpecEdit};
@@ -136,7 +139,15 @@ pub async fn execute<S: SwarmApi>(
     if let Err(failure) = proxy_waited {
         return Err(run.fail(failure, proxy_name).await);
     }
+    run.update_others(&plan.others, observed).await?;
     run.follow_and_verify(plan, settings).await?;
+    let images = plan.moved_images(&observed.core.name);
+    if let Err((failure, service)) = run
+        .verify_images(&images, state.config.poll_interval())
+        .await
+    {
+        return Err(run.fail(failure, &service).await);
+    }
     for service in &observed.retired {
         run.remove(service)
             .await
@@ -237,6 +248,9 @@ enum Failure {
     /// The core did not create a new cluster's proxy in time (nothing is undone, as for
     /// any timeout).
     NotCreated,
+    /// Tasks that do not run the image the run moved their service to, or a service put
+    /// back on another image.
+    WrongImage(Vec<String>),
 }
 
 impl From<WaitError> for Failure {
@@ -252,7 +266,10 @@ impl From<WaitError> for Failure {
 impl Failure {
     /// Whether what the run changed is put back.
     fn restores(&self) -> bool {
-        matches!(self, Failure::UpdateFailed(_) | Failure::NotVerified(_))
+        matches!(
+            self,
+            Failure::UpdateFailed(_) | Failure::NotVerified(_) | Failure::WrongImage(_)
+        )
     }
 
     /// The problem itself, without anything about restoring.
@@ -277,6 +294,11 @@ impl Failure {
             Failure::NotVerified(problems) => Problem::new(
                 "verification_failed",
                 format!("the proxy does not serve as configured: {}", problems.join("; ")),
+                None,
+            ),
+            Failure::WrongImage(problems) => Problem::new(
+                "verification_failed",
+                format!("the services do not run the new images: {}", problems.join("; ")),
                 None,
             ),
             Failure::NotCreated => Problem::new(
@@ -415,6 +437,84 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             self.converge(&proxy.id).await?;
         }
         Ok(())
+    }
+
+    /// Sends the updates of the further services (an upgrade's extension and proxies) and
+    /// waits for them all at once; puts back what the run changed when one fails.
+    async fn update_others(&mut self, others: &[ServiceEdits], observed: &Observed) -> Result<()> {
+        let mut sent = Vec::new();
+        for update in others {
+            let Some(before) = observed.others.iter().find(|s| s.name == update.service) else {
+                continue;
+            };
+            match self.send(before, &update.edits).await {
+                Ok(update) => sent.push(update),
+                Err(failure) => return Err(self.fail(failure, &before.name).await),
+            }
+        }
+        let waited = futures_util::future::join_all(sent.iter().map(|s| self.wait(s))).await;
+        for (update, waited) in sent.iter().zip(waited) {
+            match waited {
+                Ok(timing) => self.timings.extend(timing),
+                Err(failure) => {
+                    let name = update.as_ref().map_or("", |sent| sent.name.as_str());
+                    return Err(self.fail(failure, name).await);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every task of each service in `images` runs the image the run moved it
+    /// to, then, two of the core's `PollInterval`s later, that no service was put back on
+    /// another image (the core reconciles the extension and the proxies from its config).
+    async fn verify_images(
+        &self,
+        images: &BTreeMap<String, String>,
+        poll_interval: Duration,
+    ) -> Result<(), (Failure, String)> {
+        for (name, image) in images {
+            let service = self.settled(name).await.map_err(|f| (f, name.clone()))?;
+            let tasks = self
+                .api
+                .tasks(&service.id)
+                .await
+                .map_err(|e| (Failure::Swarm(e), name.clone()))?;
+            let problems = verify::check_images(&service, image, &tasks);
+            if !problems.is_empty() {
+                return Err((Failure::WrongImage(problems), name.clone()));
+            }
+        }
+        let Some((last, _)) = images.last_key_value() else {
+            return Ok(());
+        };
+        let wait = poll_interval * 2;
+        self.printer.status(&format!(
+            "Verified: every task runs its new image; checking again in {} s that nothing puts an old one back ...",
+            wait.as_secs()
+        ));
+        tokio::time::sleep(wait).await;
+        let mut put_back = Vec::new();
+        for (name, image) in images {
+            let now = self
+                .api
+                .service(name)
+                .await
+                .map_err(|e| (Failure::Swarm(e), name.clone()))?
+                .map(|service| spec::image(&service.spec))
+                .unwrap_or_default();
+            if now != *image {
+                put_back.push(format!(
+                    "{name} was put back on {now} (the run moved it to {image})"
+                ));
+            }
+        }
+        if put_back.is_empty() {
+            self.printer.status("Verified: no image was put back.");
+            Ok(())
+        } else {
+            Err((Failure::WrongImage(put_back), last.clone()))
+        }
     }
 
     /// Removes a service and reads it again to see it gone.
@@ -621,7 +721,7 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         left.extend(self.differences().await);
         if left.is_empty() {
             let (code, hint) = match failure {
-                Failure::NotVerified(_) => (
+                Failure::NotVerified(_) | Failure::WrongImage(_) => (
                     "verification_failed",
                     "`interlockctl status` shows where tasks run and why",
                 ),

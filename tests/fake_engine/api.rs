@@ -153,6 +153,31 @@ pub(super) fn route(
             }
         }
         (&Method::GET, ["tasks"]) => (StatusCode::OK, list_tasks(swarm, query)),
+        (&Method::GET, ["images", name @ .., "json"]) => {
+            let name = name.join("/");
+            if swarm.images.contains(&name) {
+                (StatusCode::OK, json!({ "Id": "sha256:fake", "RepoTags": [name] }))
+            } else {
+                error(StatusCode::NOT_FOUND, format!("No such image: {name}"))
+            }
+        }
+        (&Method::GET, ["distribution", name @ .., "json"]) => {
+            let name = name.join("/");
+            match &swarm.registry {
+                None => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host",
+                ),
+                Some(images) if images.contains(&name) => (
+                    StatusCode::OK,
+                    json!({ "Descriptor": { "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": "sha256:fake", "size": 1 } }),
+                ),
+                Some(_) => error(
+                    StatusCode::NOT_FOUND,
+                    format!("manifest unknown: manifest unknown: {name}"),
+                ),
+            }
+        }
         _ => error(StatusCode::NOT_FOUND, "page not found"),
     }
 }
