@@ -683,4 +683,62 @@ mod tests {
         survey.extensions.clear();
         assert_eq!(codes(&examine(&survey, None)), []);
     }
+
+    #[test]
+    fn versions_are_shown_and_a_mismatch_with_one_another_or_mke_is_a_warning() {
+        let mut survey = survey();
+        let report = examine(&survey, None);
+        assert_eq!(
+            report.versions,
+            [
+                ("ucp-interlock", "3.0.14"),
+                ("ucp-interlock-proxy", "3.0.14")
+            ]
+            .map(|(service, version)| ServiceVersion {
+                service: service.into(),
+                version: Some(version.into()),
+            })
+        );
+        assert_eq!(report.mke_version, None);
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+
+        survey.ucp_agent = Some(crate::testing::service(
+            "agent",
+            json!({"Name": "ucp-agent", "TaskTemplate": {"ContainerSpec": {"Image": "mirantis/ucp-agent:3.8.0"}}}),
+        ));
+        proxy_of(&mut survey).service.spec["TaskTemplate"]["ContainerSpec"]["Image"] =
+            json!("mirantis/ucp-interlock-proxy:3.8.0");
+        let report = examine(&survey, None);
+        assert_eq!(report.mke_version.as_deref(), Some("3.8.0"));
+        let found: Vec<(&str, &str, Option<&str>)> = report
+            .findings
+            .iter()
+            .map(|f| (f.code.as_str(), f.message.as_str(), f.hint.as_deref()))
+            .collect();
+        let listed = "ucp-interlock 3.0.14, ucp-interlock-proxy 3.8.0";
+        let fix = "`interlockctl upgrade --to 3.8.0 --repository mirantis`";
+        assert_eq!(
+            found,
+            [
+                (
+                    "interlock_versions_differ",
+                    &*format!("Interlock's services run different versions: {listed}"),
+                    Some(&*format!(
+                        "{fix} moves the core, the extensions and the proxies to one version"
+                    )),
+                ),
+                (
+                    "interlock_not_mke_version",
+                    &*format!(
+                        "MKE is 3.8.0, but Interlock's services run {listed}: MKE's upgrade leaves a customized Interlock as it is"
+                    ),
+                    Some(&*format!("{fix} upgrades Interlock to MKE's version")),
+                ),
+            ]
+        );
+
+        // The services' own label wins over the agent's image.
+        survey.core.as_mut().unwrap().spec["Labels"] = json!({LABEL_UCP_VERSION: "3.7.2"});
+        assert_eq!(examine(&survey, None).mke_version.as_deref(), Some("3.7.2"));
+    }
 }

@@ -667,6 +667,7 @@ mod plan_tests {
     use serde_json::json;
 
     use super::*;
+    use crate::interlock::config::InterlockConfig;
     use crate::testing::{
         CONF_1, host_mode, observed, pinned, plan_after, settings_after, tcp_port as port,
     };
@@ -867,6 +868,158 @@ mod plan_tests {
         assert_eq!(
             plan.actions(&retiring, text)[0].target,
             "ucp-interlock-proxy-old"
+        );
+    }
+
+    /// The lab's extension service, on the old image.
+    fn extension() -> Service {
+        crate::testing::service(
+            "extension",
+            json!({
+                "Name": "ucp-interlock-extension",
+                "TaskTemplate": {"ContainerSpec": {"Image": "docker/ucp-interlock-extension:3.0.14"}}
+            }),
+        )
+    }
+
+    fn upgrade_plan(observed: &Observed, upgrade: &Upgrade) -> Plan {
+        let mut config = InterlockConfig::parse("test", crate::testing::CONFIG).expect("parses");
+        config.move_images(upgrade);
+        let text = config.text();
+        let settings = config.extension("default").expect("valid");
+        build(
+            observed,
+            &Desired {
+                text: &text,
+                existing: None,
+                settings: &settings,
+                live_settings: &settings,
+                host_mode: false,
+                operation: "upgrade",
+                images: &upgraded_images(observed, upgrade),
+            },
+        )
+    }
+
+    #[test]
+    fn an_upgrade_moves_the_core_with_its_config_then_the_extension_and_the_proxy() {
+        let mut observed = observed();
+        observed.others = vec![extension(), observed.proxy.clone().unwrap()];
+        let upgrade = Upgrade::parse("3.8.0", Some("mirantis")).unwrap();
+        let plan = upgrade_plan(&observed, &upgrade);
+        assert_eq!(
+            plan.core_edits[1..],
+            [
+                SpecEdit::Image {
+                    from: "docker/ucp-interlock:3.0.14".into(),
+                    to: "mirantis/ucp-interlock:3.8.0".into()
+                },
+                SpecEdit::FailureAction {
+                    from: "pause".into(),
+                    to: "rollback".into()
+                },
+            ]
+        );
+        assert!(matches!(plan.core_edits[0], SpecEdit::SwapConfig { .. }));
+        assert_eq!(
+            plan.others,
+            [
+                ServiceEdits {
+                    service: "ucp-interlock-extension".into(),
+                    edits: vec![
+                        SpecEdit::Image {
+                            from: "docker/ucp-interlock-extension:3.0.14".into(),
+                            to: "mirantis/ucp-interlock-extension:3.8.0".into()
+                        },
+                        SpecEdit::FailureAction {
+                            from: "pause".into(),
+                            to: "rollback".into()
+                        },
+                    ],
+                },
+                ServiceEdits {
+                    service: "ucp-interlock-proxy".into(),
+                    edits: vec![SpecEdit::Image {
+                        from: "docker/ucp-interlock-proxy:3.0.14".into(),
+                        to: "mirantis/ucp-interlock-proxy:3.8.0".into()
+                    }],
+                },
+            ]
+        );
+        assert_eq!(plan.proxy_edits, [], "the proxy moves once, after the core");
+        let Some(NextConfig::Create { labels, .. }) = &plan.config else {
+            panic!("a new config: {plan:?}");
+        };
+        assert_eq!(
+            labels[LABEL_IMAGES],
+            r#"{"ucp-interlock":"docker/ucp-interlock:3.0.14","ucp-interlock-extension":"docker/ucp-interlock-extension:3.0.14","ucp-interlock-proxy":"docker/ucp-interlock-proxy:3.0.14"}"#
+        );
+        let targets: Vec<String> = plan
+            .actions(&observed, "")
+            .into_iter()
+            .map(|a| a.target)
+            .collect();
+        assert_eq!(
+            targets[1..],
+            [
+                "ucp-interlock",
+                "ucp-interlock-extension",
+                "ucp-interlock-proxy"
+            ]
+        );
+
+        // Once upgraded, there is nothing left to do.
+        let mut upgraded = observed.clone();
+        for service in std::iter::once(&mut upgraded.core).chain(&mut upgraded.others) {
+            let to = upgrade.target_of(&spec::image(&service.spec)).unwrap();
+            service.spec["TaskTemplate"]["ContainerSpec"]["Image"] = json!(to);
+        }
+        let mut config = InterlockConfig::parse("test", crate::testing::CONFIG).unwrap();
+        config.move_images(&upgrade);
+        upgraded.config_text = config.text();
+        assert!(upgrade_plan(&upgraded, &upgrade).is_empty());
+    }
+
+    #[test]
+    fn a_return_to_a_config_before_upgrades_puts_back_the_earliest_recorded_images() {
+        let mut observed = observed();
+        let labelled = |id: &str, parent: &str, images: &str| ConfigObject {
+            id: id.into(),
+            name: format!("com.docker.ucp.interlock.conf-{}", &id[1..]),
+            labels: BTreeMap::from([
+                (LABEL_PARENT.to_owned(), parent.to_owned()),
+                (LABEL_IMAGES.to_owned(), images.to_owned()),
+            ]),
+            created_at: String::new(),
+        };
+        let conf_2 = labelled(
+            "c2",
+            CONF_1,
+            r#"{"ucp-interlock":"docker/ucp-interlock:3.0.14"}"#,
+        );
+        let conf_3 = labelled(
+            "c3",
+            &conf_2.name,
+            r#"{"ucp-interlock":"docker/ucp-interlock:3.7.0","ucp-interlock-proxy":"docker/ucp-interlock-proxy:3.7.0"}"#,
+        );
+        observed.lineage = vec![observed.config.clone(), conf_2.clone(), conf_3.clone()];
+        observed.config = conf_3;
+        assert_eq!(
+            images_before(&observed, CONF_1),
+            BTreeMap::from([
+                (
+                    "ucp-interlock".to_owned(),
+                    "docker/ucp-interlock:3.0.14".to_owned()
+                ),
+                (
+                    "ucp-interlock-proxy".to_owned(),
+                    "docker/ucp-interlock-proxy:3.7.0".to_owned()
+                ),
+            ])
+        );
+        assert_eq!(
+            images_before(&observed, &conf_2.name)["ucp-interlock"],
+            "docker/ucp-interlock:3.7.0"
         );
     }
 

@@ -169,6 +169,13 @@ pub fn reset() {
     run_script(&["reset"]);
 }
 
+/// [`reset`] with the services on Interlock's own image names, `docker/ucp-interlock*:3.0.14`
+/// (`LAB_INTERLOCK_IMAGES=names`, see `tests/lab/lab.sh`), and a core that keeps the extension
+/// on the image its config names.
+pub fn reset_with_interlock_images() {
+    run_script_with(&["reset"], &[("LAB_INTERLOCK_IMAGES", "names")]);
+}
+
 /// [`reset`] with a core that never writes the proxy's spec (the benchmark compares both).
 pub fn reset_without_core_writer() {
     run_script_with(&["reset"], &[("LAB_CORE_WRITER", "off")]);
