@@ -1584,3 +1584,93 @@ fn the_fake_serves_its_swarm_with_or_without_an_api_version_prefix() {
     let missing = fake_engine::raw_get(&engine, "/services/nope");
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 }
+
+// ---------------------------------------------------------------------------------------
+// `upgrade`
+
+const EXTENSION: &str = "ucp-interlock-extension";
+const UPGRADE: &[&str] = &[
+    "upgrade",
+    "--to",
+    "3.8.0",
+    "--repository",
+    "mirantis",
+    "--yes",
+];
+
+fn interlock_specs(engine: &FakeEngine) -> Vec<Value> {
+    engine.with(|s| {
+        [CORE, EXTENSION, PROXY]
+            .map(|name| s.service(name).unwrap().spec.clone())
+            .to_vec()
+    })
+}
+
+fn error_codes(report: &Value) -> Vec<&str> {
+    report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect()
+}
+
+/// The proxy's new image cannot run: Swarm rolls the proxy back, the run puts back the
+/// core's image and config and the extension's image, and says exit 5 only after a re-read
+/// shows all three services as they were.
+#[test]
+fn an_upgrade_whose_proxy_cannot_run_puts_every_image_and_the_config_back_with_exit_5() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.failing_tasks = vec![(PROXY.into(), "ucp-interlock-proxy:3.8.0".into())];
+    });
+    let before = interlock_specs(&engine);
+    let report = interlockctl(&engine, UPGRADE).assert_report(5);
+    assert_eq!(report["status"], "rolled_back");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("the update of {PROXY} failed: ")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "{EXTENSION} image, update config; {CORE} config /config.toml, image, update config"
+        )),
+        "names every field put back: {message}"
+    );
+    assert_eq!(interlock_specs(&engine), before, "every service as it was");
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
+        assert_eq!(swarm.running_tasks(PROXY).len(), 2);
+    });
+}
+
+/// An image the registry says does not exist is refused (exit 4, each named, nothing
+/// written); an engine that cannot ask its registry (air-gapped) gets a warning, as from the
+/// docker CLI, and the run goes on.
+#[test]
+fn a_missing_image_is_refused_and_an_unreachable_registry_is_a_warning() {
+    let engine = FakeEngine::start();
+    let report = interlockctl(&engine, &["upgrade", "--to", "3.9.0", "--yes"]).assert_report(4);
+    assert_eq!(error_codes(&report), ["image_not_found"; 3]);
+    assert!(
+        report["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("image docker/ucp-interlock-extension:3.9.0 does not exist: the registry says \"manifest unknown"),
+        "{report}"
+    );
+    assert_eq!(writes(&engine), Vec::<String>::new(), "nothing changed");
+
+    let air_gapped = FakeEngine::start_arranged(|swarm| swarm.registry = None);
+    let report =
+        interlockctl(&air_gapped, &["upgrade", "--to", "3.9.0", "--dry-run"]).assert_report(0);
+    assert_eq!(report["status"], "planned");
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(
+        warnings[0].as_str().unwrap().starts_with(
+            "image docker/ucp-interlock-extension:3.9.0 could not be looked up in its registry (Get "
+        ),
+        "{warnings:?}"
+    );
+}
