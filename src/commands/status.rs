@@ -138,18 +138,13 @@ fn render_versions(status: &StatusReport) -> String {
     let versions: Vec<String> = status
         .versions
         .iter()
-        .map(|v| {
-            format!(
-                "{} {}",
-                v.service,
-                v.version
-                    .as_deref()
-                    .unwrap_or("unknown (not an Interlock image)")
-            )
+        .map(|v| match &v.version {
+            Some(version) => format!("{} {version}", v.service),
+            None => format!("{} (not an Interlock image)", v.service),
         })
         .collect();
     format!(
-        "Versions:   {} (MKE: {})\n",
+        "Versions:   {}; MKE {}\n",
         if versions.is_empty() {
             "none".to_owned()
         } else {
