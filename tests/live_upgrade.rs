@@ -23,18 +23,7 @@ fn image(lab: &Lab, service: &str) -> String {
 
 /// The images the running tasks of a service run.
 fn task_images(lab: &Lab, service: &str) -> Vec<String> {
-    lab.docker(&[
-        "service",
-        "ps",
-        service,
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.Image}}",
-    ])
-    .lines()
-    .map(str::to_owned)
-    .collect()
+    lab.running_tasks(service, "{{.Image}}")
 }
 
 /// Asserts each service and every one of its running tasks run `org/<service>:version`.

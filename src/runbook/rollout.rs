@@ -14,6 +14,13 @@
 //!    them running), now that the core runs on the config without it; a re-read confirms
 //!    each is gone.
 //!
+//! An `upgrade` adds the further services' updates ([`Plan::others`]: the extensions and the
+//! proxies, each to its new image) once the core runs its new image and config (sent in one
+//! update, so the core restarts once, on a config that names the new images), waits for them
+//! together, verifies every cluster's proxy, then checks that every task runs its new image
+//! and, two of the core's `PollInterval`s later, that the core reconciled no service back to
+//! an old image. A failure there restores like any other: images are fields ([`Field::Image`]).
+//!
 //! # Why overlapping the two updates stays safe
 //! - The proxy's update goes out only after Swarm accepted the core's, and the core's update
 //!   refuses to land on a core whose config another run rotated meanwhile (the spec version
@@ -141,6 +148,11 @@ pub async fn execute<S: SwarmApi>(
     }
     run.update_others(&plan.others, observed).await?;
     run.follow_and_verify(plan, settings).await?;
+    for other in other_updated_proxies(state, plan, settings) {
+        if let Err(failure) = run.verify_proxy(&other).await {
+            return Err(run.fail(failure, &other.proxy_service_name).await);
+        }
+    }
     let images = plan.moved_images(&observed.core.name);
     if let Err((failure, service)) = run
         .verify_images(&images, state.config.poll_interval())
@@ -154,6 +166,27 @@ pub async fn execute<S: SwarmApi>(
             .map_err(|failure| failure.into_error(&service.name))?;
     }
     Ok(run.applied(config))
+}
+
+/// The settings of the other extensions whose proxy the plan updates (an upgrade moves every
+/// service cluster's proxy): each is verified as the selected one is.
+fn other_updated_proxies(
+    state: &LiveState,
+    plan: &Plan,
+    selected: &ExtensionSettings,
+) -> Vec<ExtensionSettings> {
+    let names = state.config.extension_names().unwrap_or_default();
+    names
+        .iter()
+        .filter_map(|name| state.config.extension(name).ok())
+        .filter(|other| {
+            other.proxy_service_name != selected.proxy_service_name
+                && plan
+                    .others
+                    .iter()
+                    .any(|o| o.service == other.proxy_service_name)
+        })
+        .collect()
 }
 
 /// Verifies the proxy when the plan changed nothing: a finished or interrupted earlier run

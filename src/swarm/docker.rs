@@ -97,15 +97,10 @@ impl DockerSwarm {
     }
 
     fn api_error(operation: &str, status: StatusCode, body: &Value) -> SwarmError {
-        let message = body
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
         SwarmError::Api {
             operation: operation.to_owned(),
             status: status.as_u16(),
-            message,
+            message: engine_message(body),
         }
     }
 
@@ -353,11 +348,7 @@ impl SwarmApi for DockerSwarm {
                 None,
             )
             .await?;
-        let message = body
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let message = engine_message(&body);
         Ok(if status.is_success() {
             ImageAvailability::InRegistry
         } else if registry_says_missing(status, &message) {
@@ -453,6 +444,14 @@ fn node_from_model(node: bollard::models::Node) -> Node {
         os: platform.os.unwrap_or_default(),
         arch: platform.architecture.unwrap_or_default(),
     }
+}
+
+/// The `message` of an engine's error answer.
+fn engine_message(body: &Value) -> String {
+    body.get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Whether a failed distribution lookup means the registry answered that the image does

@@ -318,19 +318,27 @@ impl Lab {
         (version(CORE), version(PROXY))
     }
 
+    /// One `docker service ps --format FORMAT` line per task of `service` meant to run.
+    pub fn running_tasks(&self, service: &str, format: &str) -> Vec<String> {
+        self.docker(&[
+            "service",
+            "ps",
+            service,
+            "--filter",
+            "desired-state=running",
+            "--format",
+            format,
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    }
+
     /// The nodes running the proxy, as addresses.
     pub fn proxy_node_addrs(&self) -> Vec<String> {
         let mut addrs: Vec<String> = self
-            .docker(&[
-                "service",
-                "ps",
-                PROXY,
-                "--filter",
-                "desired-state=running",
-                "--format",
-                "{{.Node}}",
-            ])
-            .lines()
+            .running_tasks(PROXY, "{{.Node}}")
+            .iter()
             .map(|node| self.docker(&["node", "inspect", node, "--format", "{{.Status.Addr}}"]))
             .collect();
         addrs.sort();
