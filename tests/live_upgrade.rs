@@ -8,6 +8,8 @@
 mod lab_support;
 
 use lab_support::{CONF, CORE, Lab, PROXY, lab};
+use std::time::Instant;
+
 use serde_json::Value;
 
 const EXTENSION: &str = "ucp-interlock-extension";
@@ -56,6 +58,7 @@ fn codes(report: &Value) -> Vec<String> {
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn upgrade_moves_every_image_and_rollback_and_a_failed_core_put_them_back() {
     let lab = lab();
+    let started = Instant::now();
     // The default fixture runs the stand-in by its image ID: not an Interlock image.
     let refused = lab
         .interlockctl(&["upgrade", "--to", "3.8.0", "--yes", "-o", "json"])
