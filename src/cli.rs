@@ -38,6 +38,36 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Whether a command line asks for JSON output (`-o json`, `--output json`, `-ojson`,
+/// `-o=json`, `--output=json`), read from the words themselves: for a line clap refused,
+/// whose usage error is then a JSON document too.
+pub fn asks_for_json(args: &[OsString]) -> bool {
+    let words: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .map_while(|arg| arg.to_str())
+        .take_while(|word| *word != "--")
+        .collect();
+    words.iter().enumerate().any(|(i, word)| match *word {
+        "-o" | "--output" => words.get(i + 1) == Some(&"json"),
+        other => matches!(other, "-ojson" | "-o=json" | "--output=json"),
+    })
+}
+
+/// The subcommand a command line names (`cluster add`), as far as its words tell; empty
+/// when it names none.
+pub fn named_command(args: &[OsString]) -> String {
+    let mut command = Cli::command();
+    let mut names = Vec::new();
+    for word in args.iter().skip(1).filter_map(|arg| arg.to_str()) {
+        if let Some(subcommand) = command.find_subcommand(word).cloned() {
+            names.push(subcommand.get_name().to_owned());
+            command = subcommand;
+        }
+    }
+    names.join(" ")
+}
+
 impl Cli {
     /// Parses the command line like clap, then checks the relations between global options
     /// on their merged values; an error renders like clap's own, with the command's usage.

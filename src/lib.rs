@@ -24,16 +24,10 @@ use output::report::{Report, RunStatus};
 
 /// Parses the command line, runs the command, prints the outcome; returns the exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
-    let cli = match Cli::parse_args(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let cli = match Cli::parse_args(args.iter().cloned()) {
         Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::Usage
-            } else {
-                ExitCode::Success
-            };
-        }
+        Err(error) => return refused_command_line(&error, &args),
     };
     let printer = Printer::new(&cli.global, Terminal::detect());
     let dry_run = cli.global.dry_run || cli.global.check;
@@ -43,7 +37,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    match runtime.block_on(commands::run(&cli, &printer, &mut report)) {
+    let code = match runtime.block_on(commands::run(&cli, &printer, &mut report)) {
         Ok(code) => code,
         Err(error) => {
             report.status = status_for(error.exit);
@@ -54,7 +48,44 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
             }
             error.exit
         }
+    };
+    // What was written to stdout is the run's result: when it was lost (a full disk), the
+    // run failed, whatever it did besides. A closed pipe (`| head`) is not such a loss.
+    match printer.take_stdout_failure() {
+        Some(problem) => {
+            printer.problems(&[problem]);
+            ExitCode::Failure
+        }
+        None => code,
     }
+}
+
+/// Prints clap's refusal of the command line (or the help or version it asked for: exit 0).
+/// With `-o json` the refusal is a JSON document on stdout too: status `refused`, exit 2.
+fn refused_command_line(error: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+    let _ = error.print();
+    if !error.use_stderr() {
+        return ExitCode::Success;
+    }
+    if cli::asks_for_json(args) {
+        let rendered = error.render().to_string();
+        let mut paragraphs = rendered.split("\n\n");
+        let first = paragraphs.next().unwrap_or_default();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let usage = paragraphs.find(|p| p.starts_with("Usage: "));
+        let mut report = Report::new(&cli::named_command(args), false);
+        report.status = RunStatus::Refused;
+        report.errors = vec![error::Problem::new(
+            "usage",
+            first.split_whitespace().collect::<Vec<_>>().join(" "),
+            Some(usage.map_or_else(
+                || "see `interlockctl --help`".to_owned(),
+                |usage| format!("{}; see its `--help`", usage.trim()),
+            )),
+        )];
+        Printer::json().finish(&report, "");
+    }
+    ExitCode::Usage
 }
 
 fn status_for(exit: ExitCode) -> RunStatus {

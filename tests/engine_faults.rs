@@ -821,7 +821,8 @@ fn a_live_config_that_is_not_toml_is_refused_with_exit_4() {
 }
 
 /// On a busy cluster the core rolls the proxy often: a run that finds a rollout running waits
-/// for it, says so, and then plans from where it ended.
+/// for it, says so, and then plans from where it ended. That rollout leaves the proxy with 3
+/// replicas: only a plan made after it puts them back to the config's 2.
 #[test]
 fn a_rollout_in_progress_is_waited_for_then_the_run_plans_afresh() {
     let engine = FakeEngine::start_arranged(|swarm| {
@@ -831,6 +832,13 @@ fn a_rollout_in_progress_is_waited_for_then_the_run_plans_afresh() {
     args.extend(["-o", "text"]);
     let run = interlockctl(&engine, &args);
     assert_eq!(run.code, 0, "{}", run.render());
+    assert!(
+        run.stderr.contains(&format!(
+            "  update service {PROXY}: replicas: 3 -> 2; constraints: "
+        )),
+        "the plan starts from the 3 replicas the rollout left: {}",
+        run.render()
+    );
     assert!(
         run.stderr.contains(&format!(
             "Waiting for the rollout already running on {PROXY} (updating) before planning ..."
@@ -845,10 +853,12 @@ fn a_rollout_in_progress_is_waited_for_then_the_run_plans_afresh() {
     );
     engine.with(|swarm| {
         assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
+        let proxy = &swarm.service(PROXY).unwrap().spec;
         assert_eq!(
-            swarm.service(PROXY).unwrap().spec["TaskTemplate"]["Placement"]["Constraints"],
+            proxy["TaskTemplate"]["Placement"]["Constraints"],
             json!(["node.labels.role==dtr"])
         );
+        assert_eq!(proxy["Mode"]["Replicated"]["Replicas"], 2);
     });
 }
 
@@ -1010,37 +1020,61 @@ fn a_failing_proxy_update_restores_the_previous_state_with_exit_5() {
     });
 }
 
+/// The error codes of a report, in order.
+fn error_codes(report: &Value) -> Vec<&str> {
+    report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["code"].as_str().expect("a code"))
+        .collect()
+}
+
 /// On the fake engine (the lab cannot make Swarm's own rollback fail on demand): the proxy's
 /// new tasks fail, Swarm rolls the update back, and the rolled-back spec's tasks fail too, so
-/// Swarm pauses its rollback (`rollback_paused`). The run reports exit 5 with the failed
-/// tasks' errors once a re-read shows every field it changed back: the proxy's by Swarm, the
-/// core's by the run.
+/// Swarm pauses its rollback (`rollback_paused`). Every field is back (the proxy's by Swarm,
+/// the core's by the run), yet the proxy does not serve: exit 1 `partially_restored` naming
+/// the paused rollback, the task that does not run and the failed tasks' errors, never exit 5.
 #[test]
-fn an_update_swarm_pauses_is_exit_5_with_the_failed_tasks_errors() {
+fn a_rollback_swarm_pauses_is_partially_restored_with_exit_1_not_restored() {
     let engine = FakeEngine::start_arranged(|swarm| {
         // Every new proxy task exits 1, whatever its spec (say, its nodes lost their image).
         swarm.faults.failing_tasks = vec![(PROXY.into(), "docker/ucp-interlock-proxy".into())];
     });
     let (core_before, proxy_before) = specs(&engine);
-    let report = interlockctl(&engine, PIN_PROXY).assert_report(5);
-    assert_eq!(report["status"], "rolled_back");
-    assert_eq!(report["errors"][0]["code"], "rolled_back");
-    let message = report["errors"][0]["message"].as_str().unwrap();
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(1);
+    assert_eq!(report["status"], "failed");
+    assert_eq!(
+        error_codes(&report),
+        ["update_failed", "partially_restored"]
+    );
+    let cause = report["errors"][0]["message"].as_str().unwrap();
     assert!(
-        message.starts_with(&format!(
+        cause.starts_with(&format!(
             "the update of {PROXY} failed: rollback paused due to failure or early termination of task "
+        )) && cause.contains(": failed (task: non-zero exit (1))"),
+        "the failed tasks' errors: {cause}"
+    );
+    let left = report["errors"][1]["message"].as_str().unwrap();
+    assert!(
+        left.starts_with(&format!(
+            "not everything this run changed is back: {PROXY} does not serve: Swarm paused it (rollback paused due to failure or early termination of task "
         )),
-        "{message}"
+        "{left}"
     );
     assert!(
-        message.contains(": failed (task: non-zero exit (1))"),
-        "the failed tasks' errors: {message}"
+        left.contains(", 1 of 2 proxy tasks are running, task ")
+            && left.contains(": failed (task: non-zero exit (1))"),
+        "{left}"
     );
-    assert!(
-        message.ends_with(&format!(
-            "; restored: {PROXY} constraints, update config (Swarm had rolled it back); {CORE} config /config.toml, update config"
-        )),
-        "{message}"
+    assert_eq!(
+        left.matches("does not serve").count(),
+        1,
+        "the core serves: {left}"
+    );
+    assert_eq!(
+        report["errors"][1]["hint"],
+        "run `interlockctl status` to see where it stands, then `interlockctl rollback` or fix it by hand (the backup holds the previous specs)"
     );
     let (core_after, proxy_after) = specs(&engine);
     assert_eq!(core_after, core_before, "the core is on its previous spec");
@@ -1049,10 +1083,123 @@ fn an_update_swarm_pauses_is_exit_5_with_the_failed_tasks_errors() {
         "the proxy's spec is the previous one"
     );
     engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
+        assert_eq!(swarm.running_tasks(CORE), [("mgr".to_owned(), vec![])]);
         let proxy = swarm.service(PROXY).unwrap();
-        let state = &proxy.update_status.as_ref().unwrap()["State"];
-        assert_eq!(state, "rollback_paused");
+        assert_eq!(
+            proxy.update_status.as_ref().unwrap()["State"],
+            "rollback_paused"
+        );
+        assert_eq!(
+            swarm.running_tasks(PROXY).len(),
+            1,
+            "one of two proxy tasks runs"
+        );
     });
+}
+
+/// Host mode serves on 7080 and 7443; a run moving it to 7081 and 7444 fails verification
+/// (no task binds its host ports) and is put back, but the re-created tasks bind none
+/// either: the proxy's spec is back, its tasks are not, so exit 1 names the stale ports.
+#[test]
+fn a_restored_proxy_whose_tasks_keep_stale_ports_is_partially_restored_with_exit_1() {
+    let engine = FakeEngine::start();
+    interlockctl(&engine, HOST_MODE).assert_report(0);
+    let (core_before, proxy_before) = specs(&engine);
+    engine.with(|swarm| swarm.faults.host_ports_never_bound = vec![PROXY.into()]);
+    let moved = ["host-mode", "--http", "7081", "--https", "7444", "--yes"];
+    let report = interlockctl(&engine, &moved).assert_report(1);
+    assert_eq!(report["status"], "failed");
+    assert_eq!(
+        error_codes(&report),
+        ["verification_failed", "partially_restored"]
+    );
+    assert_eq!(
+        report["errors"][1]["message"],
+        format!(
+            "not everything this run changed is back: {PROXY} does not serve: proxy task on mgr does not bind the configured host ports, proxy task on w1 does not bind the configured host ports"
+        )
+    );
+    let (core_after, proxy_after) = specs(&engine);
+    assert_eq!(core_after, core_before, "the core is on its previous spec");
+    assert_eq!(
+        proxy_after["EndpointSpec"], proxy_before["EndpointSpec"],
+        "the ports 7080 and 7443 are back in the spec"
+    );
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
+        assert_eq!(
+            swarm.running_tasks(PROXY),
+            [("mgr".to_owned(), vec![]), ("w1".to_owned(), vec![])],
+            "running, but bound to no port"
+        );
+    });
+}
+
+/// The engine refuses the proxy's update once the core's was accepted (a 500): the core is
+/// put back on its previous config, the proxy was never changed, and exit 5 comes from a
+/// re-read of both.
+#[test]
+fn a_refused_proxy_update_puts_the_core_back_with_exit_5() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.updates_refused_from = vec![(PROXY.into(), 1)];
+    });
+    let (core_before, proxy_before) = specs(&engine);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(5);
+    assert_eq!(report["status"], "rolled_back");
+    assert_eq!(error_codes(&report), ["rolled_back"]);
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the swarm does not accept changes")
+            && message.ends_with(&format!(
+                "; restored: {CORE} config /config.toml, update config"
+            )),
+        "{message}"
+    );
+    assert_eq!(
+        report["errors"][0]["hint"],
+        "the swarm serves with its previous config; fix the cause above and run the command again"
+    );
+    assert_eq!(
+        specs(&engine),
+        (core_before, proxy_before),
+        "both as before"
+    );
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
+        assert_eq!(swarm.running_tasks(CORE), [("mgr".to_owned(), vec![])]);
+        assert_eq!(
+            swarm.running_tasks(PROXY),
+            [("mgr".to_owned(), vec![]), ("w1".to_owned(), vec![])]
+        );
+    });
+}
+
+/// The proxy's update is refused and so is the core's restore: exit 1 `partially_restored`
+/// naming the core, which stays on the run's config; the proxy was never changed.
+#[test]
+fn a_refused_proxy_update_whose_core_restore_is_refused_too_is_partially_restored() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.updates_refused_from = vec![(PROXY.into(), 1), (CORE.into(), 2)];
+    });
+    let (_, proxy_before) = specs(&engine);
+    let report = interlockctl(&engine, PIN_PROXY).assert_report(1);
+    assert_eq!(report["status"], "failed");
+    assert_eq!(error_codes(&report), ["api_error", "partially_restored"]);
+    let left = report["errors"][1]["message"].as_str().unwrap();
+    assert!(
+        left.starts_with(&format!(
+            "not everything this run changed is back: {CORE}: config /config.toml, update config could not be put back ("
+        )) && left.contains(&format!("{CORE} config /config.toml is {{")),
+        "names the core: {left}"
+    );
+    assert!(!left.contains(&format!("{PROXY}:")), "{left}");
+    assert_eq!(
+        specs(&engine).1,
+        proxy_before,
+        "the proxy was never changed"
+    );
+    engine.with(|swarm| assert_eq!(swarm.mounted_config(CORE), Some(conf(2))));
 }
 
 /// The lab's config pinned to `role=dtr`, with a `PollInterval` the core cannot load.
@@ -1117,20 +1264,17 @@ fn a_core_that_fails_while_the_proxy_rolls_leaves_both_as_they_were_with_exit_5(
 fn a_restore_the_engine_refuses_is_partially_restored_with_exit_1() {
     let engine = FakeEngine::start_arranged(|swarm| {
         // The run's own proxy update goes through; the one putting it back does not.
-        swarm.faults.updates_refused_from = Some((PROXY.into(), 2));
+        swarm.faults.updates_refused_from = vec![(PROXY.into(), 2)];
     });
     let (core_before, _) = specs(&engine);
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_pinned_config(dir.path());
     let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_report(1);
     assert_eq!(report["status"], "failed");
-    let codes: Vec<&str> = report["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["code"].as_str().unwrap())
-        .collect();
-    assert_eq!(codes, ["update_failed", "partially_restored"]);
+    assert_eq!(
+        error_codes(&report),
+        ["update_failed", "partially_restored"]
+    );
     let message = report["errors"][1]["message"].as_str().unwrap();
     assert!(
         message.starts_with(&format!(
@@ -1361,16 +1505,13 @@ fn a_new_cluster_whose_core_cannot_be_put_back_keeps_its_proxy_and_says_so() {
     let engine = FakeEngine::start_arranged(|swarm| {
         swarm.faults.host_ports_never_bound = vec![EU_PROXY.into()];
         // The run's core update goes through; the one putting it back does not.
-        swarm.faults.updates_refused_from = Some((CORE.into(), 2));
+        swarm.faults.updates_refused_from = vec![(CORE.into(), 2)];
     });
     let report = interlockctl(&engine, ADD_EU).assert_report(1);
-    let codes: Vec<&str> = report["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["code"].as_str().unwrap())
-        .collect();
-    assert_eq!(codes, ["verification_failed", "partially_restored"]);
+    assert_eq!(
+        error_codes(&report),
+        ["verification_failed", "partially_restored"]
+    );
     let message = report["errors"][1]["message"].as_str().unwrap();
     assert!(
         message.contains(&format!(
@@ -1381,6 +1522,75 @@ fn a_new_cluster_whose_core_cannot_be_put_back_keeps_its_proxy_and_says_so() {
     engine.with(|swarm| {
         assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
         assert!(swarm.service(EU_PROXY).is_some());
+    });
+}
+
+/// The core creates the new cluster's proxy with one replica instead of two, and the engine
+/// refuses the update making it match: the core goes back to its previous config, the
+/// created proxy is removed, the default proxy is untouched, exit 5.
+#[test]
+fn a_refused_update_of_a_created_cluster_proxy_puts_the_core_back_with_exit_5() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.created_proxy_replicas = Some(1);
+        swarm.faults.updates_refused_from = vec![(EU_PROXY.into(), 1)];
+    });
+    let before = specs(&engine);
+    let report = interlockctl(&engine, ADD_EU).assert_report(5);
+    assert_eq!(report["status"], "rolled_back");
+    assert_eq!(error_codes(&report), ["rolled_back"]);
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the swarm does not accept changes")
+            && message.ends_with(&format!(
+                "; restored: {CORE} config /config.toml, ports 8080/tcp, update config; {EU_PROXY} removed (the core created it from this run's config)"
+            )),
+        "{message}"
+    );
+    assert_eq!(
+        specs(&engine),
+        before,
+        "the core and the default proxy as before"
+    );
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
+        assert!(swarm.service(EU_PROXY).is_none(), "removed");
+        assert_eq!(swarm.running_tasks(CORE), [("mgr".to_owned(), vec![])]);
+    });
+}
+
+/// The same, with the core's restore refused too: exit 1 `partially_restored` naming the
+/// core, and the created proxy left (on the run's config the core would create it again).
+#[test]
+fn a_refused_update_of_a_created_cluster_proxy_and_of_the_core_restore_is_partially_restored() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.created_proxy_replicas = Some(1);
+        swarm.faults.updates_refused_from = vec![(EU_PROXY.into(), 1), (CORE.into(), 2)];
+    });
+    let (_, proxy_before) = specs(&engine);
+    let report = interlockctl(&engine, ADD_EU).assert_report(1);
+    assert_eq!(report["status"], "failed");
+    assert_eq!(error_codes(&report), ["api_error", "partially_restored"]);
+    let left = report["errors"][1]["message"].as_str().unwrap();
+    assert!(
+        left.starts_with(&format!(
+            "not everything this run changed is back: {CORE}: config /config.toml, ports 8080/tcp, update config could not be put back ("
+        )) && left.contains(&format!(
+            "{EU_PROXY}, which the core created from this run's config, still exists"
+        )),
+        "names the core and the created proxy: {left}"
+    );
+    assert_eq!(
+        specs(&engine).1,
+        proxy_before,
+        "the default proxy untouched"
+    );
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
+        let eu = swarm.service(EU_PROXY).expect("left");
+        assert_eq!(
+            eu.spec["Mode"]["Replicated"]["Replicas"], 1,
+            "as the core made it"
+        );
     });
 }
 
@@ -1604,15 +1814,6 @@ fn interlock_specs(engine: &FakeEngine) -> Vec<Value> {
             .map(|name| s.service(name).unwrap().spec.clone())
             .to_vec()
     })
-}
-
-fn error_codes(report: &Value) -> Vec<&str> {
-    report["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["code"].as_str().unwrap())
-        .collect()
 }
 
 /// The proxy's new image cannot run: Swarm rolls the proxy back, the run puts back the

@@ -13,14 +13,24 @@ const EAST: &str = "ucp-interlock-proxy-east";
 
 /// A service's spec without the nginx config the core swaps onto every proxy whenever it
 /// loads a config or a route changes (`tests/lab/standin-core.sh`): what only interlockctl
-/// changes in the lab. `None` when the service does not exist.
+/// changes in the lab. `None` when the service does not exist; any other failure of the
+/// docker CLI fails the test.
 fn spec_of(lab: &Lab, service: &str) -> Option<Value> {
     let output = std::process::Command::new("docker")
         .args(["service", "inspect", "--format", "{{json .Spec}}", service])
         .env("DOCKER_HOST", &lab.docker_host)
         .output()
         .expect("docker runs");
-    let mut spec: Value = serde_json::from_slice(&output.stdout).ok()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        assert!(
+            stderr.contains(&format!("no such service: {service}")),
+            "docker service inspect {service} failed: {stderr}"
+        );
+        return None;
+    }
+    let mut spec: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("docker service inspect {service}: {error}: {stderr}"));
     if let Some(container) = spec
         .pointer_mut("/TaskTemplate/ContainerSpec")
         .and_then(Value::as_object_mut)

@@ -4,7 +4,7 @@
 
 mod lab_support;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use lab_support::{CORE, PROXY, lab};
 
@@ -50,18 +50,52 @@ fn a_route_change_in_the_middle_of_a_run_is_kept_and_waited_for() {
         "true",
     ]);
     let report = run.finish().assert_report(0);
+    let ended = SystemTime::now();
     assert_eq!(report["status"], "applied");
 
-    // The core noticed the route (within its one-second poll) and swapped a config naming it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !proxy_config(&lab).contains("# route: lab-route") {
-        assert!(
-            Instant::now() < deadline,
-            "the core never swapped in the new route"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // Read at once, with no wait: while the run was going the core noticed the route (within
+    // its one-second poll) and swapped in a config naming it, and the run waited until that
+    // rollout of the proxy, which its own core update caused, was over.
     let proxy = lab.inspect(PROXY);
+    assert!(
+        proxy_config(&lab).contains("# route: lab-route"),
+        "the route change happened before the run ended"
+    );
+    assert_eq!(
+        proxy["UpdateStatus"]["State"], "completed",
+        "the run ended with no rollout running on the proxy"
+    );
+    // The swarm's own times: the run's core update started, the proxy config with the route
+    // was created, and the proxy's last rollout completed, in that order, before the end.
+    let time = |value: &serde_json::Value| {
+        let text = value.as_str().unwrap_or_else(|| panic!("a time: {value}"));
+        humantime::parse_rfc3339_weak(text).unwrap_or_else(|error| panic!("{text}: {error}"))
+    };
+    let core_started = time(&lab.inspect(CORE)["UpdateStatus"]["StartedAt"]);
+    let mounted = lab_support::mounted_proxy_config(&proxy["Spec"]).expect("mounted");
+    let created = lab.docker(&[
+        "config",
+        "inspect",
+        "--format",
+        "{{json .CreatedAt}}",
+        &mounted,
+    ]);
+    let created = time(&serde_json::from_str(&created).expect("a JSON string"));
+    let completed = time(&proxy["UpdateStatus"]["CompletedAt"]);
+    assert!(
+        core_started <= created && created <= completed && completed <= ended,
+        "core update {core_started:?}, route config {created:?}, proxy rollout done {completed:?}, run ended {ended:?}"
+    );
+    let timed: Vec<&str> = report["timings"]
+        .as_array()
+        .expect("timings")
+        .iter()
+        .map(|t| t["service"].as_str().unwrap())
+        .collect();
+    assert!(
+        timed.contains(&CORE) && timed.contains(&PROXY),
+        "the run timed both rollouts: {timed:?}"
+    );
     assert_eq!(
         proxy["Spec"]["TaskTemplate"]["Placement"]["Constraints"],
         serde_json::json!(["node.labels.role==dtr"]),

@@ -754,3 +754,61 @@ fn concurrent_runs_never_clash() {
         rounds.len()
     ));
 }
+
+/// A config saved on Windows, applied to the lab: the config object keeps its CRLF line
+/// breaks, the core loads it, and a later `pin-proxy` on that live config writes a config
+/// with CRLF too, its diff showing the one changed line. The same file with a byte-order
+/// mark, which the running config does not have, is refused before anything changes.
+#[test]
+#[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
+fn a_config_saved_on_windows_keeps_its_crlf_and_a_new_byte_order_mark_is_refused() {
+    let lab = lab();
+    let lf = std::fs::read_to_string(manifest_dir().join("tests/lab/core-config.toml")).unwrap();
+    let windows = lf
+        .replace("PollInterval = \"3s\"", "PollInterval = \"2s\"")
+        .replace('\n', "\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("windows.toml");
+    let with_bom = dir.path().join("windows-bom.toml");
+    std::fs::write(&file, &windows).unwrap();
+    std::fs::write(&with_bom, format!("\u{feff}{windows}")).unwrap();
+
+    assert_refused(
+        &lab,
+        &["apply", with_bom.to_str().unwrap()],
+        "byte_order_mark",
+        "starts with a UTF-8 byte-order mark, which the running config does not have",
+    );
+
+    let applied = lab
+        .interlockctl(&["apply", file.to_str().unwrap(), "--yes", "-o", "json"])
+        .assert_report(0);
+    assert_eq!(applied["config"]["next"], conf(2));
+    assert_eq!(
+        lab.config_text(&conf(2)),
+        windows,
+        "byte for byte, CRLF kept"
+    );
+
+    let pinned = lab
+        .interlockctl(&[&PIN_PROXY[..], &["-o", "json"]].concat())
+        .assert_report(0);
+    let before = "    ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]\r\n";
+    let after = "    ProxyConstraints = [\"node.labels.role==dtr\"]\r\n";
+    assert_eq!(windows.matches(before).count(), 1, "the lab config's line");
+    assert_eq!(
+        lab.config_text(&conf(3)),
+        windows.replace(before, after),
+        "only the edited line differs, CRLF kept"
+    );
+    let diff = pinned["config"]["diff"].as_str().unwrap();
+    let changed = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("---")
+                && !l.starts_with("+++")
+        })
+        .count();
+    assert_eq!(changed, 2, "one line out, one in: {diff}");
+}

@@ -393,9 +393,36 @@ fn declining_the_prompt_on_a_terminal_changes_nothing() {
     assert_eq!((lab.versions(), lab.configs()), before, "nothing changed");
 }
 
+/// The diff and the plan come before the run's first request that changes anything: in the
+/// order of what the run printed with `-v`, which traces every Engine API request once it
+/// was answered, both precede the first `POST` (the config's creation).
+fn assert_shown_before_the_first_change(stderr: &str) {
+    let at = |needle: &str| {
+        stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not printed: {stderr}"))
+    };
+    let diff = at("+    ProxyConstraints = [\"node.labels.role==dtr\"]\n");
+    let plan = at("Plan:\n");
+    let first_write = at("api: POST ");
+    assert!(
+        diff < plan && plan < first_write,
+        "diff, then plan, then the first change: {stderr}"
+    );
+    let first_line = stderr[first_write..].lines().next().unwrap_or_default();
+    assert!(
+        first_line.contains("/configs/create"),
+        "the first change creates the config: {first_line}"
+    );
+    assert!(
+        !stderr[..first_write].contains("api: DELETE"),
+        "nothing removed before: {stderr}"
+    );
+}
+
 /// `pin-proxy` without `--replicas` sets `ProxyReplicas` to the number of nodes that carry
-/// the label and are Ready and Active: 3 here (four labelled nodes, one drained), where the
-/// fixture has 2.
+/// the label and are Ready and Active, where the fixture has 2: 3 of four labelled nodes
+/// when one is drained, and 3 again when instead one is down (its engine stopped).
 #[test]
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn replicas_default_to_the_ready_active_labelled_nodes() {
@@ -403,31 +430,54 @@ fn replicas_default_to_the_ready_active_labelled_nodes() {
     for node in ["ilab-mgr", "ilab-w3"] {
         lab.docker(&["node", "update", "--label-add", "role=dtr", node]);
     }
+    let assert_three_replicas_planned = |left_out: &str| {
+        let report = lab.interlockctl(&PIN_PROXY_PLAN).assert_report(0);
+        let changes = config_changes(&report);
+        assert!(
+            changes.contains(&("Extensions.default.ProxyReplicas", "2", "3")),
+            "{left_out}: {changes:?}"
+        );
+        assert!(
+            updates(&report).contains(&(
+                PROXY.to_owned(),
+                format!(
+                    "replicas: 2 -> 3; constraints: {:?} -> [\"node.labels.role==dtr\"]",
+                    UCP_CONSTRAINTS
+                )
+            )),
+            "{left_out}: {report}"
+        );
+    };
     lab.docker(&["node", "update", "--availability", "drain", "ilab-w3"]);
-    let planned = lab.interlockctl(&PIN_PROXY_PLAN);
-    let report = planned.assert_report(0);
-    let changes = config_changes(&report);
-    assert!(
-        changes.contains(&("Extensions.default.ProxyReplicas", "2", "3")),
-        "{changes:?}"
+    assert_three_replicas_planned("ilab-w3 drained");
+
+    lab.docker(&["node", "update", "--availability", "active", "ilab-w3"]);
+    let down = lab.node_down("ilab-w2");
+    let status = |node: &str| {
+        lab.docker(&[
+            "node",
+            "inspect",
+            "--format",
+            "{{.Status.State}} {{.Spec.Availability}}",
+            node,
+        ])
+    };
+    assert_eq!(
+        (status("ilab-w2"), status("ilab-w3")),
+        ("down active".to_owned(), "ready active".to_owned()),
+        "as the docker CLI reports them"
     );
-    assert!(
-        updates(&report).contains(&(
-            PROXY.to_owned(),
-            format!(
-                "replicas: 2 -> 3; constraints: {:?} -> [\"node.labels.role==dtr\"]",
-                UCP_CONSTRAINTS
-            )
-        )),
-        "{report}"
-    );
+    assert_three_replicas_planned("ilab-w2 down");
+    drop(down);
 }
 
 #[test]
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn rollback_twice_returns_to_where_it_started() {
     let lab = lab();
-    lab.interlockctl(&PIN_PROXY).assert_code(0);
+    let pin = lab.interlockctl(&[&PIN_PROXY[..], &["-v"]].concat());
+    pin.assert_code(0);
+    assert_shown_before_the_first_change(&pin.stderr);
     let pinned = lab.proxy_node_addrs();
     lab.interlockctl(&["rollback", "--yes"]).assert_code(0);
     assert_eq!(lab.core_config(), conf(1));

@@ -140,4 +140,8 @@ fn upgrade_moves_every_image_and_rollback_and_a_failed_core_put_them_back() {
         migrated,
         "the core is back on its config"
     );
+    lab_support::report(&format!(
+        "live_upgrade: {:.1} s on the lab after its first reset",
+        started.elapsed().as_secs_f64()
+    ));
 }

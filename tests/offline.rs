@@ -250,9 +250,13 @@ fn snapshots_completions() {
         assert!(script.stdout.contains("config-file"), "{shell}");
         snapshot(&format!("completions__{shell}"), &script);
     }
-    let json = run(&["completions", "bash", "-o", "json"]);
-    json.assert_code(2);
-    assert_eq!(json.stdout, "");
+    // No script in JSON: a usage error, reported as one JSON document like every other.
+    let json = run(&["completions", "bash", "-o", "json"]).assert_report(2);
+    assert_eq!(json["status"], "refused");
+    assert_eq!(
+        json["errors"][0]["message"],
+        "the argument '--output json' cannot be used with 'completions': it prints a script or page on stdout, not a report"
+    );
     let unknown = run(&["completions", "tcsh"]);
     unknown.assert_code(2);
     assert!(
@@ -1176,6 +1180,119 @@ fn usage_errors_exit_2_and_write_nothing() {
         assert_eq!(result.stdout, "");
         assert!(result.stderr.starts_with("error: "), "{}", result.render());
         assert!(dir_entries(dir.path()).is_empty(), "{}", result.render());
+
+        // With `-o json` (in each spelling) the refusal is one JSON document as well.
+        for json in [&["-o", "json"][..], &["--output=json"], &["-ojson"]] {
+            let result = run(&[&args[..], json].concat());
+            let report = result.assert_report(2);
+            assert_eq!(report["status"], "refused", "{}", result.render());
+            assert_eq!(report["changed"], false);
+            assert_eq!(report["errors"].as_array().map(Vec::len), Some(1));
+            assert_eq!(report["errors"][0]["code"], "usage");
+            let message = report["errors"][0]["message"].as_str().unwrap();
+            assert!(
+                result
+                    .stderr
+                    .starts_with(&format!("error: {}", &message[..10])),
+                "the message is clap's: {}",
+                result.render()
+            );
+            assert!(dir_entries(dir.path()).is_empty(), "{}", result.render());
+        }
+    }
+    let report = run(&["-o", "json", "cluster", "add", "eu"]).assert_report(2);
+    assert_eq!(report["command"], "cluster add");
+    assert_eq!(
+        report["errors"][0]["message"],
+        "the following required arguments were not provided: --label <KEY=VALUE> --http <PORT> --https <PORT>"
+    );
+}
+
+/// A write to stdout that fails (a full disk) loses the edited config: exit 1 saying so, not
+/// exit 0; a closed pipe (`| head`) is no such failure.
+#[test]
+fn a_failed_write_to_stdout_is_exit_1() {
+    let edit = ["--config-file", UCP, "pin-proxy", "--label", "role=dtr"];
+    for json in [false, true] {
+        let mut args = edit.to_vec();
+        if json {
+            args.extend(["-o", "json"]);
+        }
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_interlockctl"))
+            .args(&args)
+            .stdout(std::fs::File::create("/dev/full").expect("/dev/full"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("error: could not write the output to stdout: No space left on device"),
+            "{stderr}"
+        );
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_interlockctl"))
+        .args(edit)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first byte
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "a closed pipe is exit 0"
+    );
+}
+
+/// A config saved on Windows keeps its CRLF line breaks and its byte-order mark: the output
+/// is the input with the one edited line replaced, and the diff shows only that line.
+#[test]
+fn crlf_line_breaks_and_a_byte_order_mark_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let lf = std::fs::read_to_string(UCP).unwrap();
+    let before_line = "    ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]\r\n";
+    let after_line = "    ProxyConstraints = [\"node.labels.role==dtr\"]\r\n";
+    for bom in ["", "\u{feff}"] {
+        let windows = format!("{bom}{}", lf.replace('\n', "\r\n"));
+        assert_eq!(
+            windows.matches(before_line).count(),
+            1,
+            "the fixture's line"
+        );
+        let file = dir.path().join("windows.toml");
+        std::fs::write(&file, &windows).unwrap();
+        let file = file.to_str().unwrap();
+        let edit = ["pin-proxy", "--label", "role=dtr", "--replicas", "2"];
+        let text = run(&[&edit[..], &["--config-file", file]].concat());
+        text.assert_code(0);
+        assert_eq!(
+            text.stdout,
+            windows.replace(before_line, after_line),
+            "BOM {bom:?}: only the edited line differs"
+        );
+        let report =
+            run(&[&edit[..], &["--config-file", file, "-o", "json"]].concat()).assert_report(0);
+        let diff = report["config"]["diff"].as_str().unwrap();
+        let changed: Vec<&str> = diff
+            .lines()
+            .filter(|line| {
+                (line.starts_with('-') || line.starts_with('+'))
+                    && !line.starts_with("---")
+                    && !line.starts_with("+++")
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                format!("-{}", before_line.trim_end()),
+                format!("+{}", after_line.trim_end()),
+            ],
+            "{diff}"
+        );
+        assert!(
+            diff.contains(&format!("-{before_line}+{after_line}")),
+            "the diff's lines keep their CRLF: {diff:?}"
+        );
     }
 }
 
@@ -1211,6 +1328,40 @@ fn global_options_work_before_or_after_the_command() {
                 flags.extend_from_slice(options[second]);
             }
             let (before, before_file) = run_and_collect(&[&flags[..], PIN].concat());
+            // Each option took effect, not only the same way on both sides: the edit (changes
+            // pending) succeeded, was written where asked, and was only planned when asked.
+            let given = |flag: &str| flags.contains(&flag);
+            let planning = given("--dry-run") || given("--check");
+            let conflicting = [["--dry-run", "--check"], ["-q", "-v"]]
+                .iter()
+                .any(|pair| pair.iter().all(|flag| given(flag)));
+            let code = match (conflicting, given("--check")) {
+                (true, _) => 2,
+                (false, true) => 3,
+                (false, false) => 0,
+            };
+            assert_eq!(before.code, code, "{}", before.render());
+            let edited = "ProxyConstraints = [\"node.labels.role==dtr\"]";
+            let written = before_file
+                .as_deref()
+                .is_some_and(|file| file.contains(edited));
+            assert_eq!(
+                written,
+                code == 0 && given("--out") && !planning,
+                "{}",
+                before.render()
+            );
+            let printed = before.stdout.contains(edited);
+            assert_eq!(
+                printed,
+                code == 0 && !given("--out") && !planning && !given("-o"),
+                "the edited TOML on stdout: {}",
+                before.render()
+            );
+            if given("-o") && code != 2 {
+                let report: Json = serde_json::from_str(&before.stdout).expect("one JSON document");
+                assert_eq!(report["errors"], json!([]));
+            }
             let (after, after_file) = run_and_collect(&[PIN, &flags[..]].concat());
             assert_eq!(
                 (before.code, &before.stdout, &before.stderr, &before_file),

@@ -131,6 +131,9 @@ fn write_output(
             }
         } else {
             printer.data(text);
+            if let Some(lost) = printer.take_stdout_failure() {
+                return Err(Error::new(ExitCode::Failure, lost));
+            }
         }
         return Ok(());
     };

@@ -6,6 +6,12 @@
 //! plan. Nothing is ever re-serialized from a struct: comments, key order, blank lines,
 //! string escapes and the formatting of every untouched line stay byte for byte.
 //!
+//! A file saved on Windows keeps its shape: `toml_edit` reads CRLF line breaks but writes LF,
+//! so a document whose every line break is CRLF is written back with CRLF (otherwise the
+//! diff of a two-key edit would show every line changed and hide the real change), and a
+//! leading byte-order mark, which `toml_edit` does not accept, is set aside and written back.
+//! (A live run refuses to introduce one: see `runbook::change`.)
+//!
 //! Keys are looked up case-insensitively because Interlock decodes its config with
 //! BurntSushi's TOML library, which matches field names that way (`RLimitNoFile` and
 //! `RlimitNoFile` both appear in the wild).
@@ -199,11 +205,55 @@ pub struct KeyChange {
 pub struct InterlockConfig {
     source_name: String,
     doc: DocumentMut,
+    shape: TextShape,
+}
+
+/// Whether `text` starts with a UTF-8 byte-order mark.
+pub fn has_byte_order_mark(text: &str) -> bool {
+    text.starts_with(TextShape::BOM)
+}
+
+/// What of a document's text `toml_edit` does not keep: a byte-order mark, CRLF line breaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct TextShape {
+    bom: bool,
+    crlf: bool,
+}
+
+impl TextShape {
+    const BOM: char = '\u{feff}';
+
+    /// The shape of `text`, and the text without its byte-order mark. Line breaks are CRLF
+    /// only when every one is (a file that mixes them is written with LF, as `toml_edit` does).
+    fn of(text: &str) -> (Self, &str) {
+        let body = text.strip_prefix(Self::BOM).unwrap_or(text);
+        let crlf =
+            body.contains("\r\n") && body.matches('\n').count() == body.matches("\r\n").count();
+        let shape = TextShape {
+            bom: body.len() < text.len(),
+            crlf,
+        };
+        (shape, body)
+    }
+
+    /// `text` as `toml_edit` wrote it, given this shape back.
+    fn restore(self, text: String) -> String {
+        let mut text = if self.crlf {
+            text.replace("\r\n", "\n").replace('\n', "\r\n")
+        } else {
+            text
+        };
+        if self.bom {
+            text.insert(0, Self::BOM);
+        }
+        text
+    }
 }
 
 impl InterlockConfig {
     /// Parses `text`; `source_name` (a file or config name) appears in errors.
     pub fn parse(source_name: &str, text: &str) -> Result<Self, ConfigError> {
+        let (shape, text) = TextShape::of(text);
         let doc = text.parse::<DocumentMut>().map_err(|error| {
             let (line, column) = line_column(text, error.span().map_or(0, |span| span.start));
             ConfigError::Syntax {
@@ -216,6 +266,7 @@ impl InterlockConfig {
         Ok(InterlockConfig {
             source_name: source_name.to_owned(),
             doc,
+            shape,
         })
     }
 
@@ -224,9 +275,10 @@ impl InterlockConfig {
         &self.source_name
     }
 
-    /// The document as text, byte-identical to the input where nothing was edited.
+    /// The document as text, byte-identical to the input where nothing was edited (its
+    /// byte-order mark and CRLF line breaks included).
     pub fn text(&self) -> String {
-        self.doc.to_string()
+        self.shape.restore(self.doc.to_string())
     }
 
     /// The names of all `[Extensions.NAME]` tables, in file order; an error when there is

@@ -1,6 +1,7 @@
 //! The one writer of stdout and stderr; resolves colour, quietness and terminals once.
 
-use std::io::{IsTerminal, Write};
+use std::io::{ErrorKind, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 
 use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
 use crate::error::Problem;
@@ -18,6 +19,8 @@ pub struct Printer {
     can_prompt: bool,
     /// Where spinners draw, so two waits at once share the terminal.
     spinners: indicatif::MultiProgress,
+    /// The first write to stdout that failed other than on a closed pipe.
+    stdout_failure: Arc<Mutex<Option<std::io::Error>>>,
 }
 
 /// Facts about the process's environment that decide how to print, passed in so the
@@ -68,7 +71,36 @@ impl Printer {
                 && !args.no_progress,
             can_prompt: terminal.stderr_tty && terminal.stdin_tty,
             spinners: indicatif::MultiProgress::new(),
+            stdout_failure: Arc::default(),
         }
+    }
+
+    /// A printer of one JSON document and nothing else on stdout, for a command line that
+    /// could not be parsed into options.
+    pub fn json() -> Self {
+        Printer {
+            format: OutputFormat::Json,
+            quiet: false,
+            verbose: false,
+            color: false,
+            progress: false,
+            can_prompt: false,
+            spinners: indicatif::MultiProgress::new(),
+            stdout_failure: Arc::default(),
+        }
+    }
+
+    /// The problem of a write to stdout that failed other than on a closed pipe, if any
+    /// since the last call: the output it carried is lost, so the run failed.
+    pub fn take_stdout_failure(&self) -> Option<Problem> {
+        let failure = self.stdout_failure.lock().ok()?.take();
+        failure.map(|error| {
+            Problem::new(
+                "stdout_write_failed",
+                format!("could not write the output to stdout: {error}"),
+                Some("check where stdout goes (a full disk?) and run the command again".into()),
+            )
+        })
     }
 
     /// The terminal area spinners are drawn in.
@@ -132,13 +164,19 @@ impl Printer {
         }
     }
 
-    /// Data on stdout, exactly as given.
+    /// Data on stdout, exactly as given. A failed write is kept for [`Printer::take_stdout_failure`],
+    /// except on a closed pipe (`| head`), which is not an error worth reporting.
     pub fn data(&self, text: &str) {
         let mut stdout = std::io::stdout().lock();
-        // A closed pipe (`| head`) is not an error worth reporting.
-        let _ = stdout
+        let written = stdout
             .write_all(text.as_bytes())
             .and_then(|()| stdout.flush());
+        if let Err(error) = written
+            && error.kind() != ErrorKind::BrokenPipe
+            && let Ok(mut failure) = self.stdout_failure.lock()
+        {
+            failure.get_or_insert(error);
+        }
     }
 
     /// Findings of a check, one line each on stdout (text mode; JSON carries them in the

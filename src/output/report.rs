@@ -98,7 +98,7 @@ pub struct Report {
     /// Always [`SCHEMA_VERSION`].
     pub schema_version: u32,
     /// The subcommand, e.g. `host-mode`.
-    pub command: &'static str,
+    pub command: String,
     /// Whether `--dry-run` or `--check` was given.
     pub dry_run: bool,
     /// Whether anything was (or, when planned, would be) changed.
@@ -140,10 +140,10 @@ pub struct Report {
 
 impl Report {
     /// An empty report for `command`; the command fills in the rest.
-    pub fn new(command: &'static str, dry_run: bool) -> Self {
+    pub fn new(command: &str, dry_run: bool) -> Self {
         Report {
             schema_version: SCHEMA_VERSION,
-            command,
+            command: command.to_owned(),
             dry_run,
             changed: false,
             status: RunStatus::NoChanges,

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Problem, Result};
 use crate::exit::ExitCode;
+use crate::interlock::config::has_byte_order_mark;
 use crate::interlock::edit::{Edit, unified_diff};
 use crate::output::printer::Printer;
 use crate::output::report::{ConfigReport, Report, RunStatus};
@@ -138,6 +139,7 @@ pub async fn change<S: SwarmApi>(
         preflight::labelled_nodes(edit, &state.observed.nodes).map_err(|e| Error::refused(&e))?;
     let edited = edit.edited_config(&state.config, &state.extension, labelled)?;
     let new_text = edited.config.text();
+    refuse_a_new_byte_order_mark(&state.observed, &new_text)?;
     let target = edit.target_extension(&state.extension);
     let settings = edited
         .config
@@ -158,7 +160,7 @@ pub async fn change<S: SwarmApi>(
             settings: &settings,
             live_settings: &live_settings,
             host_mode: edited.config.publishes_in_host_mode(),
-            operation: report.command,
+            operation: &report.command,
             images: &images,
         },
     );
@@ -229,14 +231,22 @@ pub async fn change<S: SwarmApi>(
         return Ok(code);
     }
     confirm(options, printer)?;
-    let backup = save_backup(observed, options, report.command)?;
+    let backup = save_backup(observed, options, &report.command)?;
     printer.status(&format!(
         "Saved the previous config and service specs to {}",
         backup.display()
     ));
     report.backup = Some(backup.display().to_string());
-    let applied =
-        rollout::execute(api, &plan, state, &settings, &new_text, options, printer).await?;
+    let applied = rollout::execute(
+        api,
+        &plan,
+        state,
+        (&settings, &live_settings),
+        &new_text,
+        options,
+        printer,
+    )
+    .await?;
     if let (Some(config), Some(name)) = (report.config.as_mut(), applied.config) {
         config.next = Some(name);
     }
@@ -254,6 +264,20 @@ fn wanted_images(edit: &Edit, observed: &Observed) -> BTreeMap<String, String> {
         (None, Some(target)) => plan::images_before(observed, &target.name),
         (None, None) => BTreeMap::new(),
     }
+}
+
+/// Refuses a config that would give the core a byte-order mark its running config does not
+/// have: TOML parsers of the Interlock core's age (and the lab's stand-in) read it as part of
+/// the first line and cannot load the config. A live config that has one keeps it.
+fn refuse_a_new_byte_order_mark(observed: &Observed, new_text: &str) -> Result<()> {
+    if !has_byte_order_mark(new_text) || has_byte_order_mark(&observed.config_text) {
+        return Ok(());
+    }
+    Err(Error::refusal(
+        "byte_order_mark",
+        "the new config starts with a UTF-8 byte-order mark, which the running config does not have; the Interlock core's TOML parser may read it as part of the first line and fail to load the config",
+        Some("save the file as UTF-8 without a byte-order mark (most editors offer it; or `sed -i '1s/^\\xEF\\xBB\\xBF//' FILE`); nothing was changed".into()),
+    ))
 }
 
 /// Saves the state before the first change; refuses (exit 4) to change anything without a

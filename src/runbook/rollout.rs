@@ -35,19 +35,34 @@
 //!   core that fails while the proxy rolls.
 //!
 //! # Restoring
-//! A failed rollout (paused, rolled back by Swarm, or a proxy that does not verify) is
-//! undone field by field: every [`Field`] the run's edits named goes back to its value before
+//! Any failure after the first change is undone while the engine can be reached: a rollout
+//! Swarm paused or rolled back, a proxy that does not verify, and an update or read the
+//! engine refused (a 4xx or 5xx, the proxy's update after the core's was accepted, or that of
+//! a proxy the core created). It is undone field by field: every [`Field`] the run's edits named goes back to its value before
 //! the run (the spec observed then, the one the backup holds), written onto each service as
 //! it is now, so what a concurrent writer changed meanwhile (the core's new nginx config on
 //! the proxy, say) stays. Swarm's own `rollback=previous` is not used: after the run's
 //! updates its previous spec may be the run's new spec. A new cluster's proxy that the core
 //! created from this run's config is no part of the state before the run: once the core is
-//! back on its previous config, it is removed (while the core is not, it is left). The restore is waited for, the services are
-//! read again, and exit 5 is reported only when that read shows every field back, the core on
-//! its previous config and the created proxy gone; otherwise `partially_restored` names what
-//! differs.
-//! An engine that cannot be reached, a timeout, or another run's change is not undone: the
-//! run stops (exit 1 or 6) and a re-run plans from what it finds.
+//! //! back on its previous config, it is removed (while the core is not, it is left).
+//!
+//! The restore is waited for, the services are read again, and exit 5 is reported only when
+//! that read shows every field back and the created proxy gone, and each restored service
+//! serves: settled, no update or rollback of Swarm's paused on it, the core's tasks of the
+//! spec it is back on running, the proxy's tasks passing [`verify::check_proxy`] against the
+//! settings its spec carried before the run (replicas, placement, ports). Otherwise exit 1
+//! `partially_restored` names, per service, what differs or why it does not serve.
+//!
+//! # What is not undone
+//! Exactly these stop the run (exit 1, or 6 for a timeout) with the changes made so far left
+//! in place, for `interlockctl status` to show and a re-run to plan from:
+//! - the engine cannot be reached: a connection that just failed is not trusted with a restore;
+//! - a wait outlasts `--timeout` (also the core never creating a new cluster's proxy): the
+//!   rollout may still finish;
+//! - another change: the core's config rotated by another run, or a service someone else
+//!   updated on every attempt (update out of sequence): undoing this run would undo theirs;
+//! - a removed cluster's services that cannot be removed once the config without it is
+//!   verified: the change itself is done, and those services are named.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -87,11 +102,13 @@ pub struct Applied {
 
 /// Applies the plan: config, core and proxy updates, waits, verification; restores on
 /// failure.
+///
+/// `settings` are the extension's in the new config, `previous` those in the live one.
 pub async fn execute<S: SwarmApi>(
     api: &S,
     plan: &Plan,
     state: &LiveState,
-    settings: &ExtensionSettings,
+    (settings, previous): (&ExtensionSettings, &ExtensionSettings),
     new_text: &str,
     options: &Options,
     printer: &Printer,
@@ -112,7 +129,7 @@ pub async fn execute<S: SwarmApi>(
         }
         None => None,
     };
-    let core = match run.send(&observed.core, &core_edits).await {
+    let core = match run.send(&observed.core, &core_edits, Role::Core).await {
         Ok(sent) => sent,
         Err(failure) => return Err(failure.into_error(&observed.core.name)),
     };
@@ -122,7 +139,10 @@ pub async fn execute<S: SwarmApi>(
     }
     let proxy_name = &settings.proxy_service_name;
     let proxy = match &observed.proxy {
-        Some(proxy) => match run.send(proxy, &plan.proxy_edits).await {
+        Some(proxy) => match run
+            .send(proxy, &plan.proxy_edits, Role::proxy(previous, proxy))
+            .await
+        {
             Ok(sent) => sent,
             Err(failure) => return Err(run.fail(failure, proxy_name).await),
         },
@@ -140,13 +160,13 @@ pub async fn execute<S: SwarmApi>(
         .clone()
         .unwrap_or_else(|| observed.config.name.clone());
     // Another run's change is left alone: undoing this run would undo that one too.
-    ensure_core_config(api, &observed.core.name, &core_config)
-        .await
-        .map_err(|failure| failure.into_error(&observed.core.name))?;
+    if let Err(failure) = ensure_core_config(api, &observed.core.name, &core_config).await {
+        return Err(run.fail(failure, &observed.core.name).await);
+    }
     if let Err(failure) = proxy_waited {
         return Err(run.fail(failure, proxy_name).await);
     }
-    run.update_others(&plan.others, observed).await?;
+    run.update_others(&plan.others, state).await?;
     run.follow_and_verify(plan, settings).await?;
     for other in other_updated_proxies(state, plan, settings) {
         if let Err(failure) = run.verify_proxy(&other).await {
@@ -175,10 +195,8 @@ fn other_updated_proxies(
     plan: &Plan,
     selected: &ExtensionSettings,
 ) -> Vec<ExtensionSettings> {
-    let names = state.config.extension_names().unwrap_or_default();
-    names
-        .iter()
-        .filter_map(|name| state.config.extension(name).ok())
+    every_extension(state)
+        .into_iter()
         .filter(|other| {
             other.proxy_service_name != selected.proxy_service_name
                 && plan
@@ -186,6 +204,15 @@ fn other_updated_proxies(
                     .iter()
                     .any(|o| o.service == other.proxy_service_name)
         })
+        .collect()
+}
+
+/// The settings of every extension of the live config that has usable ones.
+fn every_extension(state: &LiveState) -> Vec<ExtensionSettings> {
+    let names = state.config.extension_names().unwrap_or_default();
+    names
+        .iter()
+        .filter_map(|name| state.config.extension(name).ok())
         .collect()
 }
 
@@ -268,7 +295,8 @@ async fn ensure_core_config<S: SwarmApi>(
 
 /// Why a step did not succeed.
 enum Failure {
-    /// The engine could not be asked (nothing is undone: the connection is not trusted).
+    /// The engine refused a request, or could not be asked (then nothing is undone: the
+    /// connection is not trusted).
     Swarm(SwarmError),
     /// Another change rotated the core's config after this run read it.
     ChangedUnderneath(String),
@@ -297,12 +325,16 @@ impl From<WaitError> for Failure {
 }
 
 impl Failure {
-    /// Whether what the run changed is put back.
+    /// Whether what the run changed is put back (see "What is not undone" above).
     fn restores(&self) -> bool {
-        matches!(
-            self,
-            Failure::UpdateFailed(_) | Failure::NotVerified(_) | Failure::WrongImage(_)
-        )
+        match self {
+            Failure::Swarm(error) => !matches!(
+                error,
+                SwarmError::Unreachable { .. } | SwarmError::OutOfSequence(_)
+            ),
+            Failure::UpdateFailed(_) | Failure::NotVerified(_) | Failure::WrongImage(_) => true,
+            Failure::ChangedUnderneath(_) | Failure::TimedOut(_) | Failure::NotCreated => false,
+        }
     }
 
     /// The problem itself, without anything about restoring.
@@ -377,11 +409,32 @@ struct Sent {
     at: Instant,
 }
 
-/// What this run changed on a service: the service as observed before the run, and the
-/// fields its edits named.
+/// What this run changed on a service: the service as observed before the run, the fields
+/// its edits named, and how it is judged serving once they are back.
 struct Touched {
     before: Service,
     fields: Vec<Field>,
+    role: Role,
+}
+
+/// What a service this run changed does, for judging it after a restore.
+#[derive(Debug, Clone)]
+enum Role {
+    /// The Interlock core: its tasks of the spec it is back on must run.
+    Core,
+    /// A proxy: its tasks must pass verification against these settings.
+    Proxy(ExtensionSettings),
+    /// Another Interlock service (an extension service an upgrade moved): its tasks of the
+    /// spec it is back on must run, as the core's.
+    Service,
+}
+
+impl Role {
+    /// A proxy as observed before the run, judged by the settings its spec carried then
+    /// ([`verify::settings_of_spec`]) on the extension's `settings`.
+    fn proxy(settings: &ExtensionSettings, before: &Service) -> Self {
+        Role::Proxy(verify::settings_of_spec(settings, &before.spec))
+    }
 }
 
 /// What a restore did, per service.
@@ -460,8 +513,9 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             .await
             .map_err(Failure::Swarm)?
             .ok_or(Failure::NotCreated)?;
+        let edits = plan::own_proxy_edits(settings, &proxy.spec);
         let sent = self
-            .send(&proxy, &plan::own_proxy_edits(settings, &proxy.spec))
+            .send(&proxy, &edits, Role::proxy(settings, &proxy))
             .await?;
         if sent.is_some() {
             let timing = self.wait(&sent).await?;
@@ -474,13 +528,18 @@ impl<'a, S: SwarmApi> Run<'a, S> {
 
     /// Sends the updates of the further services (an upgrade's extension and proxies) and
     /// waits for them all at once; puts back what the run changed when one fails.
-    async fn update_others(&mut self, others: &[ServiceEdits], observed: &Observed) -> Result<()> {
+    async fn update_others(&mut self, others: &[ServiceEdits], state: &LiveState) -> Result<()> {
         let mut sent = Vec::new();
         for update in others {
-            let Some(before) = observed.others.iter().find(|s| s.name == update.service) else {
+            let observed = &state.observed.others;
+            let Some(before) = observed.iter().find(|s| s.name == update.service) else {
                 continue;
             };
-            match self.send(before, &update.edits).await {
+            let proxy_of = every_extension(state)
+                .into_iter()
+                .find(|settings| settings.proxy_service_name == before.name);
+            let role = proxy_of.map_or(Role::Service, |settings| Role::proxy(&settings, before));
+            match self.send(before, &update.edits, role).await {
                 Ok(update) => sent.push(update),
                 Err(failure) => return Err(self.fail(failure, &before.name).await),
             }
@@ -580,11 +639,13 @@ impl<'a, S: SwarmApi> Run<'a, S> {
     }
 
     /// Sends `edits` to the service observed as `before`, on its current spec (`None` when
-    /// there is nothing to send), and remembers the fields for a restore.
+    /// there is nothing to send), and remembers the fields, and the service's `role`, for a
+    /// restore.
     async fn send(
         &mut self,
         before: &Service,
         edits: &[SpecEdit],
+        role: Role,
     ) -> Result<Option<Sent>, Failure> {
         if edits.is_empty() {
             return Ok(None);
@@ -598,6 +659,7 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             self.touched.push(Touched {
                 before: before.clone(),
                 fields,
+                role,
             });
         }
         Ok(sent)
@@ -753,6 +815,9 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         let mut left = restoration.unfinished;
         left.extend(self.differences().await);
         if left.is_empty() {
+            left.extend(self.not_serving().await);
+        }
+        if left.is_empty() {
             let (code, hint) = match failure {
                 Failure::NotVerified(_) | Failure::WrongImage(_) => (
                     "verification_failed",
@@ -796,12 +861,8 @@ impl<'a, S: SwarmApi> Run<'a, S> {
     /// and waits for each restoring rollout.
     async fn restore(&self) -> Restoration {
         let mut restoration = Restoration::default();
-        let restored = self
-            .touched
-            .iter()
-            .rev()
-            .filter(|touched| !self.removed_on_restore(&touched.before.name));
-        for touched in restored {
+        let restored: Vec<&Touched> = self.restored().collect();
+        for touched in restored.into_iter().rev() {
             let name = &touched.before.name;
             let fields: Vec<String> = touched.fields.iter().map(ToString::to_string).collect();
             let fields = fields.join(", ");
@@ -857,6 +918,69 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         restoration
     }
 
+    /// The services this run put back, without the proxy a restore removes.
+    fn restored(&self) -> impl Iterator<Item = &Touched> {
+        self.touched
+            .iter()
+            .filter(|touched| !self.removed_on_restore(&touched.before.name))
+    }
+
+    /// Why restored services do not serve, one line per service (none when all do).
+    async fn not_serving(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for touched in self.restored() {
+            let name = &touched.before.name;
+            match self.serving_problems(touched).await {
+                Ok(problems) if problems.is_empty() => {}
+                Ok(problems) => {
+                    lines.push(format!("{name} does not serve: {}", problems.join(", ")));
+                }
+                Err(failure) => lines.push(format!(
+                    "{name} could not be checked: {}",
+                    failure.problem(name).message
+                )),
+            }
+        }
+        lines
+    }
+
+    /// What keeps a service whose fields are back from serving, read once no rollout runs on
+    /// it: an update or rollback Swarm paused, and by its role, the core's tasks not running
+    /// or the proxy's tasks failing verification; with the failed tasks' errors.
+    async fn serving_problems(&self, touched: &Touched) -> Result<Vec<String>, Failure> {
+        let service = self.settled(&touched.before.name).await?;
+        let tasks = self.api.tasks(&service.id).await.map_err(Failure::Swarm)?;
+        let nodes = self.api.nodes().await.map_err(Failure::Swarm)?;
+        let assessment = converge::assess(&service, &tasks, &nodes);
+        let mut problems = Vec::new();
+        if let Phase::Paused(message) = &assessment.phase {
+            problems.push(format!("Swarm paused it ({message})"));
+        }
+        match &touched.role {
+            Role::Core | Role::Service if assessment.running < assessment.desired.max(1) => {
+                problems.push(format!(
+                    "{} of {} tasks are running",
+                    assessment.running, assessment.desired
+                ));
+            }
+            Role::Core | Role::Service => {}
+            Role::Proxy(settings) => {
+                let check = verify::check_proxy(settings, &service, &tasks, &nodes);
+                problems.extend(check.problems);
+                problems.extend(check.stale_tasks);
+            }
+        }
+        if !problems.is_empty() {
+            let history = self
+                .api
+                .task_history(&service.id)
+                .await
+                .map_err(Failure::Swarm)?;
+            problems.extend(converge::failure_reasons(&service, &history, &nodes));
+        }
+        Ok(problems)
+    }
+
     /// What still differs from before the run, per field, as a re-read shows it.
     async fn differences(&self) -> Vec<String> {
         let mut differences = Vec::new();
@@ -871,11 +995,7 @@ impl<'a, S: SwarmApi> Run<'a, S> {
                 }
             }
         }
-        let compared = self
-            .touched
-            .iter()
-            .filter(|touched| !self.removed_on_restore(&touched.before.name));
-        for touched in compared {
+        for touched in self.restored() {
             let name = &touched.before.name;
             let now = match self.api.service(name).await {
                 Ok(Some(service)) => service.spec,

@@ -5,6 +5,7 @@
 //! running task's own port status and node are checked.
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::interlock::config::{ExtensionSettings, PublishMode};
 use crate::interlock::input::Constraint;
@@ -24,6 +25,35 @@ impl ProxyCheck {
     /// Whether the proxy serves as configured.
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty() && self.stale_tasks.is_empty()
+    }
+}
+
+/// The settings a proxy's spec carries out: `settings` with the spec's replica count, its
+/// placement constraints, and the publish mode and published port of each of the settings'
+/// target ports. A restored proxy is checked against these, its own before the run, which
+/// the live config need not have said (the known bug).
+pub fn settings_of_spec(settings: &ExtensionSettings, proxy_spec: &Value) -> ExtensionSettings {
+    let ports = spec::ports(proxy_spec);
+    let of_target = |target: u16| ports.iter().find(|port| port.target == target);
+    let (http, https) = (
+        of_target(settings.target_port),
+        of_target(settings.target_ssl_port),
+    );
+    let host = [http, https]
+        .into_iter()
+        .flatten()
+        .any(|p| p.mode == "host");
+    ExtensionSettings {
+        proxy_replicas: spec::replicas(proxy_spec).unwrap_or(0),
+        proxy_constraints: spec::constraints(proxy_spec),
+        publish_mode: if host {
+            PublishMode::Host
+        } else {
+            PublishMode::Ingress
+        },
+        published_port: http.and_then(|port| port.published),
+        published_ssl_port: https.and_then(|port| port.published),
+        ..settings.clone()
     }
 }
 

@@ -228,6 +228,10 @@ fn inspect_service(swarm: &mut Swarm, name: &str) -> (StatusCode, Value) {
         }));
         if seen >= until {
             swarm.faults.foreign_rollout = None;
+            swarm.update_service(&service_name, |spec| {
+                let replicas = &mut spec["Mode"]["Replicated"]["Replicas"];
+                *replicas = json!(replicas.as_u64().unwrap_or(0) + 1);
+            });
         }
     }
     swarm.roll_out_unmarked_change(&service_name);
@@ -253,9 +257,12 @@ fn update_service(swarm: &mut Swarm, name: &str, query: &str, body: &[u8]) -> (S
         .entry(service_name.clone())
         .or_default();
     *requests += 1;
-    if let Some((refused, from)) = &swarm.faults.updates_refused_from
-        && *refused == service_name
-        && *requests >= *from
+    let requests = *requests;
+    if swarm
+        .faults
+        .updates_refused_from
+        .iter()
+        .any(|(refused, from)| *refused == service_name && requests >= *from)
     {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -43,8 +43,8 @@
 //! Faults ([`Faults`]) are injected per engine: cut the connection on the k-th request, let
 //! someone else update a service behind the tool's back or run a rollout on it, take a config
 //! name just before the tool creates it, leave a service's new tasks pending, make those of
-//! one spec exit 1, never bind a service's host ports, refuse a service's updates, or keep the
-//! core from creating a missing proxy. Every request is logged ([`FakeEngine::requests`]) so
+//! one spec exit 1, never bind a service's host ports, refuse a service's updates, keep the
+//! core from creating a missing proxy or have it create one with another replica count. Every request is logged ([`FakeEngine::requests`]) so
 //! a test can count them and see what was answered.
 //!
 //! Layout: this file holds the handle, the faults and the HTTP server; `swarm.rs` the model
@@ -147,16 +147,20 @@ pub struct Faults {
     /// `text` exit 1 right after they start, as with a spec the container cannot run with.
     pub failing_tasks: Vec<(String, String)>,
     /// `(service, n)`: a rollout someone else started runs on the service (`updating`) until
-    /// the n-th inspect of it, then completes.
+    /// the n-th inspect of it, then completes, having scaled it by one replica (so a plan
+    /// made before the rollout ended differs from one made after it).
     pub foreign_rollout: Option<(String, usize)>,
     /// Services whose running tasks never bind their host ports (stale however often they
     /// are re-created).
     pub host_ports_never_bound: Vec<String>,
-    /// `(service, n)`: the n-th and every later update request of the service is refused
-    /// with a 500 (an engine that stops accepting changes).
-    pub updates_refused_from: Option<(String, usize)>,
+    /// `(service, n)` each: the n-th and every later update request of the service is
+    /// refused with a 500 (an engine that stops accepting changes).
+    pub updates_refused_from: Vec<(String, usize)>,
     /// The core never creates a missing proxy (as a core that cannot reach the engine).
     pub core_creates_no_proxy: bool,
+    /// The core creates a missing proxy with this replica count, whatever its extension's
+    /// `ProxyReplicas` (as an Interlock that does not apply it), so the run must update it.
+    pub created_proxy_replicas: Option<u64>,
     /// Someone else changes a service's tasks right after an update of another one (the
     /// Interlock core swapping a new nginx config onto the proxy once it loaded its new
     /// config), and Swarm's updater is slow to mark that rollout.

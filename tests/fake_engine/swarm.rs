@@ -758,9 +758,16 @@ impl Swarm {
         let Some(extensions) = config.get("Extensions").and_then(|e| e.as_table_like()) else {
             return;
         };
+        let replicas = self.faults.created_proxy_replicas;
         let missing: Vec<Value> = extensions
             .iter()
             .filter_map(|(_, extension)| extension.as_table_like().map(created_proxy_spec))
+            .map(|mut spec| {
+                if let Some(replicas) = replicas {
+                    spec["Mode"]["Replicated"]["Replicas"] = json!(replicas);
+                }
+                spec
+            })
             .filter(|spec| {
                 self.service(spec["Name"].as_str().unwrap_or_default())
                     .is_none()

@@ -181,7 +181,24 @@ pub fn reset_without_core_writer() {
     run_script_with(&["reset"], &[("LAB_CORE_WRITER", "off")]);
 }
 
+/// A lab worker whose engine is stopped (the swarm reports it Down) until this is dropped,
+/// also when the test fails.
+#[must_use = "the node is started again when this is dropped"]
+pub struct DownNode(&'static str);
+
+impl Drop for DownNode {
+    fn drop(&mut self) {
+        run_script(&["node-start", self.0]);
+    }
+}
+
 impl Lab {
+    /// Stops a worker's engine until the returned guard is dropped (`lab.sh node-stop`).
+    pub fn node_down(&self, worker: &'static str) -> DownNode {
+        run_script(&["node-stop", worker]);
+        DownNode(worker)
+    }
+
     /// interlockctl against the lab (`DOCKER_HOST` set), not started yet.
     pub fn interlockctl_command(&self, args: &[&str]) -> Interlockctl {
         harness::interlockctl(args).env("DOCKER_HOST", &self.docker_host)
