@@ -34,9 +34,12 @@ pub fn write(root: &Path, command: &str, observed: &Observed) -> Result<PathBuf>
         .to_string()
         .replace(':', "");
     let name = format!("{stamp}-{}", command.replace(' ', "-"));
+    let proxy = observed.proxy.as_ref().map(|p| &p.name);
+    let others = observed.others.iter().filter(|s| Some(&s.name) != proxy);
     let services = std::iter::once(&observed.core)
         .chain(&observed.proxy)
-        .chain(&observed.retired);
+        .chain(&observed.retired)
+        .chain(others);
     let files: Vec<(String, String)> = std::iter::once((
         format!("{}.toml", observed.config.name),
         observed.config_text.clone(),
