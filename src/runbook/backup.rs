@@ -128,6 +128,32 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrade_backs_up_every_service_it_may_change_once() {
+        let root = tempfile::tempdir().unwrap();
+        let mut observed = crate::testing::observed();
+        let extension = crate::testing::service(
+            "extension",
+            serde_json::json!({"Name": "ucp-interlock-extension"}),
+        );
+        observed.others = vec![extension, observed.proxy.clone().unwrap()];
+        let dir = write(root.path(), "upgrade", &observed).unwrap();
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "com.docker.ucp.interlock.conf-1.toml",
+                "ucp-interlock-extension.spec.json",
+                "ucp-interlock-proxy.spec.json",
+                "ucp-interlock.spec.json"
+            ]
+        );
+    }
+
+    #[test]
     fn a_taken_name_moves_to_the_next_number() {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("stamp-host-mode-2")).unwrap();
