@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use common::{Interlockctl, Run, action_kinds, action_targets};
 
 use fake_engine::{
-    CONCURRENT_LABEL, CONF, CORE, CORE_CONFIG, ConcurrentUpdate, CutWhen, FakeEngine, PROXY, Swarm,
-    Trigger, UCP_CONSTRAINTS, UNLOADABLE, UnmarkedRollout, conf,
+    CONCURRENT_LABEL, CONF, CORE, CORE_CONFIG, ConcurrentUpdate, CutWhen, FakeEngine, ImagePutBack,
+    PROXY, Swarm, Trigger, UCP_CONSTRAINTS, UNLOADABLE, UnmarkedRollout, conf,
 };
 
 const PIN_PROXY: &[&str] = &["pin-proxy", "--label", "role=dtr", "--yes"];
@@ -1843,6 +1843,33 @@ fn an_upgrade_whose_proxy_cannot_run_puts_every_image_and_the_config_back_with_e
         assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
         assert_eq!(swarm.running_tasks(PROXY).len(), 2);
     });
+}
+
+/// Something puts the extension's old image back a few seconds after the run moved it (as a
+/// core does whose config still names the old image): the run's second look, two
+/// `PollInterval`s after it saw every task on its new image, catches it, and the run puts
+/// every image and the config back (exit 5).
+#[test]
+fn an_old_image_put_back_after_verification_is_caught_and_the_upgrade_undone() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.image_put_back = Some(ImagePutBack {
+            service: EXTENSION.into(),
+            image: "docker/ucp-interlock-extension:3.0.14".into(),
+            after: Duration::from_secs(4),
+            since: None,
+        });
+    });
+    let before = interlock_specs(&engine);
+    let report = interlockctl(&engine, UPGRADE).assert_report(5);
+    assert_eq!(error_codes(&report), ["verification_failed"]);
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "the services do not run the new images: {EXTENSION} was put back on docker/ucp-interlock-extension:3.0.14 (the run moved it to mirantis/ucp-interlock-extension:3.8.0); restored: "
+        )),
+        "{message}"
+    );
+    assert_eq!(interlock_specs(&engine), before, "every service as it was");
 }
 
 /// An image the registry says does not exist is refused (exit 4, each named, nothing

@@ -203,6 +203,28 @@ fn info_json(swarm: &Swarm) -> Value {
     })
 }
 
+/// [`super::ImagePutBack`]: the old image back once the service ran another long enough.
+fn put_back_image(swarm: &mut Swarm, service_name: &str) {
+    let running = swarm
+        .service(service_name)
+        .map(|s| s.spec["TaskTemplate"]["ContainerSpec"]["Image"].clone());
+    let Some(fault) = swarm.faults.image_put_back.as_mut() else {
+        return;
+    };
+    if fault.service != service_name || running == Some(json!(fault.image)) {
+        return;
+    }
+    let since = *fault.since.get_or_insert_with(std::time::Instant::now);
+    if since.elapsed() < fault.after {
+        return;
+    }
+    let image = fault.image.clone();
+    swarm.faults.image_put_back = None;
+    swarm.update_service(service_name, |spec| {
+        spec["TaskTemplate"]["ContainerSpec"]["Image"] = json!(image);
+    });
+}
+
 fn inspect_service(swarm: &mut Swarm, name: &str) -> (StatusCode, Value) {
     let Some(service) = swarm.service(name) else {
         return error(StatusCode::NOT_FOUND, format!("service {name} not found"));
@@ -235,6 +257,7 @@ fn inspect_service(swarm: &mut Swarm, name: &str) -> (StatusCode, Value) {
         }
     }
     swarm.roll_out_unmarked_change(&service_name);
+    put_back_image(swarm, &service_name);
     let service = swarm.service(&service_name).expect("just found");
     let answer = (StatusCode::OK, service_json(service));
     if let Some(race) = swarm.faults.concurrent_update.clone()
