@@ -87,6 +87,11 @@ INTERLOCK_OLD=3.0.14                     # the fixture's images (core-config.tom
 INTERLOCK_NEW=3.8.0
 INTERLOCK_FAILING=3.8.1                  # its core image exits 1 at start
 INTERLOCK_NAMES=(ucp-interlock ucp-interlock-extension ucp-interlock-proxy)
+# Run by the inner bash that execs a node's daemon: it closes every descriptor above stderr, so
+# the daemon keeps none its starter had open (a test's lock on the lab would otherwise be
+# held for as long as the daemon runs, and every test would wait for it).
+# shellcheck disable=SC2016  # expanded by the inner bash
+CLOSE_INHERITED='for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2)); then exec {fd}>&-; fi; done'
 TIMEOUT=${LAB_TIMEOUT:-90}
 
 T0=$SECONDS
@@ -425,9 +430,9 @@ start_dockerd() {
     fi
     # nsenter --net (not `ip netns exec`, which remounts /sys and breaks cgroups),
     # unshare --uts for a per-node hostname; both exec, so $! is dockerd's PID
-    # shellcheck disable=SC2016  # $1/$@ belong to the inner sh
+    # shellcheck disable=SC2016  # $1/$@ belong to the inner bash
     setsid env "$OFFLINE_ENV" nsenter --net="/run/netns/$n" unshare --uts \
-        sh -c 'hostname "$1" && shift && exec "$@"' sh "$n" \
+        bash -c "$CLOSE_INHERITED"'; hostname "$1" && shift && exec "$@"' sh "$n" \
         dockerd --config-file "$DATA/$n/daemon.json" \
         --data-root "$DATA/$n/docker" --exec-root "$STATE/$n/exec" \
         --pidfile "$STATE/$n/dockerd.pid" -H "unix://$(sock "$n")" "${listen[@]}" \
@@ -490,7 +495,8 @@ start_nodes() {
         write_node_config "$n"
         # containerd inside the node's netns (containers sharing the runtime's netns, and shims,
         # then live in the node, not on the host)
-        setsid nsenter --net="/run/netns/$n" containerd --config "$DATA/$n/containerd.toml" \
+        setsid nsenter --net="/run/netns/$n" bash -c "$CLOSE_INHERITED"'; exec "$@"' sh \
+            containerd --config "$DATA/$n/containerd.toml" \
             </dev/null >>"$STATE/$n/containerd.log" 2>&1 9>&- &
         echo $! >"$STATE/$n/containerd.pid"
     done
