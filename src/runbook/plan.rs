@@ -11,6 +11,12 @@
 //! For service clusters the observed proxy may be missing: a new cluster's proxy is created
 //! by the core from the new config, so the plan awaits it instead of editing it (waiting is
 //! no change of this run). The services of a removed cluster become removal steps.
+//!
+//! Images (`upgrade`, and a `rollback` past one) are spec edits like the others: the core's
+//! goes into the core's one update with its config swap, so the core restarts once and on a
+//! config that names the new images; the extension and proxy services get their own updates
+//! ([`Plan::others`]), applied after the core. A config created by a run that moves images
+//! records the images it replaced ([`LABEL_IMAGES`]), which is how a rollback finds them.
 
 use std::collections::BTreeMap;
 
