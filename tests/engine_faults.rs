@@ -1902,3 +1902,30 @@ fn a_missing_image_is_refused_and_an_unreachable_registry_is_a_warning() {
         "{warnings:?}"
     );
 }
+
+/// With a service cluster, `upgrade` moves every cluster's proxy and every extension service
+/// that exists, and verifies each cluster's proxy.
+#[test]
+fn an_upgrade_moves_every_service_cluster() {
+    let engine = FakeEngine::start();
+    interlockctl(&engine, ADD_EU).assert_report(0);
+    let report = interlockctl(&engine, UPGRADE).assert_report(0);
+    assert_eq!(
+        action_targets(&report, "update_service"),
+        [CORE, EXTENSION, PROXY, EU_PROXY]
+    );
+    engine.with(|swarm| {
+        for (service, image) in [
+            (CORE, "mirantis/ucp-interlock:3.8.0"),
+            (EXTENSION, "mirantis/ucp-interlock-extension:3.8.0"),
+            (PROXY, "mirantis/ucp-interlock-proxy:3.8.0"),
+            (EU_PROXY, "mirantis/ucp-interlock-proxy:3.8.0"),
+        ] {
+            let spec = &swarm.service(service).unwrap().spec;
+            assert_eq!(
+                spec["TaskTemplate"]["ContainerSpec"]["Image"], image,
+                "{service}"
+            );
+        }
+    });
+}
