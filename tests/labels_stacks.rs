@@ -573,6 +573,32 @@ fn fix_write_passes_lint_keeps_comments_and_is_idempotent() {
             unified_diff(&before, &after, &file, &file, true),
             "{stem}: the diff shown is what --write writes"
         );
+        // The same, judged by a tool of its own: GNU patch applies the shown diff to the
+        // file as it was and gets the file as written.
+        let patched = dir.path().join("patched.yml");
+        std::fs::write(&patched, &before).unwrap();
+        let applied = std::process::Command::new("patch")
+            .args(["--quiet", "--force", "--output=-"])
+            .arg(&patched)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(shown.stdout.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("patch runs");
+        assert!(applied.status.success(), "{stem}: patch refused the diff");
+        assert_eq!(
+            String::from_utf8_lossy(&applied.stdout),
+            after,
+            "{stem}: patch turns the file into what --write wrote"
+        );
         let lint = common::interlockctl(&["stack", "lint", &file])
             .dir(dir.path())
             .run();

@@ -670,6 +670,45 @@ fn a_killed_run_is_finished_by_a_re_run() {
     ));
 }
 
+/// The proxy's placement and published ports as the docker CLI shows them are the ones the
+/// live config's lines name (written out here, apart from the tool's own `status`): one of
+/// the lab's three states in `concurrent_runs_never_clash`.
+fn assert_proxy_as_the_live_config_says(lab: &Lab, round: usize) {
+    let text = lab.config_text(&lab.core_config());
+    let has = |line: &str| text.lines().any(|l| l.trim() == line);
+    let ports: &[u64] = if has("PublishedPort = 7081") {
+        &[7081, 7444]
+    } else if has("PublishedPort = 7080") {
+        &[7080, 7443]
+    } else {
+        &[80, 8443]
+    };
+    let constraints = if has("ProxyConstraints = [\"node.labels.role==dtr\"]") {
+        json!(["node.labels.role==dtr"])
+    } else {
+        json!([
+            "node.labels.com.docker.ucp.orchestrator.swarm==true",
+            "node.platform.os==linux"
+        ])
+    };
+    let spec = lab.spec(PROXY);
+    let mut published: Vec<u64> = spec["EndpointSpec"]["Ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|port| port["PublishedPort"].as_u64())
+        .collect();
+    published.sort_unstable();
+    assert_eq!(
+        (
+            published.as_slice(),
+            &spec["TaskTemplate"]["Placement"]["Constraints"]
+        ),
+        (ports, &constraints),
+        "round {round}: the proxy as the live config says:\n{text}"
+    );
+}
+
 /// Two runs at once, held until both have planned from the same state (each one's first
 /// config create waits at a gate until the other's arrives): when they want the same config both
 /// succeed; otherwise exactly one applies and the other stops with `changed_underneath`
@@ -737,6 +776,7 @@ fn concurrent_runs_never_clash() {
             "round {round}: {first:?} and {second:?}"
         );
         lab.settle();
+        assert_proxy_as_the_live_config_says(&lab, round);
         let status = lab.interlockctl(&["status", "-o", "json"]).assert_report(0);
         assert_eq!(
             status["state"]["drift"],
@@ -802,13 +842,12 @@ fn a_config_saved_on_windows_keeps_its_crlf_and_a_new_byte_order_mark_is_refused
         "only the edited line differs, CRLF kept"
     );
     let diff = pinned["config"]["diff"].as_str().unwrap();
-    let changed = diff
-        .lines()
-        .filter(|l| {
-            (l.starts_with('-') || l.starts_with('+'))
-                && !l.starts_with("---")
-                && !l.starts_with("+++")
-        })
-        .count();
-    assert_eq!(changed, 2, "one line out, one in: {diff}");
+    assert_eq!(
+        lab_support::changed_lines(diff),
+        [
+            format!("-{}", before.trim_end()),
+            format!("+{}", after.trim_end())
+        ],
+        "one line out, one in: {diff}"
+    );
 }

@@ -1273,16 +1273,8 @@ fn crlf_line_breaks_and_a_byte_order_mark_are_kept() {
         let report =
             run(&[&edit[..], &["--config-file", file, "-o", "json"]].concat()).assert_report(0);
         let diff = report["config"]["diff"].as_str().unwrap();
-        let changed: Vec<&str> = diff
-            .lines()
-            .filter(|line| {
-                (line.starts_with('-') || line.starts_with('+'))
-                    && !line.starts_with("---")
-                    && !line.starts_with("+++")
-            })
-            .collect();
         assert_eq!(
-            changed,
+            common::changed_lines(diff),
             [
                 format!("-{}", before_line.trim_end()),
                 format!("+{}", after_line.trim_end()),

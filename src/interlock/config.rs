@@ -895,6 +895,26 @@ mod tests {
         InterlockConfig::parse("test.toml", text).expect("valid TOML")
     }
 
+    /// CRLF comes back only when every line break was CRLF; a byte-order mark always does.
+    #[test]
+    fn line_breaks_and_a_byte_order_mark_come_back_as_they_were() {
+        for text in [
+            "a = 1\r\n# note\r\nb = 2\r\n",
+            "\u{feff}a = 1\r\nb = 2\r\n",
+            "\u{feff}a = 1\nb = 2\n",
+            "a = 1\nb = 2\n",
+        ] {
+            assert_eq!(parse(text).text(), text);
+        }
+        assert_eq!(
+            parse("a = 1\r\nb = 2\n").text(),
+            "a = 1\nb = 2\n",
+            "mixed: LF, as toml_edit writes"
+        );
+        assert!(has_byte_order_mark("\u{feff}a = 1\n"));
+        assert!(!has_byte_order_mark("a = 1\n"));
+    }
+
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| (*s).to_owned()).collect()
     }

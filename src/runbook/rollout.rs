@@ -38,13 +38,14 @@
 //! Any failure after the first change is undone while the engine can be reached: a rollout
 //! Swarm paused or rolled back, a proxy that does not verify, and an update or read the
 //! engine refused (a 4xx or 5xx, the proxy's update after the core's was accepted, or that of
-//! a proxy the core created). It is undone field by field: every [`Field`] the run's edits named goes back to its value before
-//! the run (the spec observed then, the one the backup holds), written onto each service as
-//! it is now, so what a concurrent writer changed meanwhile (the core's new nginx config on
-//! the proxy, say) stays. Swarm's own `rollback=previous` is not used: after the run's
-//! updates its previous spec may be the run's new spec. A new cluster's proxy that the core
-//! created from this run's config is no part of the state before the run: once the core is
-//! //! back on its previous config, it is removed (while the core is not, it is left).
+//! a proxy the core created). It is undone field by field: every [`Field`] the run's edits
+//! named goes back to its value before the run (the spec observed then, the one the backup
+//! holds), written onto each service as it is now, so what a concurrent writer changed
+//! meanwhile (the core's new nginx config on the proxy, say) stays. Swarm's own
+//! `rollback=previous` is not used: after the run's updates its previous spec may be the
+//! run's new spec. A new cluster's proxy that the core created from this run's config is no
+//! part of the state before the run: once the core is back on its previous config, it is
+//! removed (while the core is not, it is left).
 //!
 //! The restore is waited for, the services are read again, and exit 5 is reported only when
 //! that read shows every field back and the created proxy gone, and each restored service

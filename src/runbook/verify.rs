@@ -194,6 +194,45 @@ mod tests {
         );
     }
 
+    /// A restored proxy is judged by what its own spec carried before the run, whatever
+    /// the config says: here the pinned host-mode settings against an ingress proxy on the
+    /// UCP default placement with 3 replicas.
+    #[test]
+    fn settings_of_a_spec_are_its_replicas_placement_and_ports() {
+        let (_, pinned) = settings_after(pinned_host_mode);
+        let spec = serde_json::json!({
+            "Mode": {"Replicated": {"Replicas": 3}},
+            "TaskTemplate": {"Placement": {"Constraints": ["node.platform.os==linux"]}},
+            "EndpointSpec": {"Ports": [
+                {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 80, "PublishMode": "ingress"},
+                {"Protocol": "tcp", "TargetPort": 443, "PublishedPort": 8443, "PublishMode": "ingress"},
+                {"Protocol": "tcp", "TargetPort": 9000, "PublishedPort": 9000, "PublishMode": "host"}
+            ]}
+        });
+        let judged = settings_of_spec(&pinned, &spec);
+        assert_eq!(
+            (
+                judged.proxy_replicas,
+                judged.proxy_constraints.clone(),
+                judged.publish_mode,
+                judged.published_port,
+                judged.published_ssl_port
+            ),
+            (
+                3,
+                vec!["node.platform.os==linux".to_owned()],
+                PublishMode::Ingress,
+                Some(80),
+                Some(8443)
+            )
+        );
+        assert_eq!(
+            (judged.name, judged.target_port, judged.target_ssl_port),
+            (pinned.name, pinned.target_port, pinned.target_ssl_port),
+            "the rest as the settings say"
+        );
+    }
+
     #[test]
     fn ingress_ports_are_judged_from_the_service_endpoint() {
         let mut observed = observed();

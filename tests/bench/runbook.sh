@@ -76,11 +76,22 @@ proxy_serves() {
     docker inspect --format '{{.Status.State}} {{range .Status.PortStatus.Ports}}{{.PublishedPort}} {{end}}' $tasks |
         awk '$1 != "running" || !/ 7080 / || !/ 7443 / { bad = 1 } END { exit bad }'
 }
+# stale_ports: a running proxy task does not bind both host ports (it kept its old ones)
+stale_ports() {
+    local tasks
+    tasks=$(docker service ps -q --filter desired-state=running ucp-interlock-proxy)
+    [[ -n $tasks ]] || return 1
+    # shellcheck disable=SC2086  # one argument per task ID
+    docker inspect --format '{{.Status.State}} {{range .Status.PortStatus.Ports}}{{.PublishedPort}} {{end}}' $tasks |
+        awk '$1 == "running" && (!/ 7080 / || !/ 7443 /) { stale = 1 } END { exit !stale }'
+}
+# Re-create the tasks once, and only when one kept stale ports once no rollout runs (as
+# interlockctl does); tasks still starting are waited for.
 forced=no
 for _ in $(seq 1 600); do
     proxy_serves && exit 0
     state=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' ucp-interlock-proxy)
-    if [[ $forced == no && $state != updating && $state != rollback_started ]]; then
+    if [[ $forced == no && $state != updating && $state != rollback_started ]] && stale_ports; then
         docker service update --quiet --force ucp-interlock-proxy >/dev/null
         forced=yes
     fi

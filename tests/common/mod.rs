@@ -98,6 +98,14 @@ impl Run {
     }
 }
 
+/// The lines a unified diff removes or adds (`-`/`+`, without the file headers), in order.
+pub fn changed_lines(diff: &str) -> Vec<&str> {
+    diff.lines()
+        .filter(|line| line.starts_with(['-', '+']))
+        .filter(|line| !line.starts_with("---") && !line.starts_with("+++"))
+        .collect()
+}
+
 /// A report's config changes as `(key, before, after)`, in the report's order.
 pub fn config_changes(report: &Value) -> Vec<(&str, &str, &str)> {
     report["config"]["changes"]

@@ -26,8 +26,8 @@ use serde_json::Value;
 
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use harness::{
-    Interlockctl, Run, Running, action_kinds, action_targets, actions, config_changes,
-    manifest_dir, text,
+    Interlockctl, Run, Running, action_kinds, action_targets, actions, changed_lines,
+    config_changes, manifest_dir, text,
 };
 
 pub mod front;
