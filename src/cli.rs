@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::error::ErrorKind;
+use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Automates the Interlock (Docker Enterprise Layer 7 routing) host-mode runbook, safely.
@@ -78,7 +80,15 @@ impl Cli {
     {
         let mut command = Cli::command();
         let matches = command.try_get_matches_from_mut(args)?;
-        let cli = Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut command))?;
+        let mut cli =
+            Cli::from_arg_matches(&matches).map_err(|error| error.format(&mut command))?;
+        // A pipeline's INTERLOCKCTL_OUTPUT=json is for its reports: a script or a page on
+        // stdout stays what it is.
+        if matches.value_source("output") == Some(ValueSource::EnvVariable)
+            && cli.global.prints_a_document(&cli.command).is_some()
+        {
+            cli.global.output = OutputFormat::Text;
+        }
         match cli.global.misuse(&cli.command) {
             None => Ok(cli),
             Some((kind, message)) => {
@@ -93,7 +103,7 @@ impl Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global Options")]
 pub struct GlobalArgs {
     /// Docker engine to talk to (unix:///path or tcp://host:port) [env: DOCKER_HOST]
@@ -122,14 +132,27 @@ pub struct GlobalArgs {
         long,
         global = true,
         value_name = "NAME",
-        default_value = "ucp-interlock"
+        default_value = "ucp-interlock",
+        env = "INTERLOCKCTL_SERVICE"
     )]
     pub service: String,
     /// Which [Extensions.NAME] to work on [default: the only one, else `default`]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "INTERLOCKCTL_EXTENSION"
+    )]
     pub extension: Option<String>,
     /// Output format: human text on stderr/stdout, or one JSON document on stdout
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        value_enum,
+        default_value_t = OutputFormat::Text,
+        env = "INTERLOCKCTL_OUTPUT"
+    )]
     pub output: OutputFormat,
     /// Apply without asking for confirmation (for CI)
     #[arg(short = 'y', long, global = true)]
@@ -140,9 +163,18 @@ pub struct GlobalArgs {
     /// Change nothing; exit 3 if changes are pending, 0 if not
     #[arg(long, global = true)]
     pub check: bool,
+    /// Plan, change nothing, and write the plan to FILE (owner-only: it holds the config's
+    /// secrets) for `interlockctl apply --plan FILE`
+    #[arg(long, global = true, value_name = "FILE")]
+    pub plan_out: Option<PathBuf>,
     /// Where to save the previous config and service specs before changing anything
     /// [default: $XDG_STATE_HOME/interlockctl/backups]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "INTERLOCKCTL_BACKUP_DIR"
+    )]
     pub backup_dir: Option<PathBuf>,
     /// Show secret values (AdminPass, keys, tokens) in diffs and JSON instead of <redacted>
     #[arg(long, global = true)]
@@ -152,10 +184,22 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub force: bool,
     /// How long to wait for the swarm to converge after each update
-    #[arg(long, global = true, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        default_value = "5m",
+        value_parser = parse_duration,
+        env = "INTERLOCKCTL_TIMEOUT"
+    )]
     pub timeout: Duration,
-    /// Never draw progress bars
-    #[arg(long, global = true)]
+    /// Never draw progress bars: each change of a wait is one line on stderr
+    #[arg(
+        long,
+        global = true,
+        env = "INTERLOCKCTL_NO_PROGRESS",
+        value_parser = BoolishValueParser::new()
+    )]
     pub no_progress: bool,
     /// Print only errors and the requested data
     #[arg(short, long, global = true)]
@@ -163,7 +207,7 @@ pub struct GlobalArgs {
     /// Print more detail: the engine used, each config created and each service update sent
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// When to colour the diff: auto honours NO_COLOR and terminals
+    /// When to colour: auto honours NO_COLOR, CLICOLOR, CLICOLOR_FORCE, TERM and terminals
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
     /// Offline: edit this TOML file (`-` = stdin) instead of the live config object
@@ -176,6 +220,15 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The command's name when it prints a script or a page on stdout instead of a report.
+    fn prints_a_document(&self, command: &Command) -> Option<&'static str> {
+        match command {
+            Command::Completions(_) => Some("completions"),
+            Command::Man if self.out.is_none() => Some("man"),
+            _ => None,
+        }
+    }
+
     /// The first pair of global options that exclude each other, or an option given without
     /// the one it needs (with `command`); `None` when the combination is valid.
     fn misuse(&self, command: &Command) -> Option<(ErrorKind, String)> {
@@ -195,12 +248,7 @@ impl GlobalArgs {
                 format!("the argument '{option}' cannot be used with '{other}'"),
             ));
         }
-        let prints_a_document = match command {
-            Command::Completions(_) => Some("completions"),
-            Command::Man if self.out.is_none() => Some("man"),
-            _ => None,
-        };
-        if let Some(name) = prints_a_document
+        if let Some(name) = self.prints_a_document(command)
             && self.output == OutputFormat::Json
         {
             return Some((
@@ -210,6 +258,23 @@ impl GlobalArgs {
                      script or page on stdout, not a report"
                 ),
             ));
+        }
+        if self.plan_out.is_some() {
+            let refused = if self.config_file.is_some() {
+                Some("'--config-file': offline runs write the edited TOML instead (`--out`)")
+            } else if command.words().is_none() {
+                Some("a command that changes nothing")
+            } else if matches!(command, Command::Apply(ApplyArgs { plan: Some(_), .. })) {
+                Some("'apply --plan': that plan is saved already")
+            } else {
+                None
+            };
+            if let Some(refused) = refused {
+                return Some((
+                    ErrorKind::ArgumentConflict,
+                    format!("the argument '--plan-out <FILE>' cannot be used with {refused}"),
+                ));
+            }
         }
         if self.out.is_some() && self.config_file.is_none() && !matches!(command, Command::Man) {
             return Some((
@@ -307,6 +372,67 @@ pub enum Command {
     /// Add or remove a service cluster: an extension with its own proxy, nodes and ports
     #[command(subcommand)]
     Cluster(ClusterCommand),
+}
+
+impl Command {
+    /// A changing command as the words of its command line, which parse back to the same
+    /// command (a saved plan keeps them); `None` for a command that changes nothing. `apply
+    /// FILE` becomes `apply -`: its plan keeps the file's text.
+    pub fn words(&self) -> Option<Vec<String>> {
+        let mut words: Vec<String> = Vec::new();
+        let mut push = |items: &[&str]| words.extend(items.iter().map(|w| (*w).to_owned()));
+        match self {
+            Command::PinProxy(args) => {
+                push(&["pin-proxy", "--label", &args.label]);
+                if let Some(replicas) = args.replicas {
+                    push(&["--replicas", &replicas.to_string()]);
+                }
+                for constraint in &args.extension_constraints {
+                    push(&["--extension-constraint", constraint]);
+                }
+            }
+            Command::HostMode(args) => push(&[
+                "host-mode",
+                "--http",
+                &args.http.to_string(),
+                "--https",
+                &args.https.to_string(),
+            ]),
+            Command::Apply(ApplyArgs { plan: None, .. }) => push(&["apply", "-"]),
+            Command::Rollback(args) => {
+                push(&["rollback"]);
+                if let Some(to) = &args.to {
+                    push(&["--to", to]);
+                }
+            }
+            Command::Cluster(ClusterCommand::Add(args)) => {
+                push(&["cluster", "add", &args.name, "--label", &args.label]);
+                push(&[
+                    "--http",
+                    &args.http.to_string(),
+                    "--https",
+                    &args.https.to_string(),
+                ]);
+                if let Some(replicas) = args.replicas {
+                    push(&["--replicas", &replicas.to_string()]);
+                }
+                if let Some(from) = &args.from {
+                    push(&["--from", from]);
+                }
+            }
+            Command::Cluster(ClusterCommand::Remove(args)) => {
+                push(&["cluster", "remove", &args.name]);
+            }
+            Command::Upgrade(args) => {
+                push(&["upgrade", "--to", &args.version]);
+                if let Some(org) = &args.repository {
+                    push(&["--repository", org]);
+                }
+            }
+            _ => return None,
+        }
+        Some(words)
+    }
 }
 
 /// Arguments of `status`.
@@ -501,10 +627,15 @@ pub struct PruneArgs {
 }
 
 /// Arguments of `apply`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
     /// The desired config TOML (`-` = stdin)
-    pub file: PathBuf,
+    #[arg(required_unless_present = "plan", conflicts_with = "plan")]
+    pub file: Option<PathBuf>,
+    /// Apply exactly the plan `--plan-out FILE` saved; refused (`stale_plan`) when the swarm
+    /// moved since
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
 }
 
 /// `--version`: the version, the git commit when built from a checkout, and the Engine API

@@ -45,7 +45,7 @@ impl Problem {
 }
 
 /// `error: cause: cause` on one line, like anyhow's `{:#}`.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -25,6 +25,10 @@ pub enum ExitCode {
     TimedOut = 6,
     /// The prompt was declined, or there was no terminal to ask and no `--yes`.
     NotConfirmed = 7,
+    /// Stopped by SIGINT (Ctrl-C): 128 + 2, as shells report it.
+    Interrupted = 130,
+    /// Stopped by SIGTERM (a cancelled CI job): 128 + 15.
+    Terminated = 143,
 }
 
 impl ExitCode {

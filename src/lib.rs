@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod exit;
 pub mod interlock;
+pub mod interrupt;
 pub mod output;
 pub mod runbook;
 pub mod stack;
@@ -21,6 +22,7 @@ use cli::Cli;
 use exit::ExitCode;
 use output::printer::{Printer, Terminal};
 use output::report::{Report, RunStatus};
+use runbook::journal::Journal;
 
 /// Parses the command line, runs the command, prints the outcome; returns the exit code.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
@@ -30,14 +32,26 @@ pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Exi
         Err(error) => return refused_command_line(&error, &args),
     };
     let printer = Printer::new(&cli.global, Terminal::detect());
-    let dry_run = cli.global.dry_run || cli.global.check;
+    let dry_run = cli.global.dry_run || cli.global.check || cli.global.plan_out.is_some();
     let mut report = Report::new(commands::command_name(&cli.command), dry_run);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let code = match runtime.block_on(commands::run(&cli, &printer, &mut report)) {
+    let journal = Journal::default();
+    let outcome = runtime.block_on(async {
+        let first_signal = interrupt::listen(&journal, &printer);
+        tokio::select! {
+            biased;
+            outcome = commands::run(&cli, &printer, &mut report, &journal) => outcome,
+            signal = interrupt::stopped(first_signal, &journal, &printer) => {
+                printer.spinners().clear().ok();
+                Err(journal.interrupted(signal))
+            }
+        }
+    });
+    let code = match outcome {
         Ok(code) => code,
         Err(error) => {
             report.status = status_for(error.exit);
@@ -95,6 +109,7 @@ fn status_for(exit: ExitCode) -> RunStatus {
         ExitCode::TimedOut => RunStatus::TimedOut,
         ExitCode::NotConfirmed => RunStatus::Declined,
         ExitCode::ChangesPending => RunStatus::Planned,
+        ExitCode::Interrupted | ExitCode::Terminated => RunStatus::Interrupted,
         ExitCode::Success | ExitCode::Failure | ExitCode::Usage => RunStatus::Failed,
     }
 }

@@ -14,10 +14,13 @@ pub mod stack;
 pub mod status;
 pub mod upgrade;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::{Cli, ClusterCommand, Command, GlobalArgs, LabelsCommand, StackCommand};
+use crate::cli::{
+    ApplyArgs, Cli, ClusterCommand, Command, GlobalArgs, LabelsCommand, StackCommand,
+};
 use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::interlock::cluster::NewCluster;
@@ -25,6 +28,8 @@ use crate::interlock::edit::Edit;
 use crate::interlock::image::Upgrade;
 use crate::output::printer::Printer;
 use crate::output::report::Report;
+use crate::runbook::journal::Journal;
+use crate::runbook::saved::{PlanOut, SavedPlan};
 use crate::runbook::{self, Options};
 use crate::swarm::docker::DockerSwarm;
 use crate::swarm::endpoint::{self, ConnectionFlags};
@@ -52,8 +57,60 @@ pub fn command_name(command: &Command) -> &'static str {
     }
 }
 
-/// The runbook's view of the global flags.
-pub fn options(global: &GlobalArgs) -> Options {
+/// The command a saved plan at `path` was made by, with the global options the plan depends
+/// on from the plan and every other one (connection, output, `--yes`) from this command line.
+fn replay(cli: &Cli, path: &Path) -> Result<(Cli, SavedPlan)> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        Error::refusal(
+            "invalid_plan",
+            format!("cannot read the plan {}: {error}", path.display()),
+            Some("pass the file `--plan-out FILE` wrote".into()),
+        )
+    })?;
+    let saved = SavedPlan::parse(&text, path)?;
+    let words = std::iter::once("interlockctl".to_owned()).chain(saved.command.clone());
+    let mut replay = Cli::parse_args(words).map_err(|error| {
+        Error::refusal(
+            "invalid_plan",
+            format!(
+                "{} names a command this interlockctl does not take: {}",
+                path.display(),
+                error.kind()
+            ),
+            None,
+        )
+    })?;
+    let option = |name: &str| saved.options.get(name).cloned();
+    replay.global = GlobalArgs {
+        service: option("service").unwrap_or_else(|| cli.global.service.clone()),
+        extension: option("extension"),
+        force: option("force").is_some(),
+        plan_out: None,
+        ..cli.global.clone()
+    };
+    Ok((replay, saved))
+}
+
+/// What `--plan-out` needs to write the plan of `command`.
+fn plan_out(global: &GlobalArgs, command: &Command) -> Option<PlanOut> {
+    let path = global.plan_out.clone()?;
+    let mut depends_on = BTreeMap::from([("service".to_owned(), global.service.clone())]);
+    if let Some(extension) = &global.extension {
+        depends_on.insert("extension".into(), extension.clone());
+    }
+    if global.force {
+        depends_on.insert("force".into(), "true".into());
+    }
+    Some(PlanOut {
+        path,
+        command: command.words()?,
+        desired_config: None,
+        options: depends_on,
+    })
+}
+
+/// The runbook's view of the global flags; `journal` records what the run sends.
+pub fn options(global: &GlobalArgs, journal: &Journal) -> Options {
     Options {
         core_service: global.service.clone(),
         extension: global.extension.clone(),
@@ -64,6 +121,9 @@ pub fn options(global: &GlobalArgs) -> Options {
         check: global.check,
         backup_dir: global.backup_dir.clone(),
         show_secrets: global.show_secrets,
+        journal: journal.clone(),
+        plan_out: None,
+        expected: None,
     }
 }
 
@@ -94,10 +154,29 @@ pub fn connect(global: &GlobalArgs, printer: &Printer) -> Result<DockerSwarm> {
     DockerSwarm::connect(&resolved.endpoint, address, tracer).map_err(|e| Error::failed(&e))
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<ExitCode> {
+/// Runs the parsed command line; what a changing run sends is recorded in `journal`.
+pub async fn run(
+    cli: &Cli,
+    printer: &Printer,
+    report: &mut Report,
+    journal: &Journal,
+) -> Result<ExitCode> {
+    let replayed;
+    let (cli, expected) = match &cli.command {
+        Command::Apply(ApplyArgs {
+            plan: Some(path), ..
+        }) => {
+            let (replay, saved) = replay(cli, path)?;
+            replayed = replay;
+            (&replayed, Some(saved))
+        }
+        _ => (cli, None),
+    };
     let global = &cli.global;
-    let mut options = options(global);
+    let mut options = options(global, journal);
+    options.plan_out = plan_out(global, &cli.command);
+    let desired_config = expected.as_ref().and_then(|s| s.desired_config.clone());
+    options.expected = expected;
     let edit = match &cli.command {
         Command::Completions(args) => return completions::run(args, printer),
         Command::Man => return man::run(global, &options, printer, report),
@@ -108,11 +187,21 @@ pub async fn run(cli: &Cli, printer: &Printer, report: &mut Report) -> Result<Ex
         Command::HostMode(args) => {
             Edit::host_mode(args.http, args.https).map_err(|e| Error::refused(&e))?
         }
-        Command::Apply(args) => Edit::Replace {
-            source: args.file.display().to_string(),
-            text: offline::read_source(&args.file)?,
-            existing: None,
-        },
+        Command::Apply(args) => {
+            let file = args.file.clone().unwrap_or_else(|| "-".into());
+            let text = match desired_config {
+                Some(text) => text,
+                None => offline::read_source(&file)?,
+            };
+            if let Some(plan_out) = &mut options.plan_out {
+                plan_out.desired_config = Some(text.clone());
+            }
+            Edit::Replace {
+                source: file.display().to_string(),
+                text,
+                existing: None,
+            }
+        }
         Command::Show => {
             return show::run(&connect(global, printer)?, &options, printer, report).await;
         }

@@ -1,7 +1,15 @@
 //! The one writer of stdout and stderr; resolves colour, quietness and terminals once.
+//!
+//! Colour follows the conventions every CLI shares, as `anstream` (the crate clap colours its
+//! own help with) reads them: `--color` first, then `NO_COLOR`, `CLICOLOR_FORCE=1`,
+//! `CLICOLOR=0`, and a terminal whose `TERM` is not `dumb`. Progress bars need a terminal that
+//! can move the cursor: on `TERM=dumb`, in CI, off a terminal or with `--no-progress`, each
+//! change of a wait is one plain line on stderr instead.
 
 use std::io::{ErrorKind, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
+
+use anstyle::AnsiColor;
 
 use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
 use crate::error::Problem;
@@ -31,8 +39,11 @@ pub struct Terminal {
     pub stderr_tty: bool,
     /// stdin is a terminal (prompts need it).
     pub stdin_tty: bool,
-    /// `NO_COLOR` is set to a non-empty value.
-    pub no_color: bool,
+    /// Colour on stderr is wanted when `--color auto`: `NO_COLOR`, `CLICOLOR_FORCE`,
+    /// `CLICOLOR`, `TERM` and the terminal decide, as anstream reads them.
+    pub color: bool,
+    /// `TERM=dumb`: a terminal that cannot move the cursor (Emacs shells, some CI logs).
+    pub dumb: bool,
     /// `CI` is set (some CI runners fake a terminal).
     pub ci: bool,
 }
@@ -44,7 +55,8 @@ impl Terminal {
         Terminal {
             stderr_tty: std::io::stderr().is_terminal(),
             stdin_tty: std::io::stdin().is_terminal(),
-            no_color: set("NO_COLOR"),
+            color: anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never,
+            dumb: std::env::var_os("TERM").is_some_and(|term| term == "dumb"),
             ci: set("CI"),
         }
     }
@@ -57,7 +69,7 @@ impl Printer {
         let color = match args.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => terminal.stderr_tty && !terminal.no_color,
+            ColorChoice::Auto => terminal.color,
         };
         Printer {
             format: args.output,
@@ -66,6 +78,7 @@ impl Printer {
             color,
             progress: text
                 && terminal.stderr_tty
+                && !terminal.dumb
                 && !terminal.ci
                 && !args.quiet
                 && !args.no_progress,
@@ -140,12 +153,19 @@ impl Printer {
             .default(false)
             .interact_opt()
             .map(|answer| answer == Some(true))
-            .map_err(std::io::Error::other)
+            .map_err(|dialoguer::Error::IO(error)| error)
     }
 
     /// A status line on stderr (text mode, not quiet).
     pub fn status(&self, line: &str) {
         if self.shows_status() {
+            write_stderr(&format!("{line}\n"));
+        }
+    }
+
+    /// A line on stderr in every format (not with `-q`): what the run does about a signal.
+    pub fn notice(&self, line: &str) {
+        if !self.quiet {
             write_stderr(&format!("{line}\n"));
         }
     }
@@ -205,14 +225,22 @@ impl Printer {
     }
 
     fn paint_diff_line(&self, line: &str) -> String {
-        let code = match line.as_bytes().first() {
-            _ if !self.color => return line.to_owned(),
-            Some(b'+') if !line.starts_with("+++") => "32",
-            Some(b'-') if !line.starts_with("---") => "31",
-            Some(b'@') => "36",
+        let colour = match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++") => AnsiColor::Green,
+            Some(b'-') if !line.starts_with("---") => AnsiColor::Red,
+            Some(b'@') => AnsiColor::Cyan,
             _ => return line.to_owned(),
         };
-        format!("\x1b[{code}m{line}\x1b[0m")
+        self.paint(line, colour)
+    }
+
+    /// `text` in `colour` when colour is on.
+    fn paint(&self, text: &str, colour: AnsiColor) -> String {
+        if !self.color {
+            return text.to_owned();
+        }
+        let style = colour.on_default();
+        format!("{style}{text}{style:#}")
     }
 
     /// The plan's steps, as a list on stderr.
@@ -248,11 +276,7 @@ impl Printer {
     pub fn problems(&self, problems: &[Problem]) {
         let mut text = String::new();
         for problem in problems {
-            let label = if self.color {
-                "\x1b[31merror\x1b[0m"
-            } else {
-                "error"
-            };
+            let label = self.paint("error", AnsiColor::Red);
             text.push_str(&format!("{label}: {}\n", problem.message));
             if let Some(hint) = &problem.hint {
                 text.push_str(&format!("\nhint: {hint}\n"));
@@ -283,7 +307,8 @@ mod tests {
     const TTY: Terminal = Terminal {
         stderr_tty: true,
         stdin_tty: true,
-        no_color: false,
+        color: true,
+        dumb: false,
         ci: false,
     };
 
@@ -294,6 +319,7 @@ mod tests {
         assert!(!printer(&["-q"], TTY).shows_progress());
         assert!(!printer(&["--no-progress"], TTY).shows_progress());
         assert!(!printer(&[], Terminal { ci: true, ..TTY }).shows_progress());
+        assert!(!printer(&[], Terminal { dumb: true, ..TTY }).shows_progress());
         assert!(
             !printer(
                 &[],
@@ -306,40 +332,18 @@ mod tests {
         );
     }
 
+    /// `--color` beats what the environment and the terminal ask for (NO_COLOR, CLICOLOR,
+    /// TERM: read by anstream, tested end to end in tests/terminals.rs).
     #[test]
-    fn colour_follows_flag_then_no_color_then_terminal() {
+    fn colour_follows_the_flag_then_the_environment() {
+        let plain = Terminal {
+            color: false,
+            ..TTY
+        };
         assert!(printer(&[], TTY).color);
-        assert!(
-            !printer(
-                &[],
-                Terminal {
-                    no_color: true,
-                    ..TTY
-                }
-            )
-            .color
-        );
-        assert!(
-            printer(
-                &["--color", "always"],
-                Terminal {
-                    no_color: true,
-                    ..TTY
-                }
-            )
-            .color
-        );
+        assert!(!printer(&[], plain).color);
+        assert!(printer(&["--color", "always"], plain).color);
         assert!(!printer(&["--color", "never"], TTY).color);
-        assert!(
-            !printer(
-                &[],
-                Terminal {
-                    stderr_tty: false,
-                    ..TTY
-                }
-            )
-            .color
-        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Progress while waiting for the swarm: a spinner per wait on an interactive terminal (waits
 //! that run at once get one line each), otherwise one line whenever the state changes (never
-//! in JSON mode or with `-q`).
+//! in JSON mode or with `-q`). A spinner indicatif would hide (it judges the terminal itself)
+//! becomes lines too, so a wait is never silent.
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ impl<'a> Progress<'a> {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
+        let bar = bar.filter(|bar| !bar.is_hidden());
         Progress {
             printer,
             bar,

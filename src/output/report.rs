@@ -30,6 +30,8 @@ pub enum RunStatus {
     TimedOut,
     /// The prompt was declined, or no terminal and no `--yes`.
     Declined,
+    /// Stopped by SIGINT or SIGTERM; the errors say what was sent.
+    Interrupted,
     /// Any other failure.
     Failed,
 }

@@ -11,11 +11,13 @@
 
 pub mod backup;
 pub mod doctor;
+pub mod journal;
 pub mod observe;
 pub mod plan;
 pub mod preflight;
 pub mod probe;
 pub mod rollout;
+pub mod saved;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -29,8 +31,10 @@ use crate::interlock::edit::{Edit, unified_diff};
 use crate::output::printer::Printer;
 use crate::output::report::{ConfigReport, Report, RunStatus};
 use crate::swarm::{Service, SwarmApi};
+use journal::{Journal, Signal};
 use observe::LiveState;
 use plan::Observed;
+use saved::{Outcome, PlanOut, SavedPlan};
 
 /// What the runbook needs to know of the command line.
 #[derive(Debug, Clone)]
@@ -53,12 +57,18 @@ pub struct Options {
     pub backup_dir: Option<PathBuf>,
     /// Show secret values instead of `<redacted>`.
     pub show_secrets: bool,
+    /// What the run has sent, for the message of a run a signal stops.
+    pub journal: Journal,
+    /// `--plan-out`: plan, change nothing, write the plan there.
+    pub plan_out: Option<PlanOut>,
+    /// `apply --plan`: the saved plan this run must match.
+    pub expected: Option<SavedPlan>,
 }
 
 impl Options {
     /// Whether this run only plans.
     pub fn planning_only(&self) -> bool {
-        self.dry_run || self.check
+        self.dry_run || self.check || self.plan_out.is_some()
     }
 }
 
@@ -135,6 +145,9 @@ pub async fn change<S: SwarmApi>(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
+    if let Some(saved) = &options.expected {
+        saved.check_state(&state.observed)?;
+    }
     let labelled =
         preflight::labelled_nodes(edit, &state.observed.nodes).map_err(|e| Error::refused(&e))?;
     let edited = edit.edited_config(&state.config, &state.extension, labelled)?;
@@ -160,7 +173,10 @@ pub async fn change<S: SwarmApi>(
             settings: &settings,
             live_settings: &live_settings,
             host_mode: edited.config.publishes_in_host_mode(),
-            operation: &report.command,
+            operation: options
+                .expected
+                .as_ref()
+                .map_or(report.command.as_str(), |saved| saved.operation.as_str()),
             images: &images,
         },
     );
@@ -198,6 +214,17 @@ pub async fn change<S: SwarmApi>(
     present_config(report, config, options, printer);
     report.actions = plan.actions(observed, &new_text);
     printer.plan(report);
+    let outcome = Outcome {
+        observed,
+        plan: &plan,
+        new_text: &new_text,
+    };
+    if let Some(saved) = &options.expected {
+        saved.check_outcome(&outcome)?;
+    }
+    if let Some(plan_out) = &options.plan_out {
+        return write_plan(plan_out, &outcome, printer, report);
+    }
 
     if plan.is_empty() {
         let applied = if options.planning_only() {
@@ -230,7 +257,9 @@ pub async fn change<S: SwarmApi>(
     if let Some(code) = stop_when_planning(options, printer, report) {
         return Ok(code);
     }
+    options.journal.step("waiting for the confirmation");
     confirm(options, printer)?;
+    options.journal.step("saving the backup");
     let backup = save_backup(observed, options, &report.command)?;
     printer.status(&format!(
         "Saved the previous config and service specs to {}",
@@ -264,6 +293,26 @@ fn wanted_images(edit: &Edit, observed: &Observed) -> BTreeMap<String, String> {
         (None, Some(target)) => plan::images_before(observed, &target.name),
         (None, None) => BTreeMap::new(),
     }
+}
+
+/// Ends a `--plan-out` run: the plan written, status `planned`, nothing changed.
+fn write_plan(
+    plan_out: &PlanOut,
+    outcome: &Outcome<'_>,
+    printer: &Printer,
+    report: &mut Report,
+) -> Result<ExitCode> {
+    SavedPlan::new(plan_out, &report.command, outcome).write(&plan_out.path)?;
+    report.status = RunStatus::Planned;
+    let path = plan_out.path.display();
+    printer.finish(
+        report,
+        &format!(
+            "Plan written to {path}; nothing was changed. Apply exactly this plan with \
+             `interlockctl apply --plan {path}`."
+        ),
+    );
+    Ok(ExitCode::Success)
 }
 
 /// Refuses a config that would give the core a byte-order mark its running config does not
@@ -318,6 +367,10 @@ pub fn confirm(options: &Options, printer: &Printer) -> Result<()> {
     match printer.confirm("Apply these changes?") {
         Ok(true) => Ok(()),
         Ok(false) => Err(declined("the plan was not confirmed")),
+        // Ctrl-C at the prompt: the terminal was raw, so it came as a key, not a signal.
+        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {
+            Err(options.journal.interrupted(Signal::Interrupt))
+        }
         Err(error) => Err(Error::other("prompt_failed", error.to_string(), None)),
     }
 }

@@ -115,11 +115,14 @@ pub async fn execute<S: SwarmApi>(
     printer: &Printer,
 ) -> Result<Applied> {
     let observed = &state.observed;
+    let journal = &options.journal;
+    journal.plan(planned_changes(plan, observed, settings));
     let mut run = Run::new(api, options, printer);
     let mut core_edits = plan.core_edits.clone();
     let config = match &plan.config {
         Some(next) => {
-            let (name, id) = ensure_config(api, next, observed, new_text, printer).await?;
+            journal.step("creating the config");
+            let (name, id) = ensure_config(api, next, observed, new_text, options, printer).await?;
             for edit in &mut core_edits {
                 if let SpecEdit::SwapConfig { to, to_id, .. } = edit {
                     *to = name.clone();
@@ -130,6 +133,7 @@ pub async fn execute<S: SwarmApi>(
         }
         None => None,
     };
+    journal.step(&format!("updating {}", observed.core.name));
     let core = match run.send(&observed.core, &core_edits, Role::Core).await {
         Ok(sent) => sent,
         Err(failure) => return Err(failure.into_error(&observed.core.name)),
@@ -139,6 +143,7 @@ pub async fn execute<S: SwarmApi>(
         run.created_by_core.clone_from(&plan.awaited_proxy);
     }
     let proxy_name = &settings.proxy_service_name;
+    journal.step(&format!("updating {proxy_name}"));
     let proxy = match &observed.proxy {
         Some(proxy) => match run
             .send(proxy, &plan.proxy_edits, Role::proxy(previous, proxy))
@@ -150,6 +155,7 @@ pub async fn execute<S: SwarmApi>(
         None => None,
     };
     // Both rollouts run at once; each is seen converged the moment it is.
+    journal.step("waiting for the rollouts");
     let (core_waited, proxy_waited) = futures_util::join!(run.wait(&core), run.wait(&proxy));
     for waited in [&core_waited, &proxy_waited] {
         run.timings.extend(waited.as_ref().ok().cloned().flatten());
@@ -234,6 +240,30 @@ pub async fn verify_unchanged<S: SwarmApi>(
     Ok(run.applied(None))
 }
 
+/// The changes a plan sends, as the journal names them.
+fn planned_changes(plan: &Plan, observed: &Observed, settings: &ExtensionSettings) -> Vec<String> {
+    let mut changes = Vec::new();
+    if let Some(NextConfig::Create { name, .. }) = &plan.config {
+        changes.push(format!("create config {name}"));
+    }
+    if !plan.core_edits.is_empty() {
+        changes.push(update_change(&observed.core.name));
+    }
+    if !plan.proxy_edits.is_empty() {
+        changes.push(update_change(&settings.proxy_service_name));
+    }
+    changes.extend(plan.removed_services.iter().map(|name| remove_change(name)));
+    changes
+}
+
+fn update_change(service: &str) -> String {
+    format!("update {service}")
+}
+
+fn remove_change(service: &str) -> String {
+    format!("remove {service}")
+}
+
 /// Creates the planned config (or takes the identical one an earlier run created). When
 /// another run took the name first (409), the next free number is used.
 async fn ensure_config<S: SwarmApi>(
@@ -241,6 +271,7 @@ async fn ensure_config<S: SwarmApi>(
     next: &NextConfig,
     observed: &Observed,
     text: &str,
+    options: &Options,
     printer: &Printer,
 ) -> Result<(String, String)> {
     let (mut name, labels) = match next {
@@ -249,7 +280,12 @@ async fn ensure_config<S: SwarmApi>(
     };
     for _ in 0..CREATE_ATTEMPTS {
         printer.detail(&format!("creating config {name}"));
-        match api.create_config(&name, text, labels).await {
+        let change = format!("create config {name}");
+        match options
+            .journal
+            .sending(&change, api.create_config(&name, text, labels))
+            .await
+        {
             Ok(id) => {
                 printer.status(&format!("Created config {name}."));
                 return Ok((name, id));
@@ -267,6 +303,9 @@ async fn ensure_config<S: SwarmApi>(
                 }
                 let names: Vec<&str> = taken.iter().map(|c| c.name.as_str()).collect();
                 name = plan::next_config_name(&observed.config.name, &names);
+                options
+                    .journal
+                    .rename(&change, &format!("create config {name}"));
             }
             Err(other) => return Err(Error::failed(&other)),
         }
@@ -509,6 +548,9 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         self.printer.status(&format!(
             "Waiting for the Interlock core to create {name} ..."
         ));
+        self.options
+            .journal
+            .step(&format!("waiting for the Interlock core to create {name}"));
         let deadline = Instant::now() + self.options.timeout;
         let proxy = converge::wait_created(self.api, name, deadline)
             .await
@@ -614,8 +656,13 @@ impl<'a, S: SwarmApi> Run<'a, S> {
     async fn remove(&self, service: &Service) -> Result<(), Failure> {
         self.printer
             .status(&format!("Removing {} ...", service.name));
-        self.api
-            .remove_service(&service.id)
+        let journal = &self.options.journal;
+        journal.step(&format!("removing {}", service.name));
+        journal
+            .sending(
+                &remove_change(&service.name),
+                self.api.remove_service(&service.id),
+            )
             .await
             .map_err(Failure::Swarm)?;
         if self
@@ -653,7 +700,9 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         }
         self.printer
             .status(&format!("Updating {} ...", before.name));
-        let sent = self.update(&before.name, edits).await?;
+        let sent = self
+            .update(&before.name, edits, &update_change(&before.name))
+            .await?;
         if sent.is_some() {
             let mut fields: Vec<Field> = edits.iter().filter_map(SpecEdit::field).collect();
             fields.dedup();
@@ -667,9 +716,15 @@ impl<'a, S: SwarmApi> Run<'a, S> {
     }
 
     /// Writes `edits` into the service's current spec and sends it (`None` when the spec
-    /// says so already); a concurrent update (out of sequence) makes it read and write again.
-    async fn update(&self, name: &str, edits: &[SpecEdit]) -> Result<Option<Sent>, Failure> {
-        self.write(name, |service| {
+    /// says so already) as the journal's `change`; a concurrent update (out of sequence)
+    /// makes it read and write again.
+    async fn update(
+        &self,
+        name: &str,
+        edits: &[SpecEdit],
+        change: &str,
+    ) -> Result<Option<Sent>, Failure> {
+        self.write(name, change, |service| {
             if let Some(conflict) = spec::swap_conflict(&service.spec, edits) {
                 return Err(Failure::ChangedUnderneath(conflict));
             }
@@ -680,12 +735,14 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         .await
     }
 
-    /// Reads the service, lets `change` compute its new spec and sends it, retrying on
-    /// "update out of sequence"; `None` when the new spec equals the current one.
+    /// Reads the service, lets `new_spec` compute its new spec and sends it (the journal's
+    /// `change`), retrying on "update out of sequence"; `None` when the new spec equals the
+    /// current one.
     async fn write(
         &self,
         name: &str,
-        change: impl Fn(&Service) -> Result<Value, Failure>,
+        change: &str,
+        new_spec: impl Fn(&Service) -> Result<Value, Failure>,
     ) -> Result<Option<Sent>, Failure> {
         for attempt in 1.. {
             let service = self
@@ -699,7 +756,7 @@ impl<'a, S: SwarmApi> Run<'a, S> {
                         message: "the service disappeared".into(),
                     })
                 })?;
-            let spec = change(&service)?;
+            let spec = new_spec(&service)?;
             if spec == service.spec {
                 return Ok(None);
             }
@@ -710,11 +767,8 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             };
             self.printer
                 .detail(&format!("updating {name} at version {}", service.version));
-            match self
-                .api
-                .update_service(&service.id, service.version, &spec)
-                .await
-            {
+            let request = self.api.update_service(&service.id, service.version, &spec);
+            match self.options.journal.sending(change, request).await {
                 Ok(()) => return Ok(Some(sent)),
                 Err(SwarmError::OutOfSequence(_)) if attempt < UPDATE_ATTEMPTS => {}
                 Err(error) => return Err(Failure::Swarm(error)),
@@ -756,6 +810,7 @@ impl<'a, S: SwarmApi> Run<'a, S> {
     /// ports.
     async fn verify_proxy(&mut self, settings: &ExtensionSettings) -> Result<(), Failure> {
         let name = &settings.proxy_service_name;
+        self.options.journal.step(&format!("verifying {name}"));
         for attempt in 0..2 {
             let proxy = self.settled(name).await?;
             let tasks = self.api.tasks(&proxy.id).await.map_err(Failure::Swarm)?;
@@ -773,7 +828,8 @@ impl<'a, S: SwarmApi> Run<'a, S> {
                     "{}; re-creating the proxy tasks ...",
                     check.stale_tasks.join("; ")
                 ));
-                let forced = self.update(name, &[SpecEdit::ForceUpdate]).await?;
+                let change = format!("re-create the tasks of {name}");
+                let forced = self.update(name, &[SpecEdit::ForceUpdate], &change).await?;
                 self.timings.extend(self.wait(&forced).await?);
                 continue;
             }
@@ -812,6 +868,9 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             "{}; putting back what this run changed ...",
             cause.message
         ));
+        self.options
+            .journal
+            .step("putting back what this run changed");
         let restoration = self.restore().await;
         let mut left = restoration.unfinished;
         left.extend(self.differences().await);
@@ -868,7 +927,7 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             let fields: Vec<String> = touched.fields.iter().map(ToString::to_string).collect();
             let fields = fields.join(", ");
             let written = self
-                .write(name, |service| {
+                .write(name, &format!("put back {name}"), |service| {
                     let mut spec = service.spec.clone();
                     for field in &touched.fields {
                         field.write(&mut spec, &field.read(&touched.before.spec));

@@ -68,7 +68,7 @@ impl DockerSwarm {
             },
             other => SwarmError::Unreachable {
                 endpoint: self.address.clone(),
-                message: other.to_string(),
+                message: crate::error::error_chain(&other),
             },
         }
     }

@@ -8,6 +8,11 @@
 //! settings and default ports of `cli/flags` and `opts.ParseHost`, and the context store layout
 //! read by `cli/context/docker/load.go`.
 //!
+//! `ssh://[user@]host[:port]` hosts (in `DOCKER_HOST`, `-H` or a context) are reached as the
+//! docker CLI reaches them: through the system `ssh` (so the user's `~/.ssh/config`, agent and
+//! known_hosts apply) running `docker system dial-stdio` on the remote host; TLS settings do
+//! not apply to them.
+//!
 //! The environment and the home directory are parameters so that the rules can be tested
 //! without touching the process environment. Resolution only decides where to connect and
 //! which PEM files to use; the transport reads those files.
@@ -49,6 +54,33 @@ pub enum Endpoint {
         addr: String,
         tls: Option<TlsFiles>,
     },
+    /// A remote engine through `ssh [-l user] [-p port] host docker system dial-stdio`.
+    Ssh(SshDestination),
+}
+
+/// Where `ssh` logs in, from `ssh://[user@]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshDestination {
+    /// `-l USER`; `None` leaves it to `~/.ssh/config` and the local user name.
+    pub user: Option<String>,
+    /// The host, as `ssh` takes it (a name from `~/.ssh/config` works too).
+    pub host: String,
+    /// `-p PORT`; `None` leaves it to `~/.ssh/config` and 22.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for SshDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ssh://")?;
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        f.write_str(&self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Shown in messages: `unix:///path`, `tcp://host:port`, plus how TLS is used.
@@ -62,6 +94,7 @@ impl fmt::Display for Endpoint {
                 tls: Some(tls),
             } if tls.verify => write!(f, "tcp://{addr} (TLS)"),
             Endpoint::Tcp { addr, .. } => write!(f, "tcp://{addr} (TLS, server not verified)"),
+            Endpoint::Ssh(destination) => write!(f, "{destination}"),
         }
     }
 }
@@ -95,9 +128,11 @@ pub struct Resolved {
 pub enum HostProblem {
     #[error(
         "{0}:// connections are not supported; use a tcp:// host with TLS \
-         (for example from a UCP client bundle) or a unix:// socket"
+         (for example from a UCP client bundle), an ssh:// host or a unix:// socket"
     )]
     UnsupportedScheme(String),
+    #[error("{0}; use ssh://[USER@]HOST[:PORT]")]
+    MalformedSsh(&'static str),
     #[error("this is not a Docker host URL; use unix:///path/to/docker.sock or tcp://HOST:PORT")]
     UnknownScheme,
     #[error("{0}; use tcp://HOST:PORT")]
@@ -396,6 +431,7 @@ fn endpoint_for(
     };
     let (scheme, tcp) = match parse_host(host).map_err(bad_host)? {
         HostUrl::Unix(path) => return Ok(Endpoint::Unix(path)),
+        HostUrl::Ssh(destination) => return Ok(Endpoint::Ssh(destination)),
         HostUrl::Tcp(scheme, tcp) => (scheme, tcp),
     };
     if scheme == TcpScheme::Http && tls_requested {
@@ -412,6 +448,7 @@ fn endpoint_for(
 enum HostUrl {
     Unix(PathBuf),
     Tcp(TcpScheme, TcpAddr),
+    Ssh(SshDestination),
 }
 
 #[derive(PartialEq, Eq)]
@@ -437,9 +474,55 @@ fn parse_host(host: &str) -> Result<HostUrl, HostProblem> {
         "tcp" => tcp(TcpScheme::Tcp),
         "http" => tcp(TcpScheme::Http),
         "https" => tcp(TcpScheme::Https),
-        "ssh" | "npipe" => Err(HostProblem::UnsupportedScheme(scheme.to_owned())),
+        "ssh" => parse_ssh(rest).map(HostUrl::Ssh),
+        "npipe" => Err(HostProblem::UnsupportedScheme(scheme.to_owned())),
         _ => Err(HostProblem::UnknownScheme),
     }
+}
+
+/// `[USER@]HOST[:PORT]`, as the docker CLI's ssh connection helper takes it: no path, no
+/// password.
+fn parse_ssh(rest: &str) -> Result<SshDestination, HostProblem> {
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !path.is_empty() {
+        return Err(HostProblem::MalformedSsh(
+            "a path after the host is not supported",
+        ));
+    }
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((user, _)) if user.contains(':') => {
+            return Err(HostProblem::MalformedSsh(
+                "a password in the URL is not supported (use a key or the ssh agent)",
+            ));
+        }
+        Some((user, host_port)) => (Some(user.to_owned()), host_port),
+        None => (None, authority),
+    };
+    let (host, port) = split_port(host_port).map_err(|_| {
+        HostProblem::MalformedSsh("an IPv6 address needs its brackets: ssh://[::1]:22")
+    })?;
+    if host.is_empty() || user.as_deref() == Some("") {
+        return Err(HostProblem::MalformedSsh("the user or host is empty"));
+    }
+    let port = match port {
+        None => None,
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) if port != 0 => Some(port),
+            _ => {
+                return Err(HostProblem::MalformedSsh(
+                    "the port is not a number from 1 to 65535",
+                ));
+            }
+        },
+    };
+    Ok(SshDestination {
+        user,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+    })
 }
 
 /// `HOST:PORT`, `[IPV6]:PORT`, either without port, or `:PORT` (host `localhost`).
@@ -825,16 +908,44 @@ mod tests {
         assert!(err.to_string().contains("config.json"));
     }
 
+    fn ssh(user: Option<&str>, host: &str, port: Option<u16>) -> Endpoint {
+        Endpoint::Ssh(SshDestination {
+            user: user.map(str::to_owned),
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// A context whose host is ssh:// is reached through ssh, its TLS settings unused.
     #[test]
-    fn context_ssh_host_is_unsupported() {
+    fn context_ssh_host_goes_through_ssh() {
         let home = Home::new();
-        home.add_context("remote", "ssh://user@h", false);
-        let err = resolve(&context_flag("remote"), &env_of(&[]), Some(home.path())).unwrap_err();
-        let message = err.to_string();
-        assert!(
-            message.starts_with("context `remote` is `ssh://user@h`"),
-            "{message}"
-        );
+        home.add_context("remote", "ssh://user@h:2222", true);
+        let resolved = resolve(&context_flag("remote"), &env_of(&[]), Some(home.path())).unwrap();
+        assert_eq!(resolved.endpoint, ssh(Some("user"), "h", Some(2222)));
+        assert_eq!(resolved.endpoint.to_string(), "ssh://user@h:2222");
+    }
+
+    #[test]
+    fn ssh_hosts_as_the_docker_cli_takes_them() {
+        let home = Home::new();
+        let cases = [
+            ("ssh://h", ssh(None, "h", None)),
+            (
+                "ssh://root@10.0.0.1:22",
+                ssh(Some("root"), "10.0.0.1", Some(22)),
+            ),
+            ("ssh://me@[::1]:2200", ssh(Some("me"), "::1", Some(2200))),
+            (
+                "ssh://ops@manager.example",
+                ssh(Some("ops"), "manager.example", None),
+            ),
+        ];
+        for (host, expected) in cases {
+            let vars = env_of(&[("DOCKER_HOST", host), ("DOCKER_TLS_VERIFY", "1")]);
+            let resolved = resolve(&ConnectionFlags::default(), &vars, Some(home.path()));
+            assert_eq!(resolved.unwrap().endpoint, expected, "{host}");
+        }
     }
 
     #[test]
@@ -1015,7 +1126,11 @@ mod tests {
         let home = Home::new();
         let unsupported = |scheme: &str| HostProblem::UnsupportedScheme(scheme.to_owned());
         let cases = [
-            ("ssh://user@h", unsupported("ssh")),
+            ("ssh://user:pw@h", HostProblem::MalformedSsh("")),
+            ("ssh://user@h/var/run", HostProblem::MalformedSsh("")),
+            ("ssh://user@h:x", HostProblem::MalformedSsh("")),
+            ("ssh://@h", HostProblem::MalformedSsh("")),
+            ("ssh://", HostProblem::MalformedSsh("")),
             ("npipe:////./pipe/docker_engine", unsupported("npipe")),
             ("ftp://h", HostProblem::UnknownScheme),
             ("fd://", HostProblem::UnknownScheme),
@@ -1044,15 +1159,15 @@ mod tests {
 
     #[test]
     fn unsupported_schemes_name_the_alternatives() {
-        let vars = env_of(&[("DOCKER_HOST", "ssh://user@h")]);
+        let vars = env_of(&[("DOCKER_HOST", "npipe:////./pipe/docker_engine")]);
         let err = resolve(&ConnectionFlags::default(), &vars, None).unwrap_err();
         let message = err.to_string();
         assert!(
-            message.contains("ssh:// connections are not supported"),
+            message.contains("npipe:// connections are not supported"),
             "{message}"
         );
         assert!(
-            message.contains("tcp://") && message.contains("unix://"),
+            message.contains("tcp://") && message.contains("ssh://") && message.contains("unix://"),
             "{message}"
         );
     }

@@ -9,6 +9,7 @@ pub mod converge;
 pub mod docker;
 pub mod endpoint;
 pub mod spec;
+pub mod ssh;
 pub mod transport;
 
 use std::collections::BTreeMap;
@@ -266,6 +267,9 @@ impl Diagnostic for SwarmError {
 
     fn hint(&self) -> Option<String> {
         match self {
+            SwarmError::Unreachable { endpoint, .. } if endpoint.starts_with("ssh://") => Some(format!(
+                "`docker -H {endpoint} version` goes the same way (ssh, then `docker system dial-stdio`); make that work first"
+            )),
             SwarmError::Unreachable { .. } => Some(
                 "is Docker running? check `DOCKER_HOST`, `DOCKER_CONTEXT` or pass `--host`; with a UCP client bundle, `source env.sh` first".into(),
             ),

@@ -45,11 +45,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsConnector;
 
-use super::endpoint::{Endpoint, TlsFiles};
+use super::endpoint::{Endpoint, SshDestination, TlsFiles};
+use super::ssh::{LastFailure, SshStream};
 
 /// Limit for one request until its response headers (bollard) or whole body (`raw_json`).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// HTTP/1.1 needs a Host header; over a unix socket the engine ignores it.
+/// HTTP/1.1 needs a Host header; over a unix socket (or ssh) the engine ignores it.
 const UNIX_HOST: &str = "localhost";
 /// Idle connections kept for reuse; a run rarely has more than two requests in flight.
 const MAX_IDLE: usize = 4;
@@ -150,6 +151,10 @@ enum Target {
         connector: TlsConnector,
         server_name: ServerName<'static>,
     },
+    Ssh {
+        destination: SshDestination,
+        last_failure: LastFailure,
+    },
 }
 
 impl Transport {
@@ -166,6 +171,10 @@ impl Transport {
                 addr: addr.clone(),
                 connector: TlsConnector::from(client_config(files)?),
                 server_name: server_name(addr)?,
+            },
+            Endpoint::Ssh(destination) => Target::Ssh {
+                destination: destination.clone(),
+                last_failure: LastFailure::default(),
             },
         };
         Ok(Self {
@@ -217,9 +226,26 @@ impl Transport {
             }
         }
         let mut sender = self.connect().await?;
-        let response = sender.send_request(req).await?;
+        let response = sender
+            .send_request(req)
+            .await
+            .map_err(|error| self.explained(error))?;
         self.put_back(sender);
         Ok(response)
+    }
+
+    /// A new connection's failure, with why its `ssh` ended when that is known.
+    fn explained(&self, error: hyper::Error) -> Error {
+        if let Target::Ssh { last_failure, .. } = &self.target
+            && let Some(why) = last_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+        {
+            let err = io::Error::new(io::ErrorKind::ConnectionAborted, why);
+            return Error::IOError { err };
+        }
+        error.into()
     }
 
     fn take_idle(&self) -> Option<Sender> {
@@ -256,6 +282,14 @@ impl Transport {
                     .await
                     .map_err(|err| io_error(err, format_args!("TLS handshake with {addr}")))?;
                 handshake(counted(Stream::Tls(Box::new(tls)))).await
+            }
+            Target::Ssh {
+                destination,
+                last_failure,
+            } => {
+                let ssh = SshStream::connect(destination, last_failure)
+                    .map_err(|err| Error::IOError { err })?;
+                handshake(counted(Stream::Ssh(Box::new(ssh)))).await
             }
         }
     }
@@ -304,7 +338,7 @@ impl Transport {
 
     fn authority(&self) -> &str {
         match &self.target {
-            Target::Unix(_) => UNIX_HOST,
+            Target::Unix(_) | Target::Ssh { .. } => UNIX_HOST,
             Target::Tcp(addr) | Target::Tls { addr, .. } => addr,
         }
     }
@@ -354,11 +388,12 @@ async fn handshake(stream: Counted) -> Result<Sender, Error> {
     Ok(sender)
 }
 
-/// The three kinds of connection to an engine.
+/// The kinds of connection to an engine.
 enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Ssh(Box<SshStream>),
 }
 
 /// A connection that counts the bytes it carries into [`Traffic`].
@@ -378,6 +413,7 @@ impl AsyncRead for Counted {
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Ssh(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         };
         let read = (buf.filled().len() - before) as u64;
         self.traffic.received.fetch_add(read, Ordering::Relaxed);
@@ -395,6 +431,7 @@ impl AsyncWrite for Counted {
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Ssh(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         };
         if let Poll::Ready(Ok(written)) = polled {
             self.traffic
@@ -409,6 +446,7 @@ impl AsyncWrite for Counted {
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Ssh(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -417,6 +455,7 @@ impl AsyncWrite for Counted {
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Ssh(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

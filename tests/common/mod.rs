@@ -383,6 +383,13 @@ impl Running {
         }
     }
 
+    /// Sends `signal` (`libc::SIGINT`, `libc::SIGTERM`, ...).
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).expect("a pid");
+        // SAFETY: a plain kill(2) of the child this harness started.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "the signal is sent");
+    }
+
     /// Sends SIGKILL.
     pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL is sent");

@@ -46,6 +46,13 @@
 # alternative name: the manager's address) and a client certificate with openssl, under
 # $STATE/tls; the env file names the address (LAB_TLS_HOST) and a directory laid out like a
 # client bundle (LAB_CERT_PATH: ca.pem, cert.pem, key.pem).
+#
+# ssh: `up` starts an sshd (Debian's openssh-server, installed like docker.io) inside the
+# manager's namespace on its address, port 22, with key authentication for root only and the
+# lab's own key pair under $STATE/ssh; that key's `environment=` points the remote docker CLI
+# at the manager's engine, so `ssh ... docker system dial-stdio` reaches it as on a real
+# manager. The env file names the host (LAB_SSH_HOST) and the directory of the client key and
+# known_hosts (LAB_SSH_DIR: id_ed25519, known_hosts). Its PID is recorded; `down` stops it.
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -92,6 +99,8 @@ INTERLOCK_NAMES=(ucp-interlock ucp-interlock-extension ucp-interlock-proxy)
 # held for as long as the daemon runs, and every test would wait for it).
 # shellcheck disable=SC2016  # expanded by the inner bash
 CLOSE_INHERITED='for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2)); then exec {fd}>&-; fi; done'
+SSH_DIR=$STATE/ssh                       # the manager's sshd: config, host key, the lab's client key
+SSH_PORT=22
 TIMEOUT=${LAB_TIMEOUT:-90}
 
 T0=$SECONDS
@@ -161,6 +170,9 @@ teardown() {
     local n pid pids=() p d
 
     netfiles_record
+    # 0. the manager's sshd (recorded PID, verified by its config path on the command line)
+    pid=$(read_pid "$SSH_DIR/sshd.pid")
+    if ours "$pid" "$SSH_DIR/sshd_config"; then log "stopping sshd: $pid"; stop_pids 5 "$pid"; fi
     # 1. dockerd of every node (recorded PID, verified by its socket path on the command line)
     for n in "${NODES[@]}"; do
         for pid in "$(read_pid "$STATE/$n/dockerd.pid")" "$(read_pid "$STATE/$n/dockerd.launch.pid")"; do
@@ -317,6 +329,20 @@ ensure_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q docker.io iptables busybox-static
+}
+
+# openssh-server for the manager's sshd, never started as the system's service
+ensure_sshd_package() {
+    local guard=/usr/sbin/policy-rc.d placed=""
+    [[ -x /usr/sbin/sshd ]] && command -v ssh-keygen >/dev/null && return 0
+    log "installing packages: openssh-server"
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ ! -e $guard ]]; then printf '#!/bin/sh\nexit 101\n' >"$guard"; chmod 755 "$guard"; placed=1; fi
+    if ! { apt-get update -q && apt-get install -y -q openssh-server; }; then
+        [[ -z $placed ]] || rm -f "$guard"
+        die "apt-get install openssh-server failed"
+    fi
+    [[ -z $placed ]] || rm -f "$guard"
 }
 
 static_binary() { # PATH: true if statically linked
@@ -489,6 +515,52 @@ restart_engines_offline() {
     wait_until 20 "the manager's TLS listener" tls_answers
 }
 
+ssh_host() { echo "ssh://root@${ADDR[$MGR]}"; }
+
+# true when the manager's sshd lets the lab's key in and the remote docker CLI answers
+sshd_answers() {
+    ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i "$SSH_DIR/id_ed25519" \
+        -o UserKnownHostsFile="$SSH_DIR/known_hosts" -o StrictHostKeyChecking=yes \
+        -o ConnectTimeout=5 "root@${ADDR[$MGR]}" docker version --format '{{.Server.APIVersion}}' \
+        </dev/null >/dev/null 2>&1
+}
+
+# start_sshd: the manager's sshd in its netns (see the header); nothing when it runs already
+start_sshd() {
+    local pid
+    pid=$(read_pid "$SSH_DIR/sshd.pid")
+    if ours "$pid" "$SSH_DIR/sshd_config"; then return 0; fi
+    ensure_sshd_package
+    mkdir -p "$SSH_DIR"
+    chmod 700 "$SSH_DIR"
+    [[ -s $SSH_DIR/host_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C "interlockctl lab $MGR" -f "$SSH_DIR/host_ed25519"
+    [[ -s $SSH_DIR/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C 'interlockctl lab client' -f "$SSH_DIR/id_ed25519"
+    echo "environment=\"DOCKER_HOST=unix://$(sock "$MGR")\" $(cat "$SSH_DIR/id_ed25519.pub")" >"$SSH_DIR/authorized_keys"
+    echo "${ADDR[$MGR]} $(cut -d' ' -f1,2 "$SSH_DIR/host_ed25519.pub")" >"$SSH_DIR/known_hosts"
+    {
+        echo "ListenAddress ${ADDR[$MGR]}:$SSH_PORT"
+        echo "HostKey $SSH_DIR/host_ed25519"
+        echo "AuthorizedKeysFile $SSH_DIR/authorized_keys"
+        echo "PermitRootLogin prohibit-password"
+        echo "PubkeyAuthentication yes"
+        echo "PasswordAuthentication no"
+        echo "KbdInteractiveAuthentication no"
+        echo "UsePAM no"
+        echo "StrictModes no"
+        echo "PermitUserEnvironment DOCKER_HOST"
+        echo "PidFile none"
+    } >"$SSH_DIR/sshd_config"
+    # sshd's privilege separation directory (Debian's service creates it)
+    if [[ ! -d /run/sshd ]]; then
+        mkdir -p /run/sshd
+        echo /run/sshd >>"$DATA/dirs.created"
+    fi
+    setsid nsenter --net="/run/netns/$MGR" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config" \
+        </dev/null >>"$SSH_DIR/sshd.log" 2>&1 9>&- &
+    echo $! >"$SSH_DIR/sshd.pid"
+    wait_until 20 "the manager's sshd (log: $SSH_DIR/sshd.log)" sshd_answers
+}
+
 start_nodes() {
     local n
     for n in "${NODES[@]}"; do
@@ -639,6 +711,8 @@ write_env() {
         echo "LAB_SH=$LAB_DIR/lab.sh"
         echo "LAB_TLS_HOST=$(tls_host)"
         echo "LAB_CERT_PATH=$TLS/client"
+        echo "LAB_SSH_HOST=$(ssh_host)"
+        echo "LAB_SSH_DIR=$SSH_DIR"
     } >"$tmp"
     mv "$tmp" "$ENV_FILE"
 }
@@ -851,6 +925,8 @@ cmd_up() {
             restart_engines_offline
             reset_fixture
         fi
+        start_sshd
+        grep -q '^LAB_SSH_HOST=' "$ENV_FILE" || write_env
         if [[ $LAB_IMAGE_SRC != "$(image_src_hash)" ]]; then
             log "stand-in scripts changed: rebuilding the image"
             build_image
@@ -875,6 +951,7 @@ cmd_up() {
     node_labels
     log "swarm has ${#NODES[@]} Ready nodes"
     build_image
+    start_sshd
     write_env
     reset_fixture
     log "lab is up (env: $ENV_FILE)"

@@ -60,6 +60,10 @@ pub struct Lab {
     pub tls_host: String,
     /// A directory laid out like a client bundle for it: `ca.pem`, `cert.pem`, `key.pem`.
     pub cert_path: PathBuf,
+    /// The manager through its sshd: `ssh://root@ADDR`.
+    pub ssh_host: String,
+    /// The lab's ssh client key (`id_ed25519`) and the sshd's `known_hosts` line.
+    pub ssh_dir: PathBuf,
 }
 
 fn lab_script() -> PathBuf {
@@ -122,6 +126,8 @@ fn start_lab() -> Lab {
         image: value("LAB_IMAGE"),
         tls_host: value("LAB_TLS_HOST"),
         cert_path: PathBuf::from(value("LAB_CERT_PATH")),
+        ssh_host: value("LAB_SSH_HOST"),
+        ssh_dir: PathBuf::from(value("LAB_SSH_DIR")),
     }
 }
 
