@@ -323,6 +323,13 @@ pub enum Command {
     /// the core together with publishing the core's port 8080 in host mode, and makes the
     /// proxy's published ports match.
     HostMode(HostModeArgs),
+    /// The whole runbook in one run: pin the proxy and publish it in host mode
+    ///
+    /// Makes the edits of pin-proxy and host-mode together: one new config, one update of
+    /// the core (config, its port 8080 in host mode) and one of the proxy (constraints,
+    /// replicas, host ports), so the core restarts once; verified as host-mode verifies. On
+    /// a swarm already pinned or in host mode, does only what is missing.
+    Migrate(MigrateArgs),
     /// Print the live config TOML on stdout and its name on stderr
     Show,
     /// Roll out a whole desired config from a TOML file
@@ -383,21 +390,18 @@ impl Command {
         let mut push = |items: &[&str]| words.extend(items.iter().map(|w| (*w).to_owned()));
         match self {
             Command::PinProxy(args) => {
-                push(&["pin-proxy", "--label", &args.label]);
-                if let Some(replicas) = args.replicas {
-                    push(&["--replicas", &replicas.to_string()]);
-                }
-                for constraint in &args.extension_constraints {
-                    push(&["--extension-constraint", constraint]);
-                }
+                push(&["pin-proxy"]);
+                args.push_words(&mut push);
             }
-            Command::HostMode(args) => push(&[
-                "host-mode",
-                "--http",
-                &args.http.to_string(),
-                "--https",
-                &args.https.to_string(),
-            ]),
+            Command::HostMode(args) => {
+                push(&["host-mode"]);
+                args.push_words(&mut push);
+            }
+            Command::Migrate(args) => {
+                push(&["migrate"]);
+                args.pin.push_words(&mut push);
+                args.ports.push_words(&mut push);
+            }
             Command::Apply(ApplyArgs { plan: None, .. }) => push(&["apply", "-"]),
             Command::Rollback(args) => {
                 push(&["rollback"]);
@@ -588,6 +592,19 @@ pub struct PinProxyArgs {
     pub extension_constraints: Vec<String>,
 }
 
+impl PinProxyArgs {
+    /// The flags as the words of a command line.
+    fn push_words(&self, push: &mut impl FnMut(&[&str])) {
+        push(&["--label", &self.label]);
+        if let Some(replicas) = self.replicas {
+            push(&["--replicas", &replicas.to_string()]);
+        }
+        for constraint in &self.extension_constraints {
+            push(&["--extension-constraint", constraint]);
+        }
+    }
+}
+
 /// Arguments of `host-mode`.
 #[derive(Debug, Args)]
 pub struct HostModeArgs {
@@ -597,6 +614,27 @@ pub struct HostModeArgs {
     /// Published HTTPS port of the proxy
     #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
     pub https: i64,
+}
+
+impl HostModeArgs {
+    /// The flags as the words of a command line.
+    fn push_words(&self, push: &mut impl FnMut(&[&str])) {
+        push(&[
+            "--http",
+            &self.http.to_string(),
+            "--https",
+            &self.https.to_string(),
+        ]);
+    }
+}
+
+/// Arguments of `migrate`: those of `pin-proxy` and `host-mode`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub pin: PinProxyArgs,
+    #[command(flatten)]
+    pub ports: HostModeArgs,
 }
 
 /// Arguments of `rollback`.

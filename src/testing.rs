@@ -156,6 +156,13 @@ pub fn pinned_host_mode(text: &str) -> String {
     pinned(&host_mode(text))
 }
 
+/// The lab core's way of writing the proxy: the default `ProxyConfigPath`, `PollInterval`
+/// of the lab config.
+pub const CORE_WRITER: plan::CoreWriter<'static> = plan::CoreWriter {
+    proxy_config_path: crate::interlock::config::defaults::PROXY_CONFIG_PATH,
+    poll_interval: std::time::Duration::from_secs(3),
+};
+
 /// The plan from the observed state towards the lab config after `edit`.
 pub fn plan_after(observed: &Observed, edit: impl Fn(&str) -> String) -> Plan {
     let (text, settings) = settings_after(edit);
@@ -170,6 +177,7 @@ pub fn plan_after(observed: &Observed, edit: impl Fn(&str) -> String) -> Plan {
             host_mode: settings.publish_mode == PublishMode::Host,
             operation: "test",
             images: &BTreeMap::new(),
+            core_writer: CORE_WRITER,
         },
     )
 }

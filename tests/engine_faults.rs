@@ -1796,6 +1796,200 @@ fn the_fake_serves_its_swarm_with_or_without_an_api_version_prefix() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The proxy's edits held for the core's write (a core that swaps its nginx config onto the
+// proxy, as the real one does)
+
+const MIGRATE: &[&str] = &[
+    "migrate", "--label", "role=dtr", "--http", "7080", "--https", "7443", "--yes",
+];
+
+/// The update requests the engine received for `service`.
+fn updates_of(engine: &FakeEngine, service: &str) -> usize {
+    let id = engine.with(|s| s.service(service).unwrap().id.clone());
+    engine
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == format!("/services/{id}/update"))
+        .count()
+}
+
+/// `migrate` on a core that writes the proxy: one config, one core update, and one proxy
+/// update written onto the spec the core's swap left (so it needs no retry), after which
+/// the proxy carries both the core's new nginx config and the run's fields. A re-run changes
+/// nothing.
+#[test]
+fn migrate_writes_the_proxy_edits_onto_the_cores_swap_in_one_update() {
+    let engine = FakeEngine::start_with(Swarm::lab().with_core_writing_the_proxy());
+    let nginx_before = engine.with(|s| s.proxy_config()).unwrap();
+    let report = interlockctl(&engine, MIGRATE).assert_report(0);
+    assert_eq!(report["status"], "applied");
+    assert_eq!(report["config"]["next"], conf(2));
+    assert_eq!(
+        action_kinds(&report),
+        ["create_config", "update_service", "update_service"]
+    );
+    assert_eq!(
+        (updates_of(&engine, CORE), updates_of(&engine, PROXY)),
+        (1, 1)
+    );
+
+    let conf1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/core-config.toml");
+    let migrated = offline(
+        &conf1,
+        &[
+            "migrate",
+            "--label",
+            "role=dtr",
+            "--replicas",
+            "2",
+            "--http",
+            "7080",
+            "--https",
+            "7443",
+        ],
+    );
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
+        assert_eq!(swarm.config(&conf(2)).unwrap().data, migrated);
+        let core = &swarm.service(CORE).unwrap().spec;
+        assert_eq!(
+            core["EndpointSpec"]["Ports"],
+            json!([{ "Protocol": "tcp", "TargetPort": 8080, "PublishMode": "host" }])
+        );
+        let nginx = swarm.proxy_config().unwrap();
+        assert_ne!(nginx, nginx_before, "the core swapped its new rendering");
+        assert_eq!(
+            swarm.config(&nginx).unwrap().data,
+            format!("# nginx.conf rendered by the fake core from {}\n", conf(2))
+        );
+        let proxy = &swarm.service(PROXY).unwrap().spec;
+        assert_eq!(
+            proxy["TaskTemplate"]["Placement"]["Constraints"],
+            json!(["node.labels.role==dtr"])
+        );
+        assert_eq!(
+            proxy["EndpointSpec"]["Ports"],
+            json!([host_port(7080, 80), host_port(7443, 443)])
+        );
+        assert_eq!(
+            proxy["TaskTemplate"]["ForceUpdate"], 1,
+            "written onto the swap's rollout, the edits re-create every task of it"
+        );
+        assert_eq!(
+            swarm.running_tasks(PROXY),
+            [
+                (
+                    "w1".to_owned(),
+                    vec!["7080:80".to_owned(), "7443:443".to_owned()]
+                ),
+                (
+                    "w2".to_owned(),
+                    vec!["7080:80".to_owned(), "7443:443".to_owned()]
+                )
+            ]
+        );
+    });
+    let again = interlockctl(&engine, MIGRATE).assert_report(0);
+    assert_eq!(again["status"], "no_changes");
+    assert_eq!(again["actions"], json!([]));
+}
+
+/// A core that cannot load the config never swaps: the held proxy edits are never sent, so
+/// the restore has only the core to put back (Swarm did), and the proxy is exactly as it was.
+#[test]
+fn a_core_that_fails_to_load_leaves_the_held_proxy_untouched_with_exit_5() {
+    let engine = FakeEngine::start_with(Swarm::lab().with_core_writing_the_proxy());
+    let (core_before, proxy_before) = specs(&engine);
+    let proxy_version = engine.with(|s| s.service(PROXY).unwrap().version);
+    let dir = tempfile::tempdir().unwrap();
+    let file = unloadable_pinned_config(dir.path());
+    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_report(5);
+    assert_eq!(report["status"], "rolled_back");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(&format!(
+            "; restored: {CORE} config /config.toml, update config (Swarm had rolled it back)"
+        )),
+        "only the core was changed, so only the core is restored: {message}"
+    );
+    assert_eq!(
+        updates_of(&engine, PROXY),
+        0,
+        "nothing was sent to the proxy"
+    );
+    let (core_after, proxy_after) = specs(&engine);
+    assert_eq!(core_after, core_before, "the core is on its previous spec");
+    assert_eq!(proxy_after, proxy_before, "the proxy was never touched");
+    engine.with(|swarm| {
+        assert_eq!(swarm.service(PROXY).unwrap().version, proxy_version);
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
+        assert_eq!(swarm.running_tasks(PROXY).len(), 2);
+    });
+}
+
+/// A core whose rendering did not change swaps nothing: the held edits go out once the
+/// core's new task has run for the new config's `PollInterval`, and the proxy keeps the
+/// nginx config it mounts.
+#[test]
+fn a_core_that_swaps_nothing_gets_the_proxy_edits_after_its_poll_interval() {
+    let engine = FakeEngine::start_with(Swarm::lab().with_core_writing_the_proxy());
+    engine.with(|s| s.faults.core_renders_nothing_new = true);
+    let nginx_before = engine.with(|s| s.proxy_config()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pinned.toml");
+    let pinned = CORE_CONFIG
+        .replace("PollInterval = \"3s\"", "PollInterval = \"500ms\"")
+        .replace(
+            "ProxyConstraints = [\"node.labels.com.docker.ucp.orchestrator.swarm==true\", \"node.platform.os==linux\"]",
+            "ProxyConstraints = [\"node.labels.role==dtr\"]",
+        );
+    std::fs::write(&file, &pinned).unwrap();
+    let run = interlockctl(&engine, &["apply", file.to_str().unwrap(), "--yes", "-v"]);
+    assert_eq!(run.assert_report(0)["status"], "applied");
+    assert!(
+        run.stderr
+            .contains("the core's write of ucp-interlock-proxy: NotWritten"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        (updates_of(&engine, CORE), updates_of(&engine, PROXY)),
+        (1, 1)
+    );
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
+        assert_eq!(swarm.proxy_config(), Some(nginx_before), "nothing swapped");
+        assert_eq!(
+            swarm.service(PROXY).unwrap().spec["TaskTemplate"]["Placement"]["Constraints"],
+            json!(["node.labels.role==dtr"])
+        );
+        assert_eq!(swarm.running_tasks(PROXY).len(), 2);
+    });
+}
+
+/// A proxy whose tasks Swarm replaces one at a time gets the run's edits at once, ahead of the
+/// core's swap: written onto the swap's rollout, they would restart Swarm's updater mid-way,
+/// which may stop a second task while the first is down. Both changes still end up on it.
+#[test]
+fn a_proxy_replaced_one_task_at_a_time_gets_its_edits_ahead_of_the_swap() {
+    let engine = FakeEngine::start_with(Swarm::lab().with_core_writing_the_proxy());
+    engine.with(|s| {
+        s.service_mut(PROXY).unwrap().spec["UpdateConfig"]["Parallelism"] = json!(1);
+    });
+    let nginx_before = engine.with(|s| s.proxy_config()).unwrap();
+    let run = interlockctl(&engine, &[PIN_PROXY, &["-v"]].concat());
+    assert_eq!(run.assert_report(0)["status"], "applied");
+    assert!(!run.stderr.contains("Holding the update"), "{}", run.stderr);
+    engine.with(|swarm| {
+        assert_ne!(swarm.proxy_config(), Some(nginx_before), "the core swapped");
+        assert_eq!(
+            swarm.service(PROXY).unwrap().spec["TaskTemplate"]["Placement"]["Constraints"],
+            json!(["node.labels.role==dtr"])
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------
 // `upgrade`
 
 const EXTENSION: &str = "ucp-interlock-extension";

@@ -422,7 +422,8 @@ fn assert_shown_before_the_first_change(stderr: &str) {
 
 /// `pin-proxy` without `--replicas` sets `ProxyReplicas` to the number of nodes that carry
 /// the label and are Ready and Active, where the fixture has 2: 3 of four labelled nodes
-/// when one is drained, and 3 again when instead one is down (its engine stopped).
+/// when one is drained, and 3 again when instead one is down (its engine paused, so it no
+/// longer answers the manager).
 #[test]
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn replicas_default_to_the_ready_active_labelled_nodes() {

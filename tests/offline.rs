@@ -139,6 +139,64 @@ fn snapshots_host_mode() {
     });
 }
 
+/// Both edits in one diff: byte for byte what `pin-proxy` then `host-mode` make.
+#[test]
+fn snapshots_migrate() {
+    snapshot_on_every_fixture("migrate", |_| {
+        strs(&[
+            "migrate",
+            "--label",
+            "role=dtr",
+            "--replicas",
+            "5",
+            "--http",
+            "7080",
+            "--https",
+            "7443",
+        ])
+    });
+}
+
+/// `migrate` writes exactly what `pin-proxy` then `host-mode` write, on every fixture.
+#[test]
+fn migrate_is_pin_proxy_then_host_mode_in_one_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    for fixture in fixtures("valid") {
+        let edit = |input: &str, args: &[&str]| {
+            let mut all = strs(&["--config-file", input]);
+            all.extend(fixture.extension_args());
+            all.extend(strs(args));
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            run(&all).assert_code(0).stdout.clone()
+        };
+        let pinned = edit(
+            &fixture.path,
+            &["pin-proxy", "--label", "role=dtr", "--replicas", "5"],
+        );
+        let between = dir.path().join(format!("{}.toml", fixture.stem));
+        std::fs::write(&between, &pinned).unwrap();
+        let both = edit(
+            between.to_str().unwrap(),
+            &["host-mode", "--http", "7080", "--https", "7443"],
+        );
+        let migrated = edit(
+            &fixture.path,
+            &[
+                "migrate",
+                "--label",
+                "role=dtr",
+                "--replicas",
+                "5",
+                "--http",
+                "7080",
+                "--https",
+                "7443",
+            ],
+        );
+        assert_eq!(migrated, both, "{}", fixture.stem);
+    }
+}
+
 #[test]
 fn snapshots_apply() {
     snapshot_on_every_fixture("apply", |fixture| {
@@ -175,6 +233,7 @@ fn snapshots_help() {
         None,
         Some("pin-proxy"),
         Some("host-mode"),
+        Some("migrate"),
         Some("show"),
         Some("apply"),
         Some("status"),
@@ -326,6 +385,7 @@ fn snapshots_man() {
             "interlockctl-labels-check.1",
             "interlockctl-labels.1",
             "interlockctl-man.1",
+            "interlockctl-migrate.1",
             "interlockctl-pin-proxy.1",
             "interlockctl-prune.1",
             "interlockctl-rollback.1",
@@ -955,6 +1015,24 @@ fn refusals() -> Vec<Refusal> {
             [&["--extension", "nope"][..], HOST].concat(),
             format!("{UCP} has no [Extensions.nope] (it has: default)"),
             "extension_not_found",
+        ),
+        (
+            "migrate: label without value",
+            vec!["migrate", "--label", "role=", "--http", "7080", "--https", "7443"],
+            label("role=", " is not KEY=VALUE"),
+            "invalid_label",
+        ),
+        (
+            "migrate: --http 0",
+            vec!["migrate", "--label", "role=dtr", "--http", "0", "--https", "7443"],
+            port("--http", "0"),
+            "invalid_port",
+        ),
+        (
+            "migrate: http == https",
+            vec!["migrate", "--label", "role=dtr", "--http", "7443", "--https", "7443"],
+            "--http and --https are both 7443; the proxy needs two different ports".into(),
+            "same_ports",
         ),
         (
             "unreadable desired file",

@@ -92,6 +92,9 @@ fn every_changing_command_plans_and_its_plan_applies_like_the_command() {
         vec!["rollback"],
         vec!["cluster", "remove", "edge"],
         vec!["host-mode", "--http", "7080", "--https", "7443"],
+        vec![
+            "migrate", "--label", "role=dtr", "--http", "7080", "--https", "7443",
+        ],
         vec!["apply", "DESIRED"],
         vec![
             "cluster", "add", "edge", "--label", "role=dtr", "--http", "8081", "--https", "8444",

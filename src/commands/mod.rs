@@ -40,6 +40,7 @@ pub fn command_name(command: &Command) -> &'static str {
     match command {
         Command::PinProxy(_) => "pin-proxy",
         Command::HostMode(_) => "host-mode",
+        Command::Migrate(_) => "migrate",
         Command::Show => "show",
         Command::Apply(_) => "apply",
         Command::Status(_) => "status",
@@ -187,6 +188,14 @@ pub async fn run(
         Command::HostMode(args) => {
             Edit::host_mode(args.http, args.https).map_err(|e| Error::refused(&e))?
         }
+        Command::Migrate(args) => Edit::migrate(
+            &args.pin.label,
+            args.pin.replicas,
+            &args.pin.extension_constraints,
+            args.ports.http,
+            args.ports.https,
+        )
+        .map_err(|e| Error::refused(&e))?,
         Command::Apply(args) => {
             let file = args.file.clone().unwrap_or_else(|| "-".into());
             let text = match desired_config {

@@ -34,6 +34,12 @@ pub mod defaults {
     pub const TARGET_SSL_PORT: u16 = 443;
     /// The extension UCP generates.
     pub const EXTENSION: &str = "default";
+    /// How often the core polls for changes when `PollInterval` is absent (Interlock's own
+    /// default).
+    pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
+    /// Where the core mounts the nginx config it renders on a proxy when `ProxyConfigPath`
+    /// is absent.
+    pub const PROXY_CONFIG_PATH: &str = "/etc/nginx/nginx.conf";
 }
 
 /// A config that cannot be used as it is.
@@ -374,6 +380,24 @@ impl InterlockConfig {
         })
     }
 
+    /// `PollInterval`: how often the core looks for changes to render, so the longest it
+    /// takes a started core to write the proxy. The default when absent or not a duration
+    /// (the core refuses such a config; the rollout finds that out).
+    pub fn poll_interval(&self) -> std::time::Duration {
+        self.doc
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case("PollInterval"))
+            .and_then(|(_, item)| item.as_str())
+            .and_then(|text| humantime::parse_duration(text).ok())
+            .unwrap_or(defaults::POLL_INTERVAL)
+    }
+
+    /// `ProxyConfigPath`: where the core mounts the nginx config it renders on the
+    /// extension's proxy.
+    pub fn proxy_config_path(&self, extension: &str) -> String {
+        self.service_name_or_default(extension, "ProxyConfigPath", defaults::PROXY_CONFIG_PATH)
+    }
+
     /// The proxy service an extension names, even when its other settings are unusable
     /// (the default name when it names none, or names it with a value that is no string).
     pub fn proxy_service_name(&self, extension: &str) -> String {
@@ -537,17 +561,6 @@ impl InterlockConfig {
             }
         }
         images
-    }
-
-    /// `PollInterval`, how often the core reconciles (Interlock's default 3 s when it is
-    /// absent or not a duration).
-    pub fn poll_interval(&self) -> std::time::Duration {
-        self.doc
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case("PollInterval"))
-            .and_then(|(_, item)| item.as_str())
-            .and_then(|text| humantime::parse_duration(text).ok())
-            .unwrap_or(std::time::Duration::from_secs(3))
     }
 
     /// Sets one key of an extension, keeping the key's spelling, position and the

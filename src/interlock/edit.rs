@@ -1,6 +1,6 @@
-//! The config edits of `pin-proxy`, `host-mode`, `apply`, `rollback`, `cluster` and `upgrade`, shared
-//! by the offline and the live path so both produce byte-identical TOML for the same
-//! request. Pure.
+//! The config edits of `pin-proxy`, `host-mode`, `migrate` (both at once), `apply`,
+//! `rollback`, `cluster` and `upgrade`, shared by the offline and the live path so both produce
+//! byte-identical TOML for the same request. Pure.
 
 use similar::{DiffOp, DiffTag, DiffableStr};
 
@@ -26,6 +26,20 @@ pub enum Edit {
     },
     /// Runbook part 2: host-mode publishing on these ports.
     HostMode {
+        /// `PublishedPort`.
+        http: u16,
+        /// `PublishedSSLPort`.
+        https: u16,
+    },
+    /// The whole runbook: the edits of [`Edit::PinProxy`] and [`Edit::HostMode`] in one
+    /// config.
+    Migrate {
+        /// The dedicated nodes' label.
+        label: NodeLabel,
+        /// Explicit `--replicas`, else one per labelled node (live) or unchanged (offline).
+        replicas: Option<u64>,
+        /// New extension `Constraints`, if any were given.
+        extension_constraints: Vec<String>,
         /// `PublishedPort`.
         http: u16,
         /// `PublishedSSLPort`.
@@ -75,7 +89,7 @@ impl Edit {
     /// The node label whose Ready, Active nodes give the default proxy replicas.
     pub fn node_label(&self) -> Option<&NodeLabel> {
         match self {
-            Edit::PinProxy { label, .. } => Some(label),
+            Edit::PinProxy { label, .. } | Edit::Migrate { label, .. } => Some(label),
             Edit::AddCluster(cluster) => Some(&cluster.label),
             _ => None,
         }
@@ -137,12 +151,8 @@ impl Edit {
         replicas: Option<u64>,
         extension_constraints: &[String],
     ) -> Result<Self, InputError> {
-        let label = NodeLabel::parse(label)?;
-        let replicas = replicas.map(input::replicas).transpose()?;
-        let extension_constraints = extension_constraints
-            .iter()
-            .map(|expr| Constraint::parse("--extension-constraint", expr).map(|c| c.to_string()))
-            .collect::<Result<_, _>>()?;
+        let (label, replicas, extension_constraints) =
+            pin_flags(label, replicas, extension_constraints)?;
         Ok(Edit::PinProxy {
             label,
             replicas,
@@ -154,6 +164,26 @@ impl Edit {
     pub fn host_mode(http: i64, https: i64) -> Result<Self, InputError> {
         let (http, https) = input::http_https_ports(http, https)?;
         Ok(Edit::HostMode { http, https })
+    }
+
+    /// Validates `migrate`'s flags: those of `pin-proxy` and of `host-mode`.
+    pub fn migrate(
+        label: &str,
+        replicas: Option<u64>,
+        extension_constraints: &[String],
+        http: i64,
+        https: i64,
+    ) -> Result<Self, InputError> {
+        let (label, replicas, extension_constraints) =
+            pin_flags(label, replicas, extension_constraints)?;
+        let (http, https) = input::http_https_ports(http, https)?;
+        Ok(Edit::Migrate {
+            label,
+            replicas,
+            extension_constraints,
+            http,
+            https,
+        })
     }
 
     /// The config after this edit of its extension `extension` (the observed one, see
@@ -172,31 +202,33 @@ impl Edit {
                 label,
                 replicas,
                 extension_constraints,
+            } => pin(
+                &mut next,
+                extension,
+                label,
+                replicas.or(labelled_nodes),
+                extension_constraints,
+                &mut warnings,
+            ),
+            Edit::HostMode { http, https } => host_mode(&mut next, extension, *http, *https),
+            Edit::Migrate {
+                label,
+                replicas,
+                extension_constraints,
+                http,
+                https,
             } => {
-                let replicas = replicas.or(labelled_nodes);
-                if replicas.is_none() {
-                    warnings.push(replicas_unknown("left as it is"));
-                }
-                let extension_constraints =
-                    (!extension_constraints.is_empty()).then_some(extension_constraints);
-                [
-                    next.set_proxy_constraints(extension, &[label.constraint().to_string()]),
-                    replicas.and_then(|n| next.set_proxy_replicas(extension, n)),
-                    extension_constraints
-                        .and_then(|c| next.set_extension_constraints(extension, c)),
-                ]
-                .into_iter()
-                .flatten()
-                .collect()
+                let mut changes = pin(
+                    &mut next,
+                    extension,
+                    label,
+                    replicas.or(labelled_nodes),
+                    extension_constraints,
+                    &mut warnings,
+                );
+                changes.extend(host_mode(&mut next, extension, *http, *https));
+                changes
             }
-            Edit::HostMode { http, https } => [
-                next.set_publish_mode(extension, PublishMode::Host),
-                next.set_published_port(extension, *http),
-                next.set_published_ssl_port(extension, *https),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
             Edit::Replace { source, text, .. } => {
                 let source = if source == "-" { "stdin" } else { source };
                 next = InterlockConfig::parse(source, text).map_err(|e| Error::refused(&e))?;
@@ -222,6 +254,64 @@ impl Edit {
             warnings,
         })
     }
+}
+
+/// `pin-proxy`'s flags, validated.
+fn pin_flags(
+    label: &str,
+    replicas: Option<u64>,
+    extension_constraints: &[String],
+) -> Result<(NodeLabel, Option<u64>, Vec<String>), InputError> {
+    let label = NodeLabel::parse(label)?;
+    let replicas = replicas.map(input::replicas).transpose()?;
+    let extension_constraints = extension_constraints
+        .iter()
+        .map(|expr| Constraint::parse("--extension-constraint", expr).map(|c| c.to_string()))
+        .collect::<Result<_, _>>()?;
+    Ok((label, replicas, extension_constraints))
+}
+
+/// Runbook part 1: the proxy on the labelled nodes (`replicas` of them, when known), and
+/// the extension's own constraints when any were given. Unknown replicas are left as they
+/// are, with a warning.
+fn pin(
+    config: &mut InterlockConfig,
+    extension: &str,
+    label: &NodeLabel,
+    replicas: Option<u64>,
+    extension_constraints: &[String],
+    warnings: &mut Vec<String>,
+) -> Vec<KeyChange> {
+    if replicas.is_none() {
+        warnings.push(replicas_unknown("left as it is"));
+    }
+    let extension_constraints =
+        (!extension_constraints.is_empty()).then_some(extension_constraints);
+    [
+        config.set_proxy_constraints(extension, &[label.constraint().to_string()]),
+        replicas.and_then(|n| config.set_proxy_replicas(extension, n)),
+        extension_constraints.and_then(|c| config.set_extension_constraints(extension, c)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Runbook part 2: host-mode publishing on these ports.
+fn host_mode(
+    config: &mut InterlockConfig,
+    extension: &str,
+    http: u16,
+    https: u16,
+) -> Vec<KeyChange> {
+    [
+        config.set_publish_mode(extension, PublishMode::Host),
+        config.set_published_port(extension, http),
+        config.set_published_ssl_port(extension, https),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn replicas_unknown(what: &str) -> String {

@@ -178,6 +178,10 @@ pub async fn change<S: SwarmApi>(
                 .as_ref()
                 .map_or(report.command.as_str(), |saved| saved.operation.as_str()),
             images: &images,
+            core_writer: plan::CoreWriter {
+                proxy_config_path: &edited.config.proxy_config_path(&target),
+                poll_interval: edited.config.poll_interval(),
+            },
         },
     );
     let port_users = if plan.is_empty() {

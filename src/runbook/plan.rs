@@ -19,6 +19,7 @@
 //! records the images it replaced ([`LABEL_IMAGES`]), which is how a rollback finds them.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -115,6 +116,11 @@ pub struct Plan {
     /// Updates of further services (an upgrade's extension and proxies), sent once the core
     /// runs its new image and config.
     pub others: Vec<ServiceEdits>,
+    /// How long the proxy's edits wait, once the core's new task runs, for the core to swap
+    /// the nginx config it renders from the new config onto the proxy: they are then written
+    /// onto that spec, so Swarm replaces each proxy task once. `None`: sent at once (no new
+    /// config, nothing to edit on the proxy, or a proxy that mounts no config of the core's).
+    pub proxy_hold: Option<Duration>,
 }
 
 /// The edits of one service (one update).
@@ -233,6 +239,19 @@ pub struct Desired<'a> {
     /// The image each service must run, by service name (the core's or one of
     /// [`Observed::others`]); services not named keep theirs.
     pub images: &'a BTreeMap<String, String>,
+    /// How the core writes the proxy once it loads the edited config.
+    pub core_writer: CoreWriter<'a>,
+}
+
+/// How the Interlock core writes a proxy: it renders the proxy's nginx config from its own
+/// config and the routes and, when the rendering differs from what the proxy mounts, swaps it
+/// onto the proxy service, on start and then every `PollInterval`.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreWriter<'a> {
+    /// `ProxyConfigPath`: where the proxy mounts the rendered config.
+    pub proxy_config_path: &'a str,
+    /// `PollInterval` of the edited config.
+    pub poll_interval: Duration,
 }
 
 /// Computes the plan that brings the swarm to `desired`.
@@ -287,14 +306,26 @@ pub fn build(observed: &Observed, desired: &Desired) -> Plan {
         .iter()
         .flat_map(|s| [s.target_port, s.target_ssl_port])
         .collect::<Vec<_>>();
+    let proxy_edits = observed
+        .proxy
+        .as_ref()
+        .map(|proxy| proxy_edits(desired.settings, &managed, &proxy.spec))
+        .unwrap_or_default();
+    let proxy_hold = observed
+        .proxy
+        .as_ref()
+        .filter(|proxy| {
+            config.is_some()
+                && !proxy_edits.is_empty()
+                && spec::config_ref(&proxy.spec, desired.core_writer.proxy_config_path).is_some()
+                && replaces_every_task_at_once(&proxy.spec, desired.settings.proxy_replicas)
+        })
+        .map(|_| desired.core_writer.poll_interval);
     Plan {
         config,
         core_edits,
-        proxy_edits: observed
-            .proxy
-            .as_ref()
-            .map(|proxy| proxy_edits(desired.settings, &managed, &proxy.spec))
-            .unwrap_or_default(),
+        proxy_edits,
+        proxy_hold,
         awaited_proxy: observed
             .proxy
             .is_none()
@@ -340,6 +371,21 @@ pub fn images_before(observed: &Observed, target: &str) -> BTreeMap<String, Stri
         images.extend(recorded.unwrap_or_default());
     }
     images
+}
+
+/// Whether Swarm replaces every task of the proxy in one batch (`UpdateConfig.Parallelism` 0,
+/// or at least its replicas, now and as planned). Only then may the run's edits be written onto
+/// the core's swap while its rollout has begun: a spec change in the middle of a rollout
+/// restarts Swarm's updater, which takes the slots in no fixed order, so with smaller batches
+/// it can stop the next task while the one the swap stopped is still down (seen on the lab:
+/// every node of a host-mode proxy closed at once for about half a second). With smaller
+/// batches the edits go out at once, as the hand runbook sends them, ahead of the swap.
+fn replaces_every_task_at_once(proxy_spec: &serde_json::Value, planned_replicas: u64) -> bool {
+    let parallelism = spec::update_parallelism(proxy_spec);
+    let replicas = spec::replicas(proxy_spec)
+        .unwrap_or(0)
+        .max(planned_replicas);
+    parallelism == 0 || parallelism >= replicas
 }
 
 /// The core's gRPC port in host mode: published when an extension goes host mode, and
@@ -678,6 +724,47 @@ mod plan_tests {
         CONF_1, host_mode, observed, pinned, plan_after, settings_after, tcp_port as port,
     };
 
+    /// The proxy's edits wait for the core's swap only where one comes (a new config, and a
+    /// proxy that mounts the core's rendering at `ProxyConfigPath`) and where Swarm replaces
+    /// every proxy task in one batch.
+    #[test]
+    fn proxy_edits_are_held_for_the_core_only_on_a_proxy_the_core_writes() {
+        let mut observed = observed();
+        assert_eq!(
+            plan_after(&observed, pinned).proxy_hold,
+            None,
+            "mounts nothing"
+        );
+        observed.proxy.as_mut().unwrap().spec["TaskTemplate"]["ContainerSpec"]["Configs"] = json!([{
+            "File": { "Name": "/etc/nginx/nginx.conf" },
+            "ConfigID": "p1",
+            "ConfigName": "com.docker.interlock.proxy.1"
+        }]);
+        let held = plan_after(&observed, pinned);
+        assert_eq!(held.proxy_hold, Some(std::time::Duration::from_secs(3)));
+        assert!(held.config.is_some() && !held.proxy_edits.is_empty());
+        let proxy = &mut observed.proxy.as_mut().unwrap().spec;
+        proxy["UpdateConfig"]["Parallelism"] = json!(1);
+        assert_eq!(
+            plan_after(&observed, pinned).proxy_hold,
+            None,
+            "one task at a time: the edits go out ahead of the swap"
+        );
+        let proxy = &mut observed.proxy.as_mut().unwrap().spec;
+        proxy["UpdateConfig"]["Parallelism"] = json!(2);
+        assert!(
+            plan_after(&observed, pinned).proxy_hold.is_some(),
+            "2 replicas at once"
+        );
+        observed.config_text = pinned(crate::testing::CONFIG);
+        let unchanged = plan_after(&observed, pinned);
+        assert!(unchanged.config.is_none() && !unchanged.proxy_edits.is_empty());
+        assert_eq!(
+            unchanged.proxy_hold, None,
+            "no new config: the core swaps nothing"
+        );
+    }
+
     #[test]
     fn a_changed_config_becomes_the_next_config_and_the_proxy_follows() {
         let observed = observed();
@@ -726,6 +813,7 @@ mod plan_tests {
                 awaited_proxy: None,
                 removed_services: vec![],
                 others: vec![],
+                proxy_hold: None,
             }
         );
     }
@@ -826,6 +914,7 @@ mod plan_tests {
                     host_mode: false,
                     operation: "rollback",
                     images: &BTreeMap::new(),
+                    core_writer: crate::testing::CORE_WRITER,
                 },
             )
         };
@@ -903,6 +992,7 @@ mod plan_tests {
                 host_mode: false,
                 operation: "upgrade",
                 images: &upgraded_images(observed, upgrade),
+                core_writer: crate::testing::CORE_WRITER,
             },
         )
     }

@@ -3,10 +3,19 @@
 //!
 //! # Steps
 //! 1. Create the planned config object (or take the identical one an interrupted run made).
-//! 2. Send the core's update (config swap, host port, failure action) and, as soon as Swarm
-//!    has accepted it, the proxy's update (constraints, replicas, ports). Swarm rolls both
-//!    services at once, so a run takes the longer of the two rollouts, not their sum.
-//! 3. Wait for the core; check it still mounts this run's config; wait for the proxy.
+//! 2. Send the core's update (config swap, host port, failure action), then the proxy's
+//!    (constraints, replicas, ports). When the core writes the proxy (the proxy mounts a
+//!    config of the core's at `ProxyConfigPath`), the run gives the core a new config, and
+//!    Swarm replaces every proxy task in one batch (see [`Plan::proxy_hold`] for why only
+//!    then), the proxy's edits are held until the restarted core has swapped the nginx config it
+//!    renders from it onto the proxy, and are then written onto that spec: Swarm replaces
+//!    each proxy task once, for both changes, instead of once for the run and again for the
+//!    core. A core whose rendering did not change swaps nothing: the edits then go out once
+//!    the core's new task has run for one `PollInterval` of the new config (the core renders
+//!    on start and then every `PollInterval`). Without a hold, the proxy's update follows
+//!    as soon as Swarm has accepted the core's.
+//! 3. Wait for the core and the proxy together; check the core still mounts this run's
+//!    config.
 //! 4. For a new service cluster, wait for the core to create its proxy from the new config,
 //!    then make that proxy match the settings where the core did not (the known bug).
 //! 5. Verify the proxy from its tasks, and re-create tasks only when one kept stale ports.
@@ -21,18 +30,35 @@
 //! and, two of the core's `PollInterval`s later, that the core reconciled no service back to
 //! an old image. A failure there restores like any other: images are fields ([`Field::Image`]).
 //!
-//! # Why overlapping the two updates stays safe
+//! # Why holding the proxy's edits stays safe
+//! - A core that fails to load the config never swaps: its new task exits, Swarm rolls the
+//!   core back by itself (the same update sets `FailureAction = rollback`), and the hold ends
+//!   on that rollback without sending anything to the proxy. The proxy was never touched, so
+//!   the restore has only the core to put back, and the proxy goes on serving the nginx
+//!   config it had throughout. `tests/engine_faults.rs` checks both services' end state.
+//! - A hold never widens a rollout: Swarm restarts its updater when a spec changes in the
+//!   middle of a rollout and takes the slots in no fixed order, so the edits land on the
+//!   swap's rollout only when that rollout replaces every task at once anyway; with smaller
+//!   batches they go out ahead of the swap, as the hand runbook sends them.
+//! - What the proxy's update changes (placement, replica count, published ports) does not
+//!   depend on which nginx config the proxy serves, so it may land on the core's spec. The
+//!   core writes only the config mount; the run writes only its own fields onto whatever
+//!   spec is current (re-read, versioned), so neither undoes the other.
+//! - Edits written onto the swap's rollout force every task's re-creation: Swarm's updater
+//!   has created the swap's first tasks before they land, and one that differs from the
+//!   final spec only in its constraints, on a node that fits them, would be kept though not
+//!   of the current spec (a wait for a task that never comes). The swap replaces every task
+//!   anyway, so the force adds no re-creation.
+//! - A hold is bounded: by the core's `PollInterval` once its new task runs (a core with
+//!   nothing new to render never swaps), and by `--timeout` (exit 6, nothing undone, as
+//!   any wait). A run that stops during the hold has changed only the core; a re-run finds
+//!   the core done and the proxy's edits still to make, and sends them at once.
 //! - The proxy's update goes out only after Swarm accepted the core's, and the core's update
 //!   refuses to land on a core whose config another run rotated meanwhile (the spec version
 //!   is checked), so two runs never both move the proxy towards different configs.
-//! - What the proxy's update changes (placement, replica count, published ports) does not
-//!   depend on the core having loaded the new config: the proxy keeps serving the nginx
-//!   config it has. Proxy and core disagree for a moment in the sequential order as well
-//!   (core new, proxy old), and in the hand runbook.
-//! - When the core's new task fails, Swarm rolls the core back by itself (the same update
-//!   sets `FailureAction = rollback`), and the run puts every proxy field it changed back to
-//!   its value before the run. `tests/engine_faults.rs` checks both services' end state for a
-//!   core that fails while the proxy rolls.
+//! - When the core's new task fails after the proxy's update went out (a hold that ended
+//!   without a swap, or a proxy with no hold), Swarm rolls the core back and the run puts
+//!   every proxy field it changed back to its value before the run.
 //!
 //! # Restoring
 //! Any failure after the first change is undone while the engine can be reached: a rollout
@@ -81,7 +107,7 @@ use crate::runbook::Options;
 use crate::runbook::observe::LiveState;
 use crate::runbook::plan::{self, CONFIG_TARGET, NextConfig, Observed, Plan, ServiceEdits};
 use crate::runbook::{preflight, verify};
-use crate::swarm::converge::{self, Assessment, Converged, Phase, WaitError};
+use crate::swarm::converge::{self, Assessment, Converged, CoreWrite, Phase, WaitError};
 use crate::swarm::spec::{self, Field, SpecEdit};
 use crate::swarm::{Service, SwarmApi, SwarmError};
 
@@ -145,13 +171,16 @@ pub async fn execute<S: SwarmApi>(
     let proxy_name = &settings.proxy_service_name;
     journal.step(&format!("updating {proxy_name}"));
     let proxy = match &observed.proxy {
-        Some(proxy) => match run
-            .send(proxy, &plan.proxy_edits, Role::proxy(previous, proxy))
-            .await
-        {
-            Ok(sent) => sent,
-            Err(failure) => return Err(run.fail(failure, proxy_name).await),
-        },
+        Some(proxy) => {
+            let edits = match run.hold_for_core_write(&core, proxy, plan).await {
+                Ok(edits) => edits,
+                Err(failure) => return Err(run.fail(failure, &observed.core.name).await),
+            };
+            match run.send(proxy, &edits, Role::proxy(previous, proxy)).await {
+                Ok(sent) => sent,
+                Err(failure) => return Err(run.fail(failure, proxy_name).await),
+            }
+        }
         None => None,
     };
     // Both rollouts run at once; each is seen converged the moment it is.
@@ -713,6 +742,43 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             });
         }
         Ok(sent)
+    }
+
+    /// Holds the proxy's edits while the plan says so ([`Plan::proxy_hold`]) and the core
+    /// was updated: until the core has swapped its new nginx config onto the proxy, or did
+    /// not within the hold after its new task started, so that [`Run::send`] writes them onto
+    /// the core's spec and one rollout carries both. The edits to send: none when the core's
+    /// update failed first (the core never loaded the config; the proxy is left as it is),
+    /// and with a forced re-creation when they land on the swap's rollout. Swarm's updater
+    /// creates the swap's first tasks before the edits arrive; one whose template differs from
+    /// the final spec only in its constraints, on a node that fits them, Swarm would keep
+    /// (not dirty) without counting it as of the current spec (seen on the lab: the run
+    /// waited for a task that never came), while the force makes it replaced like the rest.
+    async fn hold_for_core_write(
+        &self,
+        core: &Option<Sent>,
+        proxy: &Service,
+        plan: &Plan,
+    ) -> Result<Vec<SpecEdit>, Failure> {
+        let (Some(hold), Some(core)) = (plan.proxy_hold, core) else {
+            return Ok(plan.proxy_edits.clone());
+        };
+        self.printer.status(&format!(
+            "Holding the update of {} until the core swaps its new nginx config onto it (at most {} after the core starts) ...",
+            proxy.name,
+            humantime::format_duration(hold)
+        ));
+        let deadline = Instant::now() + self.options.timeout;
+        let write =
+            converge::wait_core_write(self.api, &core.id, &proxy.id, proxy.version, hold, deadline)
+                .await?;
+        self.printer
+            .detail(&format!("the core's write of {}: {write:?}", proxy.name));
+        Ok(match write {
+            CoreWrite::CoreFailed => Vec::new(),
+            CoreWrite::NotWritten => plan.proxy_edits.clone(),
+            CoreWrite::Written => [&plan.proxy_edits[..], &[SpecEdit::ForceUpdate]].concat(),
+        })
     }
 
     /// Writes `edits` into the service's current spec and sends it (`None` when the spec

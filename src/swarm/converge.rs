@@ -297,6 +297,68 @@ pub async fn wait_settled<S: SwarmApi>(
     }
 }
 
+/// How often [`wait_core_write`] looks at the core's tasks.
+const CORE_POLL: Duration = Duration::from_millis(200);
+
+/// What ended [`wait_core_write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreWrite {
+    /// The proxy's spec moved on: the core (or someone else) wrote it.
+    Written,
+    /// The core's task of its current spec ran for the whole hold without writing.
+    NotWritten,
+    /// The core's update failed or is being rolled back: the core never loaded its new
+    /// config, so it will not write the proxy for it.
+    CoreFailed,
+}
+
+/// Waits for the Interlock core, restarted by an update, to write the proxy: until the
+/// proxy's `Version.Index` is past `proxy_version`, or a task of the core's current spec has
+/// been running for `hold` (the core writes within one `PollInterval` of its start, if at
+/// all), or the core's update failed. Wakes on the proxy's events, and looks at the core's
+/// tasks every 200 ms.
+pub async fn wait_core_write<S: SwarmApi>(
+    api: &S,
+    core_id: &str,
+    proxy_id: &str,
+    proxy_version: u64,
+    hold: Duration,
+    deadline: Instant,
+) -> Result<CoreWrite, WaitError> {
+    let mut wake = Wake::watch(api, proxy_id).await;
+    let mut running_since: Option<Instant> = None;
+    loop {
+        if read_service(api, proxy_id).await?.version > proxy_version {
+            return Ok(CoreWrite::Written);
+        }
+        let core = read_service(api, core_id).await?;
+        let failed = matches!(
+            core.update_state.as_deref(),
+            Some("paused" | "rollback_paused" | "rollback_started" | "rollback_completed")
+        );
+        if failed {
+            return Ok(CoreWrite::CoreFailed);
+        }
+        let now = Instant::now();
+        let tasks = api.tasks(core_id).await?;
+        let running = tasks.iter().any(Task::is_running);
+        running_since = running.then(|| running_since.unwrap_or(now));
+        let waited = running_since.map_or(Duration::ZERO, |since| now - since);
+        if waited >= hold {
+            return Ok(CoreWrite::NotWritten);
+        }
+        if now >= deadline {
+            return Err(WaitError::TimedOut(assess(
+                &core,
+                &tasks,
+                &api.nodes().await?,
+            )));
+        }
+        wake.next(CORE_POLL.min(hold - waited).min(deadline - now))
+            .await;
+    }
+}
+
 /// Polls until a service named `name` exists (someone else creates it: the Interlock core
 /// creates a new cluster's proxy); `None` when `deadline` passes first.
 pub async fn wait_created<S: SwarmApi>(

@@ -231,6 +231,17 @@ pub fn failure_action(spec: &Value) -> String {
         .to_owned()
 }
 
+/// `UpdateConfig.Parallelism`: how many tasks Swarm replaces at once, 0 for all of them;
+/// Swarm's 1 when the spec has no `UpdateConfig`.
+pub fn update_parallelism(spec: &Value) -> u64 {
+    spec.get("UpdateConfig").map_or(1, |config| {
+        config
+            .get("Parallelism")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    })
+}
+
 /// `UpdateConfig.Monitor` in nanoseconds, Swarm's 5 s when unset.
 pub fn monitor_nanos(spec: &Value) -> u64 {
     spec.pointer("/UpdateConfig/Monitor")

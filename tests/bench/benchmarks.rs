@@ -25,7 +25,7 @@ const SECTIONS: &[Section] = &[
     },
     Section {
         name: "e2e",
-        about: "lab: pin-proxy + host-mode against the docker CLI runbook; overhead; memory",
+        about: "lab: pin-proxy + host-mode and migrate against the docker CLI runbook; proxy task re-creations; service gaps; overhead; memory",
         run: lab::e2e,
     },
     Section {

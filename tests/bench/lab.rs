@@ -1,21 +1,25 @@
 //! Figures on the lab swarm (`tests/lab/lab.sh`; needs root, like the end-to-end tests).
 //!
-//! `e2e`: `interlockctl pin-proxy` + `host-mode` against the same two steps done the
-//! runbook's way with the docker CLI (`runbook.sh` beside this file), each from the same
-//! fresh fixture, alternating which goes first, at least 3 rounds; once with the lab's core
-//! rolling the proxy after every config load (as the real core does), once with a core that
-//! never writes the proxy. A round counts only when
-//! both ends are verified by the same checker ([`verified`]). It also prints Swarm's own part
-//! of the tool's runs ([`swarm_span`]: the ratio a tool that took no time of its own would
-//! reach), the tool's overhead per service update (its request to its "converged", minus
+//! `e2e`: the runbook's two parts done three ways, each from the same fresh fixture, the
+//! order rotating every round, at least 3 rounds: `interlockctl pin-proxy` + `host-mode`,
+//! `interlockctl migrate` (both parts in one run), and the runbook's way with the docker CLI
+//! (`runbook.sh` beside this file); once with the lab's core rolling the proxy after every
+//! config load (as the real core does), once (without `migrate`) with a core that never
+//! writes the proxy. A round counts only when every way is verified by the same checker
+//! ([`verified`]). It also prints Swarm's own part of the pair's runs ([`swarm_span`]: the
+//! ratio a tool that took no time of its own would reach), the proxy tasks each way created
+//! per replica slot, counted from the swarm ([`created_per_slot`]; the runbook's two parts
+//! apart), the tool's overhead per service update (its request to its "converged", minus
 //! Swarm's own rollout time from the run's JSON `timings`) and the peak memory of its runs.
+//! Last, the service gaps while a proxy already in host mode is pinned to another label,
+//! by `pin-proxy` and by hand ([`gaps`]).
 //!
 //! `api`: Engine API calls and bytes per command with 10 and with 300 extra services and 500
 //! extra configs; only list calls may grow with the swarm's size.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use interlockctl::interlock::config::{InterlockConfig, PublishMode};
 use serde_json::Value;
@@ -61,34 +65,41 @@ fn run_measured(mut command: Command) -> Finished {
     }
 }
 
-/// One run of the tool's two commands: duration, overheads, Swarm's own time, peak memory.
+/// One run of the tool's commands: duration, overheads, Swarm's own time, peak memory, and
+/// the proxy tasks each command created per slot.
 struct ToolRun {
     took: Duration,
     overheads: Vec<Duration>,
     /// Swarm's part: [`swarm_span`] of each command, summed.
     swarm: Duration,
     max_rss_kib: i64,
+    created: Vec<PerSlot>,
 }
 
-fn tool(lab: &Lab) -> Option<ToolRun> {
-    let commands: [&[&str]; 2] = [
-        &["pin-proxy", "--label", "role=dtr", "--yes", "-o", "json"],
-        &[
-            "host-mode",
-            "--http",
-            "7080",
-            "--https",
-            "7443",
-            "--yes",
-            "-o",
-            "json",
-        ],
-    ];
+const PIN_PROXY: &[&str] = &["pin-proxy", "--label", "role=dtr", "--yes", "-o", "json"];
+const HOST_MODE: &[&str] = &[
+    "host-mode",
+    "--http",
+    "7080",
+    "--https",
+    "7443",
+    "--yes",
+    "-o",
+    "json",
+];
+const MIGRATE: &[&str] = &[
+    "migrate", "--label", "role=dtr", "--http", "7080", "--https", "7443", "--yes", "-o", "json",
+];
+
+/// Runs `commands` one after the other; `None` when one fails.
+fn tool(lab: &Lab, commands: &[&[&str]]) -> Option<ToolRun> {
     let mut took = Duration::ZERO;
     let mut overheads = Vec::new();
     let mut swarm = Duration::ZERO;
     let mut max_rss_kib = 0;
+    let mut created = Vec::new();
     for args in commands {
+        let since = SystemTime::now();
         let command = lab.interlockctl_command(args).command();
         // The tool from spawn to exit, and nothing else: not the probes of `swarm_span`.
         let start = Instant::now();
@@ -98,6 +109,7 @@ fn tool(lab: &Lab) -> Option<ToolRun> {
             println!("  interlockctl {} failed", args[0]);
             return None;
         }
+        created.push(created_per_slot(lab, since, None));
         max_rss_kib = max_rss_kib.max(finished.max_rss_kib);
         let report: Value = serde_json::from_str(&finished.stdout).expect("one JSON report");
         for timing in report["timings"].as_array().into_iter().flatten() {
@@ -115,7 +127,49 @@ fn tool(lab: &Lab) -> Option<ToolRun> {
         overheads,
         swarm,
         max_rss_kib,
+        created,
     })
+}
+
+/// Proxy tasks created per replica slot (slot 1 first).
+#[derive(Debug, Clone, Default)]
+struct PerSlot(BTreeMap<u64, usize>);
+
+impl std::fmt::Display for PerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let counts: Vec<String> = self.0.values().map(ToString::to_string).collect();
+        write!(f, "{}", counts.join("/"))
+    }
+}
+
+/// The proxy tasks Swarm created from `since` (until `until`, if given), per slot, counted
+/// from the tasks it keeps (its task history retention, 5 per slot on the lab, caps a slot's
+/// count at 5 when the task from before `since` is gone).
+fn created_per_slot(lab: &Lab, since: SystemTime, until: Option<SystemTime>) -> PerSlot {
+    let ids = lab.docker(&["service", "ps", "-q", "--no-trunc", PROXY]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    let mut per_slot = BTreeMap::new();
+    let lines = lab.docker(
+        &[
+            &["inspect", "--format", "{{.Slot}} {{json .CreatedAt}}"][..],
+            &ids[..],
+        ]
+        .concat(),
+    );
+    for line in lines.lines() {
+        let Some((slot, created)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(created) = humantime::parse_rfc3339_weak(created.trim_matches('"')) else {
+            continue;
+        };
+        let slot: u64 = slot.parse().unwrap_or(0);
+        let count = per_slot.entry(slot).or_insert(0);
+        if created >= since && until.is_none_or(|until| created < until) {
+            *count += 1;
+        }
+    }
+    PerSlot(per_slot)
 }
 
 /// Swarm's own time for the command that just ended: from the start of its core update
@@ -139,21 +193,41 @@ fn swarm_span(lab: &Lab) -> Option<Duration> {
     completed.duration_since(started).ok()
 }
 
-fn runbook(lab: &Lab) -> Option<Duration> {
+/// One run of `runbook.sh`: its duration and the proxy tasks each part created per slot.
+struct RunbookRun {
+    took: Duration,
+    created: Vec<PerSlot>,
+}
+
+fn runbook(lab: &Lab, args: &[&str]) -> Option<RunbookRun> {
     let script = lab_support::manifest_dir().join("tests/bench/runbook.sh");
+    let since = SystemTime::now();
     let start = Instant::now();
-    let status = Command::new("bash")
+    let output = Command::new("bash")
         .arg(script)
+        .args(args)
         .env("DOCKER_HOST", &lab.docker_host)
-        .stdout(Stdio::null())
-        .status()
+        .stderr(Stdio::null())
+        .output()
         .expect("bash runs");
     let took = start.elapsed();
-    if !status.success() {
+    if !output.status.success() {
         println!("  runbook.sh failed");
         return None;
     }
-    Some(took)
+    let part_2 = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("part 2 starts at "))
+        .and_then(|seconds| seconds.trim().parse::<f64>().ok())
+        .map(|seconds| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds));
+    let created = match part_2 {
+        Some(part_2) => vec![
+            created_per_slot(lab, since, Some(part_2)),
+            created_per_slot(lab, part_2, None),
+        ],
+        None => vec![created_per_slot(lab, since, None)],
+    };
+    Some(RunbookRun { took, created })
 }
 
 /// The end state both ways must reach, read with the docker CLI right after the last
@@ -277,82 +351,311 @@ fn mib(kib: i64) -> f64 {
 pub fn e2e() {
     let lab = lab_support::lab();
     println!("with the core rolling the proxy on every config load (as the real core does):");
-    compare(&lab, lab_support::reset);
+    compare(&lab, lab_support::reset, true);
     println!(
         "with a core that never writes the proxy (the setting of the figures before rollout v2):"
     );
-    compare(&lab, lab_support::reset_without_core_writer);
+    compare(&lab, lab_support::reset_without_core_writer, false);
+    gaps(&lab);
     lab_support::reset();
 }
 
-/// `ROUNDS` verified rounds of the tool against the runbook, each from `reset`.
-fn compare(lab: &Lab, reset: fn()) {
-    let (mut tools, mut books, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
-    let mut swarms = Vec::new();
-    let mut max_rss_kib = 0;
+/// What one round measured of each way.
+#[derive(Default)]
+struct Ways {
+    pair: Vec<Samples>,
+    migrate: Vec<Samples>,
+    books: Vec<Samples>,
+    swarms: Vec<Samples>,
+    overheads: Vec<Samples>,
+    max_rss_kib: i64,
+    created: BTreeMap<&'static str, Vec<PerSlot>>,
+}
+
+/// `ROUNDS` verified rounds of the tool against the runbook, each from `reset`: the pair
+/// `pin-proxy` + `host-mode`, `migrate` when `with_migrate`, and `runbook.sh`, in an order
+/// that rotates every round, so each sees the same drift of the machine.
+fn compare(lab: &Lab, reset: fn(), with_migrate: bool) {
+    let mut ways = Ways::default();
+    let mut order = vec!["pair", "runbook"];
+    if with_migrate {
+        order.insert(1, "migrate");
+    }
     for round in 0..ROUNDS {
-        let mut tool_run = None;
+        let mut pair = None;
+        let mut migrate = None;
         let mut book = None;
-        // Alternate which goes first, so both see the same drift of the machine.
-        for tool_turn in [round % 2 == 0, round % 2 != 0] {
+        for turn in 0..order.len() {
             reset();
-            if tool_turn {
-                tool_run = tool(lab).filter(|_| verdict(lab, "interlockctl"));
-            } else {
-                book = runbook(lab).filter(|_| verdict(lab, "runbook"));
+            match order[(round + turn) % order.len()] {
+                "pair" => {
+                    pair = tool(lab, &[PIN_PROXY, HOST_MODE])
+                        .filter(|_| verdict(lab, "interlockctl pin-proxy + host-mode"));
+                }
+                "migrate" => {
+                    migrate =
+                        tool(lab, &[MIGRATE]).filter(|_| verdict(lab, "interlockctl migrate"));
+                }
+                _ => book = runbook(lab, &[]).filter(|_| verdict(lab, "runbook")),
             }
         }
-        let (Some(run), Some(book)) = (tool_run, book) else {
+        let (Some(run), Some(book)) = (pair, book) else {
             continue;
         };
+        if with_migrate && migrate.is_none() {
+            continue;
+        }
+        let migrate_took = migrate
+            .as_ref()
+            .map(|m| format!("migrate {:.2} s, ", m.took.as_secs_f64()))
+            .unwrap_or_default();
         println!(
-            "  round {}: interlockctl {:.2} s (of which Swarm {:.2} s), runbook {:.2} s (both verified)",
+            "  round {}: pin-proxy + host-mode {:.2} s (of which Swarm {:.2} s), {migrate_took}runbook {:.2} s (all verified)",
             round + 1,
             run.took.as_secs_f64(),
             run.swarm.as_secs_f64(),
-            book.as_secs_f64()
+            book.took.as_secs_f64()
         );
-        tools.push(Samples::of(run.took));
-        swarms.push(Samples::of(run.swarm));
-        books.push(Samples::of(book));
-        overheads.extend(run.overheads.into_iter().map(Samples::of));
-        max_rss_kib = max_rss_kib.max(run.max_rss_kib);
+        ways.pair.push(Samples::of(run.took));
+        ways.swarms.push(Samples::of(run.swarm));
+        ways.books.push(Samples::of(book.took));
+        ways.overheads
+            .extend(run.overheads.into_iter().map(Samples::of));
+        ways.max_rss_kib = ways.max_rss_kib.max(run.max_rss_kib);
+        let mut created = |way: &'static str, slots: Option<&PerSlot>| {
+            ways.created.entry(way).or_default().extend(slots.cloned());
+        };
+        created("runbook part 1", book.created.first());
+        created("runbook part 2", book.created.get(1));
+        created("pin-proxy", run.created.first());
+        created("host-mode", run.created.get(1));
+        if let Some(migrate) = migrate {
+            created("migrate", migrate.created.first());
+            ways.overheads
+                .extend(migrate.overheads.into_iter().map(Samples::of));
+            ways.migrate.push(Samples::of(migrate.took));
+        }
     }
-    if tools.is_empty() {
-        println!("  no round was verified on both sides");
+    if ways.pair.is_empty() {
+        println!("  no round was verified on every side");
         return;
     }
-    let (tools, books) = (Samples::merge(tools), Samples::merge(books));
+    let rounds = ways.pair.len();
+    let (pair, books) = (Samples::merge(ways.pair), Samples::merge(ways.books));
+    let migrate = (!ways.migrate.is_empty()).then(|| Samples::merge(ways.migrate));
     println!(
         "  end to end   interlockctl pin-proxy + host-mode: {}",
-        tools.summary()
+        pair.summary()
     );
+    if let Some(migrate) = &migrate {
+        println!(
+            "               interlockctl migrate:               {}",
+            migrate.summary()
+        );
+    }
     println!(
         "               runbook.sh (docker CLI):             {}",
         books.summary()
     );
     println!(
-        "               ratio of medians: {:.2} (target <= 0.80)",
-        ratio(&tools, &books)
+        "               ratio of medians, pin-proxy + host-mode: {:.2} (target <= 0.80)",
+        ratio(&pair, &books)
     );
-    let swarms = Samples::merge(swarms);
+    if let Some(migrate) = &migrate {
+        println!(
+            "               ratio of medians, migrate: {:.2} (target <= 0.50), {rounds} rounds, every way verified in each",
+            ratio(migrate, &books)
+        );
+    }
+    let swarms = Samples::merge(ways.swarms);
     println!(
-        "  Swarm        its own rollouts in the tool's runs:   {}",
+        "  Swarm        its own rollouts in pin-proxy + host-mode: {}",
         swarms.summary()
     );
     println!(
         "               against the runbook: {:.2} (what the ratio would be if the tool took no time of its own)",
         ratio(&swarms, &books)
     );
-    let overheads = Samples::merge(overheads);
+    println!(
+        "  re-created   proxy tasks created per slot (slot 1/slot 2), each round (target: 1 per slot per run):"
+    );
+    for (way, counts) in &ways.created {
+        let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();
+        println!("               {way:<16} {}", counts.join(", "));
+    }
+    let overheads = Samples::merge(ways.overheads);
     println!(
         "  overhead     per service update, beyond Swarm's rollout: {} (target: median <= 300 ms)",
         overheads.summary()
     );
     println!(
         "  memory       peak RSS of one interlockctl run: {:.1} MiB",
-        mib(max_rss_kib)
+        mib(ways.max_rss_kib)
     );
+}
+
+/// Service gaps while a proxy already in host mode changes: from a host-mode fixture (the
+/// runbook done with `migrate`, then the proxy's update parallelism set to 1), the proxy is pinned to another label that the same two
+/// nodes carry (`edge=yes`), once by `pin-proxy` and once by `runbook.sh repin`. Each
+/// proxy node's port 7080 is probed every 100 ms from the change's start until the swarm has
+/// settled (the core's swap included); per node the failed probes and the longest gap, and
+/// whether at any moment no node answered.
+fn gaps(lab: &Lab) {
+    println!(
+        "service gaps while a host-mode proxy is pinned to another label (probes every 100 ms):"
+    );
+    for way in ["interlockctl pin-proxy", "runbook.sh repin"] {
+        lab_support::reset();
+        let ready = tool(lab, &[MIGRATE]).is_some() && verdict(lab, "host-mode fixture");
+        if !ready {
+            continue;
+        }
+        // One task at a time, as the Interlock core sets up its proxies (the fixture replaces
+        // both at once to keep the suite fast, which leaves no node serving in any rollout).
+        lab.docker(&[
+            "service",
+            "update",
+            "--quiet",
+            "--detach",
+            "--update-parallelism",
+            "1",
+            PROXY,
+        ]);
+        for node in lab
+            .docker(&["node", "ls", "-q", "--filter", "node.label=role=dtr"])
+            .split_whitespace()
+        {
+            lab.docker(&["node", "update", "--label-add", "edge=yes", node]);
+        }
+        let probing = Probing::start(lab.dtr_addrs.clone());
+        let start = Instant::now();
+        let succeeded = if way.starts_with("interlockctl") {
+            tool(
+                lab,
+                &[&["pin-proxy", "--label", "edge=yes", "--yes", "-o", "json"]],
+            )
+            .is_some()
+        } else {
+            runbook(lab, &["repin", "edge=yes"]).is_some()
+        };
+        let took = start.elapsed();
+        lab.settle();
+        let probes = probing.stop();
+        if !succeeded {
+            println!("  {way}: failed");
+            continue;
+        }
+        println!(
+            "  {way:<24} ran {:.2} s, probed {:.2} s:",
+            took.as_secs_f64(),
+            probes.span.as_secs_f64()
+        );
+        for (addr, node) in &probes.nodes {
+            println!(
+                "               {addr}: {} of {} probes failed, longest gap {} ms",
+                node.failed,
+                node.probes,
+                node.longest_gap.as_millis()
+            );
+        }
+        println!(
+            "               every node down at once: {}",
+            if probes.all_down == 0 {
+                "never".to_owned()
+            } else {
+                format!("{} probe rounds", probes.all_down)
+            }
+        );
+    }
+}
+
+/// What the probes saw of one node.
+#[derive(Default)]
+struct NodeProbes {
+    probes: usize,
+    failed: usize,
+    longest_gap: Duration,
+}
+
+/// What the probes saw.
+struct Probed {
+    span: Duration,
+    nodes: BTreeMap<String, NodeProbes>,
+    /// Rounds in which no node answered.
+    all_down: usize,
+}
+
+/// A thread probing every node's port 7080 each 100 ms until stopped.
+struct Probing {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Probed>,
+}
+
+impl Probing {
+    fn start(addrs: Vec<String>) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut nodes: BTreeMap<String, NodeProbes> = BTreeMap::new();
+            let mut down_since: BTreeMap<String, Instant> = BTreeMap::new();
+            let mut all_down = 0;
+            while !stopped.load(Ordering::SeqCst) {
+                let round = Instant::now();
+                let mut answered = 0;
+                for addr in &addrs {
+                    let ok = probe(addr, 7080);
+                    let node = nodes.entry(addr.clone()).or_default();
+                    node.probes += 1;
+                    let now = Instant::now();
+                    if ok {
+                        answered += 1;
+                        if let Some(since) = down_since.remove(addr) {
+                            node.longest_gap = node.longest_gap.max(now - since);
+                        }
+                    } else {
+                        node.failed += 1;
+                        let since = *down_since.entry(addr.clone()).or_insert(now);
+                        node.longest_gap = node.longest_gap.max(now - since);
+                    }
+                }
+                if answered == 0 {
+                    all_down += 1;
+                }
+                std::thread::sleep(Duration::from_millis(100).saturating_sub(round.elapsed()));
+            }
+            Probed {
+                span: start.elapsed(),
+                nodes,
+                all_down,
+            }
+        });
+        Probing { stop, thread }
+    }
+
+    fn stop(self) -> Probed {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("the probing thread ends")
+    }
+}
+
+/// One HTTP GET of `addr:port` within 300 ms: whether the stand-in proxy answered.
+fn probe(addr: &str, port: u16) -> bool {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_millis(300);
+    let Ok(target) = format!("{addr}:{port}").parse() else {
+        return false;
+    };
+    let attempt = || -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body)?;
+        Ok(body)
+    };
+    attempt().is_ok_and(|body| body.contains("interlock-proxy-standin"))
 }
 
 /// Requests per endpoint kind, and the totals, of one command, from its `-v` output.

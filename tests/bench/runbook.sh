@@ -20,6 +20,9 @@
 # (the lab has no node with that label, and `pin-proxy` leaves it unless asked).
 #
 # Usage: DOCKER_HOST=... runbook.sh        (exit 0 once the proxy serves as configured)
+#        DOCKER_HOST=... runbook.sh repin KEY=VALUE
+#            part 1 alone on a proxy already in host mode: the proxy's constraint becomes
+#            node.labels.KEY==VALUE in the config and on the service (exit 0 once it serves)
 set -euo pipefail
 
 current_config() {
@@ -44,28 +47,7 @@ rotate_config() { # EDITED-FILE [EXTRA service update FLAGS...]
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Part 1: pin the proxy to the role=dtr nodes.
-docker config inspect --format '{{printf "%s" .Spec.Data}}' "$(current_config)" >"$work/orig.toml"
-sed 's/ProxyConstraints = \[.*\]$/ProxyConstraints = ["node.labels.role==dtr"]/' \
-    <"$work/orig.toml" | sed 's/ProxyReplicas = [[:digit:]]*$/ProxyReplicas = 2/' >"$work/new.toml"
-rotate_config "$work/new.toml"
-docker service update --quiet \
-    --constraint-rm node.labels.com.docker.ucp.orchestrator.swarm==true \
-    --constraint-rm node.platform.os==linux \
-    --constraint-add node.labels.role==dtr --replicas 2 ucp-interlock-proxy >/dev/null
-
-# Part 2: host mode on 7080/7443, the core's port 8080 on the host.
-docker config inspect --format '{{printf "%s" .Spec.Data}}' "$(current_config)" >"$work/orig2.toml"
-sed 's/PublishMode = "ingress"/PublishMode = "host"/' <"$work/orig2.toml" |
-    sed 's/PublishedPort = [[:digit:]]*$/PublishedPort = 7080/' |
-    sed 's/PublishedSSLPort = [[:digit:]]*$/PublishedSSLPort = 7443/' >"$work/new2.toml"
-rotate_config "$work/new2.toml" --publish-add mode=host,target=8080
-docker service update --quiet \
-    --publish-rm published=80,target=80 --publish-rm published=8443,target=443 \
-    --publish-add mode=host,published=7080,target=80 \
-    --publish-add mode=host,published=7443,target=443 ucp-interlock-proxy >/dev/null
-
-# Check: every proxy task runs on a labelled node and binds both host ports.
+# Checks that every proxy task runs and binds both host ports; the caller waits for it.
 proxy_serves() {
     local state tasks
     state=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' ucp-interlock-proxy)
@@ -76,6 +58,50 @@ proxy_serves() {
     docker inspect --format '{{.Status.State}} {{range .Status.PortStatus.Ports}}{{.PublishedPort}} {{end}}' $tasks |
         awk '$1 != "running" || !/ 7080 / || !/ 7443 / { bad = 1 } END { exit bad }'
 }
+
+if [[ ${1:-} == repin ]]; then
+    label=$2
+    docker config inspect --format '{{printf "%s" .Spec.Data}}' "$(current_config)" >"$work/orig.toml"
+    sed "s/ProxyConstraints = \[.*\]\$/ProxyConstraints = [\"node.labels.${label%%=*}==${label#*=}\"]/" \
+        <"$work/orig.toml" >"$work/new.toml"
+    rotate_config "$work/new.toml"
+    rm_args=()
+    while read -r constraint; do
+        [[ -n $constraint ]] && rm_args+=(--constraint-rm "$constraint")
+    done < <(docker service inspect --format '{{range .Spec.TaskTemplate.Placement.Constraints}}{{println .}}{{end}}' ucp-interlock-proxy)
+    docker service update --quiet "${rm_args[@]}" \
+        --constraint-add "node.labels.${label%%=*}==${label#*=}" ucp-interlock-proxy >/dev/null
+    for _ in $(seq 1 600); do
+        proxy_serves && exit 0
+        sleep 0.2
+    done
+    echo "runbook: the proxy does not serve as configured" >&2
+    exit 1
+fi
+
+# Part 1: pin the proxy to the role=dtr nodes.
+docker config inspect --format '{{printf "%s" .Spec.Data}}' "$(current_config)" >"$work/orig.toml"
+sed 's/ProxyConstraints = \[.*\]$/ProxyConstraints = ["node.labels.role==dtr"]/' \
+    <"$work/orig.toml" | sed 's/ProxyReplicas = [[:digit:]]*$/ProxyReplicas = 2/' >"$work/new.toml"
+rotate_config "$work/new.toml"
+docker service update --quiet \
+    --constraint-rm node.labels.com.docker.ucp.orchestrator.swarm==true \
+    --constraint-rm node.platform.os==linux \
+    --constraint-add node.labels.role==dtr --replicas 2 ucp-interlock-proxy >/dev/null
+
+# Part 2: host mode on 7080/7443, the core's port 8080 on the host. (The line on stdout lets
+# the benchmark tell the parts apart: proxy tasks created before it are part 1's.)
+echo "part 2 starts at $(date +%s.%N)"
+docker config inspect --format '{{printf "%s" .Spec.Data}}' "$(current_config)" >"$work/orig2.toml"
+sed 's/PublishMode = "ingress"/PublishMode = "host"/' <"$work/orig2.toml" |
+    sed 's/PublishedPort = [[:digit:]]*$/PublishedPort = 7080/' |
+    sed 's/PublishedSSLPort = [[:digit:]]*$/PublishedSSLPort = 7443/' >"$work/new2.toml"
+rotate_config "$work/new2.toml" --publish-add mode=host,target=8080
+docker service update --quiet \
+    --publish-rm published=80,target=80 --publish-rm published=8443,target=443 \
+    --publish-add mode=host,published=7080,target=80 \
+    --publish-add mode=host,published=7443,target=443 ucp-interlock-proxy >/dev/null
+
 # stale_ports: a running proxy task does not bind both host ports (it kept its old ones)
 stale_ports() {
     local tasks
@@ -85,8 +111,9 @@ stale_ports() {
     docker inspect --format '{{.Status.State}} {{range .Status.PortStatus.Ports}}{{.PublishedPort}} {{end}}' $tasks |
         awk '$1 == "running" && (!/ 7080 / || !/ 7443 /) { stale = 1 } END { exit !stale }'
 }
-# Re-create the tasks once, and only when one kept stale ports once no rollout runs (as
-# interlockctl does); tasks still starting are waited for.
+# Check: every proxy task runs on a labelled node and binds both host ports. Re-create the
+# tasks once, and only when one kept stale ports once no rollout runs (as interlockctl
+# does); tasks still starting are waited for.
 forced=no
 for _ in $(seq 1 600); do
     proxy_serves && exit 0

@@ -25,6 +25,9 @@
 //! - the Interlock core creating a missing proxy: a core update whose new task loads its
 //!   config creates the proxy service of every extension that has none (a new service
 //!   cluster's), from the extension's settings;
+//! - the Interlock core writing the proxy (`Swarm::with_core_writing_the_proxy`): each core
+//!   update whose new task loads its config swaps the nginx config rendered from it onto the
+//!   proxy, as the lab's stand-in does;
 //! - a rollout Swarm's updater is slow to mark: a spec change whose tasks are not replaced
 //!   and whose update status stays as it was for a few inspects (`unmarked_rollout`);
 //! - service removal;
@@ -87,6 +90,8 @@ pub const CORE_CONFIG: &str = include_str!("../lab/core-config.toml");
 pub const UNLOADABLE: &str = "PollInterval = \"soon\"";
 /// `UpdateConfig.Monitor` of the fixture services: 100 ms, so waits are short.
 pub const MONITOR_NANOS: u64 = 100_000_000;
+/// Where the proxy mounts the nginx config a core that writes the proxy renders.
+pub const PROXY_CONFIG_PATH: &str = "/etc/nginx/nginx.conf";
 /// The label someone else's concurrent update adds to a service's spec.
 pub const CONCURRENT_LABEL: &str = "com.example.changed-by";
 
@@ -168,6 +173,9 @@ pub struct Faults {
     /// Interlock core swapping a new nginx config onto the proxy once it loaded its new
     /// config), and Swarm's updater is slow to mark that rollout.
     pub unmarked_rollout: Option<UnmarkedRollout>,
+    /// A core that writes the proxy renders the same nginx config from its new config as
+    /// from the old one, and so swaps nothing.
+    pub core_renders_nothing_new: bool,
 }
 
 /// The first inspect of `service` at least `after` since the fake first saw it on another

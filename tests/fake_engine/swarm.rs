@@ -8,8 +8,8 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::{
-    CONCURRENT_LABEL, CORE, CORE_CONFIG, Faults, MONITOR_NANOS, PROXY, UCP_CONSTRAINTS, UNLOADABLE,
-    conf,
+    CONCURRENT_LABEL, CORE, CORE_CONFIG, Faults, MONITOR_NANOS, PROXY, PROXY_CONFIG_PATH,
+    UCP_CONSTRAINTS, UNLOADABLE, conf,
 };
 
 const INSTANCE_ID: &str = "fake7q3m8x0t2kzv7c4w1n9b5d";
@@ -166,6 +166,9 @@ pub struct Swarm {
     pub(super) creates_seen: usize,
     /// A service whose spec changed without a rollout yet, and for how many more inspects.
     unmarked: Option<(String, usize)>,
+    /// Whether the core swaps the nginx config it renders onto the proxy when it loads a
+    /// config (see [`Swarm::with_core_writing_the_proxy`]).
+    core_writes_proxy: bool,
 }
 
 impl Swarm {
@@ -209,6 +212,7 @@ impl Swarm {
             update_requests: BTreeMap::new(),
             creates_seen: 0,
             unmarked: None,
+            core_writes_proxy: false,
         };
         for (n, (hostname, role, dtr)) in [
             ("mgr", "manager", false),
@@ -739,6 +743,69 @@ impl Swarm {
         if service.name() == CORE && !self.faults.core_creates_no_proxy {
             self.create_missing_proxies(id);
         }
+        if self.services[position].name() == CORE {
+            self.swap_proxy_config(id);
+        }
+    }
+
+    /// Makes the core a writer of the proxy, as the real core and the lab's stand-in are
+    /// (with the proxy's tasks replaced two at a time, as on the lab's fixture): the proxy mounts the nginx config the core rendered from conf-1 (as after the core's
+    /// first swap), and every core update whose new task loads its config swaps a new
+    /// rendering onto the proxy, unless [`Faults::core_renders_nothing_new`].
+    pub fn with_core_writing_the_proxy(mut self) -> Self {
+        self.core_writes_proxy = true;
+        // Both proxy tasks replaced at once, as on the lab's fixture.
+        let proxy = self.service_mut(PROXY).expect("the proxy exists");
+        proxy.spec["UpdateConfig"]["Parallelism"] = json!(2);
+        let core_id = self.service(CORE).expect("the core exists").id.clone();
+        self.swap_proxy_config(&core_id);
+        self
+    }
+
+    /// The config the proxy mounts at [`PROXY_CONFIG_PATH`], if any.
+    pub fn proxy_config(&self) -> Option<String> {
+        let proxy = self.service(PROXY)?;
+        mount_at(&proxy.spec, PROXY_CONFIG_PATH)
+            .and_then(|mount| mount["ConfigName"].as_str().map(str::to_owned))
+    }
+
+    /// What a core that writes the proxy does when it loaded its config: renders the proxy's
+    /// nginx config (here: a line naming the core's config) and, when that differs from the
+    /// one the proxy mounts, creates it as a config and swaps it onto the proxy.
+    fn swap_proxy_config(&mut self, core_id: &str) {
+        if !self.core_writes_proxy {
+            return;
+        }
+        let Some(core_config) = config_mount(&self.services[self.position(core_id)].spec)
+            .and_then(|mount| mount["ConfigName"].as_str().map(str::to_owned))
+        else {
+            return;
+        };
+        let rendered = format!("# nginx.conf rendered by the fake core from {core_config}\n");
+        let mounted = self
+            .proxy_config()
+            .and_then(|name| self.config(&name).map(|config| config.data.clone()));
+        if self.faults.core_renders_nothing_new && mounted.is_some()
+            || mounted.as_deref() == Some(rendered.as_str())
+        {
+            return;
+        }
+        let name = format!("com.docker.interlock.proxy.{}", self.configs.len() + 1);
+        let id = self.add_config(&name, &rendered, &[("com.docker.interlock.proxy", "true")]);
+        self.update_service(PROXY, |spec| {
+            let configs = spec["TaskTemplate"]["ContainerSpec"]
+                .as_object_mut()
+                .expect("a container spec")
+                .entry("Configs")
+                .or_insert_with(|| json!([]));
+            let configs = configs.as_array_mut().expect("a list of configs");
+            configs.retain(|c| c.pointer("/File/Name") != Some(&json!(PROXY_CONFIG_PATH)));
+            configs.push(json!({
+                "File": { "Name": PROXY_CONFIG_PATH, "UID": "0", "GID": "0", "Mode": 292 },
+                "ConfigID": id,
+                "ConfigName": name
+            }));
+        });
     }
 
     /// What the Interlock core does when it loads its config: creates the proxy service of
@@ -999,10 +1066,14 @@ fn created_proxy_spec(extension: &dyn toml_edit::TableLike) -> Value {
 // Small helpers on specs and nodes
 
 fn config_mount(spec: &Value) -> Option<&Value> {
+    mount_at(spec, "/config.toml")
+}
+
+fn mount_at<'a>(spec: &'a Value, path: &str) -> Option<&'a Value> {
     spec.pointer("/TaskTemplate/ContainerSpec/Configs")?
         .as_array()?
         .iter()
-        .find(|c| c.pointer("/File/Name").and_then(Value::as_str) == Some("/config.toml"))
+        .find(|c| c.pointer("/File/Name").and_then(Value::as_str) == Some(path))
 }
 
 fn constraints_of(template: &Value) -> Vec<String> {

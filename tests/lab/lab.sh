@@ -4,7 +4,7 @@
 # (services ucp-interlock / ucp-interlock-extension / ucp-interlock-proxy run as busybox
 # stand-ins, config com.docker.ucp.interlock.conf-1).
 #
-# Usage: lab.sh up|reset|down|status|rebuild-image|env|node NAME DOCKER-ARGS...|node-stop W|node-start W
+# Usage: lab.sh up|reset|down|status|rebuild-image|env|node NAME DOCKER-ARGS...|node-pause W|node-resume W
 #   up      start the lab (idempotent; fast when already up), create the fixture; the
 #           manager's engine also listens with TLS (see TLS below), and a lab that is up
 #           without that listener gets its manager's engine restarted with it
@@ -21,9 +21,11 @@
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
 #   env     print the env file (/run/interlockctl-lab/env)
 #   node NAME ARGS...  run `docker ARGS...` against node NAME's daemon (e.g. node ilab-w1 ps)
-#   node-stop WORKER   stop a worker's engine (its tasks stop with it) and wait until the
-#           swarm reports the node Down; `node-start WORKER` starts it again and waits until
-#           all nodes are Ready (a test that stops one starts it again, even when it fails)
+#   node-pause WORKER  stop a worker's engine where it stands (SIGSTOP to its dockerd: it no
+#           longer answers the manager) and wait until the swarm reports the node Down;
+#           `node-resume WORKER` lets it go on (SIGCONT) and waits until all nodes are Ready.
+#           No process is started or ended, so the engine stays the one `up` started (a test
+#           that pauses one resumes it, even when it fails)
 #
 # Rules kept by this script: no image is ever pulled (services use the image ID with
 # --no-resolve-image); the node namespaces have no default route; only processes this lab
@@ -995,28 +997,31 @@ worker() {
     [[ -n ${ADDR[${1:-}]:-} && $1 != "$MGR" ]] || die "not a worker of the lab: ${1:-} (workers: ${NODES[*]:1})"
 }
 
-cmd_node_stop() {
+# worker_dockerd WORKER: the PID of the worker's dockerd, checked against its command line
+worker_dockerd() {
+    local pid
+    worker "$1"
+    load_env || die "no lab env file $ENV_FILE: run lab.sh up"
+    pid=$(read_pid "$STATE/$1/dockerd.pid")
+    ours "$pid" "$(sock "$1")" || die "dockerd of $1: not running from its pid file"
+    echo "$pid"
+}
+
+cmd_node_pause() {
     local n=${1:-} pid
-    worker "$n"
+    pid=$(worker_dockerd "$n")
     lock
-    lab_is_up || die "the lab is not up: run lab.sh up"
-    pid=$(read_pid "$STATE/$n/dockerd.pid")
-    ours "$pid" "$(sock "$n")" || die "dockerd of $n: not running from its pid file"
-    log "stopping the engine of $n"
-    stop_pids 25 "$pid"
+    log "pausing the engine of $n (pid $pid)"
+    kill -STOP "$pid"
     wait_until "$TIMEOUT" "the swarm to report $n Down" node_status_is "$n" Down
 }
 
-cmd_node_start() {
-    local n=${1:-}
-    worker "$n"
+cmd_node_resume() {
+    local n=${1:-} pid
+    pid=$(worker_dockerd "$n")
     lock
-    load_env || die "no lab env file $ENV_FILE: run lab.sh up"
-    if ! ours "$(read_pid "$STATE/$n/dockerd.pid")" "$(sock "$n")"; then
-        log "starting the engine of $n"
-        start_dockerd "$n"
-        wait_dockerd "$n"
-    fi
+    log "resuming the engine of $n (pid $pid)"
+    kill -CONT "$pid"
     wait_until "$TIMEOUT" "${#NODES[@]} Ready swarm nodes" nodes_ready
 }
 
@@ -1039,8 +1044,8 @@ main() {
         status) cmd_status ;;
         rebuild-image) cmd_rebuild_image ;;
         env) cat "$ENV_FILE" ;;
-        node-stop) cmd_node_stop "$@" ;;
-        node-start) cmd_node_start "$@" ;;
+        node-pause) cmd_node_pause "$@" ;;
+        node-resume) cmd_node_resume "$@" ;;
         node)
             [[ -n ${1:-} && -n ${ADDR[${1:-}]:-} ]] || die "usage: lab.sh node {${NODES[*]}} DOCKER-ARGS..."
             dk "$@"

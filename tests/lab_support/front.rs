@@ -24,6 +24,9 @@ pub enum Act {
     Hold,
     /// Holds it until the gate opens, then forwards it.
     After(Arc<Gate>),
+    /// Forwards it with its body changed by the function (the Content-Length follows), as
+    /// an engine that stores something else than it was sent.
+    Rewrite(fn(&[u8]) -> Vec<u8>),
 }
 
 /// Opens once `expected` requests arrived at it (or its time limit passed), so runs that
@@ -155,8 +158,12 @@ fn serve(client: TcpStream, shared: &Shared) {
     while let Some((line, request)) = read_request(&mut requests) {
         let act = (shared.rule.lock().unwrap())(&line);
         shared.log.lock().unwrap().push(line.clone());
+        let request = match &act {
+            Act::Rewrite(change) => rewritten(&request, *change),
+            _ => request,
+        };
         match act {
-            Act::Forward => {}
+            Act::Forward | Act::Rewrite(_) => {}
             Act::After(gate) => gate.pass(),
             Act::Cut | Act::Hold => {
                 handle_elsewhere(&shared.socket, &request);
@@ -210,6 +217,27 @@ fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
     let mut words = first.split_whitespace();
     let line = format!("{} {}", words.next()?, words.next()?);
     Some((line, bytes))
+}
+
+/// `request` with its body changed by `change` and its Content-Length set to match.
+fn rewritten(request: &[u8], change: fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let split = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a request head")
+        + 4;
+    let body = change(&request[split..]);
+    let head: String = String::from_utf8_lossy(&request[..split])
+        .split_inclusive("\r\n")
+        .map(|line| {
+            if line.to_ascii_lowercase().starts_with("content-length:") {
+                format!("Content-Length: {}\r\n", body.len())
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    [head.into_bytes(), body].concat()
 }
 
 /// Sends `request` to the engine on a connection of its own and reads the answer, so the

@@ -187,21 +187,22 @@ pub fn reset_without_core_writer() {
     run_script_with(&["reset"], &[("LAB_CORE_WRITER", "off")]);
 }
 
-/// A lab worker whose engine is stopped (the swarm reports it Down) until this is dropped,
+/// A lab worker whose engine is paused (the swarm reports it Down) until this is dropped,
 /// also when the test fails.
-#[must_use = "the node is started again when this is dropped"]
+#[must_use = "the node's engine goes on when this is dropped"]
 pub struct DownNode(&'static str);
 
 impl Drop for DownNode {
     fn drop(&mut self) {
-        run_script(&["node-start", self.0]);
+        run_script(&["node-resume", self.0]);
     }
 }
 
 impl Lab {
-    /// Stops a worker's engine until the returned guard is dropped (`lab.sh node-stop`).
+    /// Pauses a worker's engine until the returned guard is dropped (`lab.sh node-pause`):
+    /// the engine the lab started stays, so nothing the test starts outlives it.
     pub fn node_down(&self, worker: &'static str) -> DownNode {
-        run_script(&["node-stop", worker]);
+        run_script(&["node-pause", worker]);
         DownNode(worker)
     }
 
@@ -440,7 +441,7 @@ pub fn closed(addr: &str, port: u16) -> bool {
 }
 
 /// `md5sum` of `text`, as the stand-in core writes it into its proxy configs.
-fn md5_hex(text: &str) -> String {
+pub fn md5_hex(text: &str) -> String {
     let mut child = Command::new("md5sum")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
