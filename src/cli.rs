@@ -344,6 +344,16 @@ pub enum Command {
     Status(StatusArgs),
     /// Put the core back on its previous config and make the proxy match it again
     Rollback(RollbackArgs),
+    /// Upgrade a customized Interlock: core, extensions and proxies to another version
+    ///
+    /// Moves the image of the core, of every extension service and of every proxy (service
+    /// clusters included) to the same image with tag VERSION (and, with --repository, another
+    /// org), and every Image, ProxyImage and ConfigImage key of the config with them: the new
+    /// config goes onto the core in the same update as its image, then the extensions and
+    /// proxies follow. Verifies that every task runs its new image and that the core puts no
+    /// old image back; a failed upgrade puts back the images and the config, `rollback`
+    /// returns to the versions before it.
+    Upgrade(UpgradeArgs),
     /// List the core's config lineage: name, created, operation, parent, digest
     History,
     /// Delete old configs of the lineage (never the current one or a rollback target)
@@ -416,6 +426,12 @@ impl Command {
             }
             Command::Cluster(ClusterCommand::Remove(args)) => {
                 push(&["cluster", "remove", &args.name]);
+            }
+            Command::Upgrade(args) => {
+                push(&["upgrade", "--to", &args.version]);
+                if let Some(org) = &args.repository {
+                    push(&["--repository", org]);
+                }
             }
             _ => return None,
         }
@@ -653,6 +669,17 @@ pub struct RollbackArgs {
     /// Return to this config of the lineage instead of the previous one
     #[arg(long, value_name = "NAME")]
     pub to: Option<String>,
+}
+
+/// Arguments of `upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// The version to move to: the image tag, e.g. the MKE version `3.7.12`
+    #[arg(long = "to", value_name = "VERSION")]
+    pub version: String,
+    /// Move the images to this org as well (`mirantis`: MKE 3.3+ names them so)
+    #[arg(long, value_name = "ORG")]
+    pub repository: Option<String>,
 }
 
 /// Arguments of `prune`.

@@ -67,6 +67,7 @@ pub fn task(service_id: &str, node_id: &str, ports: Vec<Port>) -> Task {
         message: "started".into(),
         error: None,
         ports,
+        image: "docker/ucp-interlock-proxy:3.0.14".into(),
     }
 }
 
@@ -91,7 +92,7 @@ pub fn observed() -> Observed {
         "core",
         json!({
             "Name": "ucp-interlock",
-            "TaskTemplate": {"ContainerSpec": {"Configs": [
+            "TaskTemplate": {"ContainerSpec": {"Image": "docker/ucp-interlock:3.0.14", "Configs": [
                 {"File": {"Name": "/config.toml", "UID": "0", "GID": "0", "Mode": 292}, "ConfigID": "c1", "ConfigName": CONF_1}
             ]}},
             "Mode": {"Replicated": {"Replicas": 1}}
@@ -101,7 +102,7 @@ pub fn observed() -> Observed {
         "proxy",
         json!({
             "Name": "ucp-interlock-proxy",
-            "TaskTemplate": {"Placement": {"Constraints": [
+            "TaskTemplate": {"ContainerSpec": {"Image": "docker/ucp-interlock-proxy:3.0.14"}, "Placement": {"Constraints": [
                 "node.labels.com.docker.ucp.orchestrator.swarm==true", "node.platform.os==linux"
             ]}},
             "Mode": {"Replicated": {"Replicas": 2}},
@@ -131,6 +132,7 @@ pub fn observed() -> Observed {
         ],
         proxy: Some(proxy),
         retired: vec![],
+        others: vec![],
     }
 }
 
@@ -174,6 +176,7 @@ pub fn plan_after(observed: &Observed, edit: impl Fn(&str) -> String) -> Plan {
             live_settings: &live,
             host_mode: settings.publish_mode == PublishMode::Host,
             operation: "test",
+            images: &BTreeMap::new(),
             core_writer: CORE_WRITER,
         },
     )
@@ -227,6 +230,8 @@ pub fn survey() -> Survey {
             id: "n-ingress".into(),
             name: "ingress".into(),
         }],
+        extension_services: vec![],
+        ucp_agent: None,
         refused: vec![],
         rejected_labels: Vec::new(),
         taken_at: humantime::parse_rfc3339("2026-11-28T03:10:01Z").expect("a time"),

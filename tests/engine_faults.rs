@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use common::{Interlockctl, Receiver, Run, action_kinds, action_targets, kinds, ndjson};
 
 use fake_engine::{
-    CONCURRENT_LABEL, CONF, CORE, CORE_CONFIG, ConcurrentUpdate, CutWhen, FakeEngine, PROXY, Swarm,
-    Trigger, UCP_CONSTRAINTS, UNLOADABLE, UnmarkedRollout, conf,
+    CONCURRENT_LABEL, CONF, CORE, CORE_CONFIG, ConcurrentUpdate, CutWhen, FakeEngine, ImagePutBack,
+    PROXY, Swarm, Trigger, UCP_CONSTRAINTS, UNLOADABLE, UnmarkedRollout, conf,
 };
 
 const PIN_PROXY: &[&str] = &["pin-proxy", "--label", "role=dtr", "--yes"];
@@ -2235,4 +2235,139 @@ fn watch_refuses_a_notify_url_it_cannot_use_before_reading_the_swarm() {
         Vec::new(),
         "nothing was asked of the engine"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// `upgrade`
+
+const EXTENSION: &str = "ucp-interlock-extension";
+const UPGRADE: &[&str] = &[
+    "upgrade",
+    "--to",
+    "3.8.0",
+    "--repository",
+    "mirantis",
+    "--yes",
+];
+
+fn interlock_specs(engine: &FakeEngine) -> Vec<Value> {
+    engine.with(|s| {
+        [CORE, EXTENSION, PROXY]
+            .map(|name| s.service(name).unwrap().spec.clone())
+            .to_vec()
+    })
+}
+
+/// The proxy's new image cannot run: Swarm rolls the proxy back, the run puts back the
+/// core's image and config and the extension's image, and says exit 5 only after a re-read
+/// shows all three services as they were.
+#[test]
+fn an_upgrade_whose_proxy_cannot_run_puts_every_image_and_the_config_back_with_exit_5() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.failing_tasks = vec![(PROXY.into(), "ucp-interlock-proxy:3.8.0".into())];
+    });
+    let before = interlock_specs(&engine);
+    let report = interlockctl(&engine, UPGRADE).assert_report(5);
+    assert_eq!(report["status"], "rolled_back");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("the update of {PROXY} failed: ")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "{EXTENSION} image, update config; {CORE} config /config.toml, image, update config"
+        )),
+        "names every field put back: {message}"
+    );
+    assert_eq!(interlock_specs(&engine), before, "every service as it was");
+    engine.with(|swarm| {
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
+        assert_eq!(swarm.running_tasks(PROXY).len(), 2);
+    });
+}
+
+/// Something puts the extension's old image back a few seconds after the run moved it (as a
+/// core does whose config still names the old image): the run's second look, two
+/// `PollInterval`s after it saw every task on its new image, catches it, and the run puts
+/// every image and the config back (exit 5).
+#[test]
+fn an_old_image_put_back_after_verification_is_caught_and_the_upgrade_undone() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.faults.image_put_back = Some(ImagePutBack {
+            service: EXTENSION.into(),
+            image: "docker/ucp-interlock-extension:3.0.14".into(),
+            after: Duration::from_secs(4),
+            since: None,
+        });
+    });
+    let before = interlock_specs(&engine);
+    let report = interlockctl(&engine, UPGRADE).assert_report(5);
+    assert_eq!(error_codes(&report), ["verification_failed"]);
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "the services do not run the new images: {EXTENSION} was put back on docker/ucp-interlock-extension:3.0.14 (the run moved it to mirantis/ucp-interlock-extension:3.8.0); restored: "
+        )),
+        "{message}"
+    );
+    assert_eq!(interlock_specs(&engine), before, "every service as it was");
+}
+
+/// An image the registry says does not exist is refused (exit 4, each named, nothing
+/// written); an engine that cannot ask its registry (air-gapped) gets a warning, as from the
+/// docker CLI, and the run goes on.
+#[test]
+fn a_missing_image_is_refused_and_an_unreachable_registry_is_a_warning() {
+    let engine = FakeEngine::start();
+    let report = interlockctl(&engine, &["upgrade", "--to", "3.9.0", "--yes"]).assert_report(4);
+    assert_eq!(error_codes(&report), ["image_not_found"; 3]);
+    assert!(
+        report["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("image docker/ucp-interlock-extension:3.9.0 does not exist: the registry says \"manifest unknown"),
+        "{report}"
+    );
+    assert_eq!(writes(&engine), Vec::<String>::new(), "nothing changed");
+
+    let air_gapped = FakeEngine::start_arranged(|swarm| swarm.registry = None);
+    let report =
+        interlockctl(&air_gapped, &["upgrade", "--to", "3.9.0", "--dry-run"]).assert_report(0);
+    assert_eq!(report["status"], "planned");
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(
+        warnings[0].as_str().unwrap().starts_with(
+            "image docker/ucp-interlock-extension:3.9.0 could not be looked up in its registry (Get "
+        ),
+        "{warnings:?}"
+    );
+}
+
+/// With a service cluster, `upgrade` moves every cluster's proxy and every extension service
+/// that exists, and verifies each cluster's proxy.
+#[test]
+fn an_upgrade_moves_every_service_cluster() {
+    let engine = FakeEngine::start();
+    interlockctl(&engine, ADD_EU).assert_report(0);
+    let report = interlockctl(&engine, UPGRADE).assert_report(0);
+    assert_eq!(
+        action_targets(&report, "update_service"),
+        [CORE, EXTENSION, PROXY, EU_PROXY]
+    );
+    engine.with(|swarm| {
+        for (service, image) in [
+            (CORE, "mirantis/ucp-interlock:3.8.0"),
+            (EXTENSION, "mirantis/ucp-interlock-extension:3.8.0"),
+            (PROXY, "mirantis/ucp-interlock-proxy:3.8.0"),
+            (EU_PROXY, "mirantis/ucp-interlock-proxy:3.8.0"),
+        ] {
+            let spec = &swarm.service(service).unwrap().spec;
+            assert_eq!(
+                spec["TaskTemplate"]["ContainerSpec"]["Image"], image,
+                "{service}"
+            );
+        }
+    });
 }

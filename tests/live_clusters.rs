@@ -42,19 +42,7 @@ fn spec_of(lab: &Lab, service: &str) -> Option<Value> {
 
 /// Hostnames of the nodes running a service's tasks, sorted.
 fn nodes_of(lab: &Lab, service: &str) -> Vec<String> {
-    let mut nodes: Vec<String> = lab
-        .docker(&[
-            "service",
-            "ps",
-            service,
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{.Node}}",
-        ])
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let mut nodes = lab.running_tasks(service, "{{.Node}}");
     nodes.sort();
     nodes
 }

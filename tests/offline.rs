@@ -124,6 +124,14 @@ fn snapshots_pin_proxy() {
     });
 }
 
+/// Offline, `upgrade` moves the config's image keys (every extension's) only.
+#[test]
+fn snapshots_upgrade() {
+    snapshot_on_every_fixture("upgrade", |_| {
+        strs(&["upgrade", "--to", "3.7.12", "--repository", "mirantis"])
+    });
+}
+
 #[test]
 fn snapshots_host_mode() {
     snapshot_on_every_fixture("host-mode", |_| {
@@ -230,6 +238,7 @@ fn snapshots_help() {
         Some("apply"),
         Some("status"),
         Some("rollback"),
+        Some("upgrade"),
         Some("completions"),
         Some("man"),
         Some("cluster add"),
@@ -386,6 +395,7 @@ fn snapshots_man() {
             "interlockctl-stack-lint.1",
             "interlockctl-stack.1",
             "interlockctl-status.1",
+            "interlockctl-upgrade.1",
             "interlockctl.1",
         ]
     );

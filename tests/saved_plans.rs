@@ -99,6 +99,7 @@ fn every_changing_command_plans_and_its_plan_applies_like_the_command() {
         vec![
             "cluster", "add", "edge", "--label", "role=dtr", "--http", "8081", "--https", "8444",
         ],
+        vec!["upgrade", "--to", "3.8.0", "--repository", "mirantis"],
     ]
     .into_iter()
     .map(|words| words.into_iter().map(str::to_owned).collect())

@@ -12,6 +12,7 @@ pub mod rollback;
 pub mod show;
 pub mod stack;
 pub mod status;
+pub mod upgrade;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::exit::ExitCode;
 use crate::interlock::cluster::NewCluster;
 use crate::interlock::edit::Edit;
+use crate::interlock::image::Upgrade;
 use crate::output::printer::Printer;
 use crate::output::report::Report;
 use crate::runbook::journal::Journal;
@@ -44,6 +46,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Apply(_) => "apply",
         Command::Status(_) => "status",
         Command::Rollback(_) => "rollback",
+        Command::Upgrade(_) => "upgrade",
         Command::History => "history",
         Command::Prune(_) => "prune",
         Command::Completions(_) => "completions",
@@ -262,6 +265,15 @@ pub async fn run(
         Command::Rollback(args) => {
             let api = connect(global, printer)?;
             return rollback::run(&api, args, &options, printer, report).await;
+        }
+        Command::Upgrade(args) => {
+            let upgrade = Upgrade::parse(&args.version, args.repository.as_deref())
+                .map_err(|e| Error::refused(&e))?;
+            if global.config_file.is_none() {
+                let api = connect(global, printer)?;
+                return upgrade::run(&api, upgrade, &options, printer, report).await;
+            }
+            Edit::Upgrade(upgrade)
         }
     };
     match &global.config_file {

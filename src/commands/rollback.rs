@@ -3,7 +3,8 @@
 //! forward change. The target is the config in the core's previous spec (Swarm's own
 //! rollback target), so rolling back twice returns to where it started; after an
 //! automatic rollback Swarm clears that spec, and the current config's recorded parent
-//! is used instead. The old config object is reused, never copied.
+//! is used instead. The old config object is reused, never copied. Images an `upgrade`
+//! since the target moved (recorded on the config it created) are put back with it.
 
 use crate::cli::RollbackArgs;
 use crate::error::{Error, Result};
@@ -11,8 +12,9 @@ use crate::exit::ExitCode;
 use crate::interlock::edit::Edit;
 use crate::output::printer::Printer;
 use crate::output::report::Report;
+use crate::runbook::observe;
 use crate::runbook::observe::LiveState;
-use crate::runbook::plan::{CONFIG_TARGET, LABEL_PARENT};
+use crate::runbook::plan::{self, CONFIG_TARGET, LABEL_PARENT};
 use crate::runbook::{self, Options};
 use crate::swarm::{ConfigObject, SwarmApi, spec};
 
@@ -24,8 +26,11 @@ pub async fn run<S: SwarmApi>(
     printer: &Printer,
     report: &mut Report,
 ) -> Result<ExitCode> {
-    let state = runbook::observe_settled(api, options, None, printer).await?;
+    let mut state = runbook::observe_settled(api, options, None, printer).await?;
     let target = rollback_target(&state, args.to.as_deref())?;
+    // The services whose images the runs since the target moved: they go back too.
+    let moved = plan::images_before(&state.observed, &target.name);
+    observe::read_others(api, &mut state.observed, moved.keys()).await?;
     let text = api
         .config_data(&target.id)
         .await

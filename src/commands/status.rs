@@ -111,6 +111,7 @@ fn render(status: &StatusReport) -> String {
             lineage.join(", ")
         },
     );
+    text.push_str(&render_versions(status));
     for extension in &status.extensions {
         text.push_str(&render_extension(extension));
     }
@@ -131,6 +132,26 @@ fn render(status: &StatusReport) -> String {
         }
     }
     text
+}
+
+fn render_versions(status: &StatusReport) -> String {
+    let versions: Vec<String> = status
+        .versions
+        .iter()
+        .map(|v| match &v.version {
+            Some(version) => format!("{} {version}", v.service),
+            None => format!("{} (not an Interlock image)", v.service),
+        })
+        .collect();
+    format!(
+        "Versions:   {}; MKE {}\n",
+        if versions.is_empty() {
+            "none".to_owned()
+        } else {
+            versions.join(", ")
+        },
+        status.mke_version.as_deref().unwrap_or("unknown")
+    )
 }
 
 fn render_extension(extension: &ExtensionStatus) -> String {

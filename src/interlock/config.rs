@@ -20,6 +20,7 @@ use serde::Serialize;
 use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 
 use crate::error::Diagnostic;
+use crate::interlock::image::{IMAGE_KEYS, Upgrade};
 
 /// The service names and ports Interlock falls back to when the config leaves them out.
 pub mod defaults {
@@ -530,6 +531,36 @@ impl InterlockConfig {
     /// Sets `PublishedSSLPort` (HTTPS).
     pub fn set_published_ssl_port(&mut self, extension: &str, port: u16) -> Option<KeyChange> {
         self.set(extension, "PublishedSSLPort", Value::from(i64::from(port)))
+    }
+
+    /// Moves every image key of every extension (`Image`, `ProxyImage`, `ConfigImage`) that
+    /// names one of Interlock's images to where `upgrade` takes it; other values stay.
+    pub fn move_images(&mut self, upgrade: &Upgrade) -> Vec<KeyChange> {
+        let mut changes = Vec::new();
+        for extension in self.extension_names().unwrap_or_default() {
+            for key in IMAGE_KEYS {
+                let moved = self
+                    .lenient_string(&extension, key)
+                    .and_then(|image| upgrade.target_of(&image));
+                if let Some(moved) = moved {
+                    changes.extend(self.set(&extension, key, Value::from(moved)));
+                }
+            }
+        }
+        changes
+    }
+
+    /// The image keys of every extension that are set: `(extension, key, image)`.
+    pub fn images(&self) -> Vec<(String, &'static str, String)> {
+        let mut images = Vec::new();
+        for extension in self.extension_names().unwrap_or_default() {
+            for key in IMAGE_KEYS {
+                if let Some(image) = self.lenient_string(&extension, key) {
+                    images.push((extension.clone(), key, image));
+                }
+            }
+        }
+        images
     }
 
     /// Sets one key of an extension, keeping the key's spelling, position and the

@@ -1,5 +1,5 @@
 //! The config edits of `pin-proxy`, `host-mode`, `migrate` (both at once), `apply`,
-//! `rollback` and `cluster`, shared by the offline and the live path so both produce
+//! `rollback`, `cluster` and `upgrade`, shared by the offline and the live path so both produce
 //! byte-identical TOML for the same request. Pure.
 
 use similar::{DiffOp, DiffTag, DiffableStr};
@@ -7,6 +7,7 @@ use similar::{DiffOp, DiffTag, DiffableStr};
 use crate::error::{Error, Result};
 use crate::interlock::cluster::{self, NewCluster};
 use crate::interlock::config::{InterlockConfig, KeyChange, PublishMode};
+use crate::interlock::image::Upgrade;
 use crate::interlock::input::{self, Constraint, InputError, NodeLabel};
 use crate::interlock::secrets::redact_keeping_lines;
 use crate::swarm::ConfigObject;
@@ -60,6 +61,9 @@ pub enum Edit {
         /// The extension to remove.
         name: String,
     },
+    /// `upgrade`: every image key that names an Interlock image moves to the new version
+    /// (the services' images move with it, see `runbook::plan`).
+    Upgrade(Upgrade),
 }
 
 /// The edited config and what changed.
@@ -121,6 +125,14 @@ impl Edit {
     pub fn new_proxy_service(&self) -> Option<String> {
         match self {
             Edit::AddCluster(cluster) => Some(cluster.proxy_service_name()),
+            _ => None,
+        }
+    }
+
+    /// Where this edit moves Interlock's images, if it does.
+    pub fn upgrade(&self) -> Option<&Upgrade> {
+        match self {
+            Edit::Upgrade(upgrade) => Some(upgrade),
             _ => None,
         }
     }
@@ -232,6 +244,7 @@ impl Edit {
                 new.add_to(&mut next, extension, replicas)?
             }
             Edit::RemoveCluster { name } => cluster::remove_from(&mut next, name)?,
+            Edit::Upgrade(upgrade) => next.move_images(upgrade),
         };
         next.extension(&self.target_extension(extension))
             .map_err(|e| Error::refused(&e))?;

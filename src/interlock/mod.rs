@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod config;
 pub mod edit;
 pub mod findings;
+pub mod image;
 pub mod input;
 pub mod labels;
 pub mod rejection;

@@ -226,8 +226,21 @@ pub struct StatusReport {
     pub extensions: Vec<ExtensionStatus>,
     /// Proxy services (by Interlock's label) that no extension of the config names.
     pub unclaimed_proxies: Vec<ProxyStatus>,
+    /// The Interlock version each Interlock service runs: core, extensions, proxies.
+    pub versions: Vec<ServiceVersion>,
+    /// The MKE (UCP) version, when the swarm tells it.
+    pub mke_version: Option<String>,
     /// What is wrong or worth a look, errors first.
     pub findings: Vec<StatusFinding>,
+}
+
+/// The Interlock version a service runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceVersion {
+    /// Service name.
+    pub service: String,
+    /// Its image's tag, when the image is one of Interlock's; null otherwise.
+    pub version: Option<String>,
 }
 
 /// One extension: its proxy and how it compares with the config.

@@ -34,9 +34,12 @@ pub fn write(root: &Path, command: &str, observed: &Observed) -> Result<PathBuf>
         .to_string()
         .replace(':', "");
     let name = format!("{stamp}-{}", command.replace(' ', "-"));
+    let proxy = observed.proxy.as_ref().map(|p| &p.name);
+    let others = observed.others.iter().filter(|s| Some(&s.name) != proxy);
     let services = std::iter::once(&observed.core)
         .chain(&observed.proxy)
-        .chain(&observed.retired);
+        .chain(&observed.retired)
+        .chain(others);
     let files: Vec<(String, String)> = std::iter::once((
         format!("{}.toml", observed.config.name),
         observed.config_text.clone(),
@@ -122,6 +125,32 @@ mod tests {
                 assert_eq!(mode(&file), 0o600, "{}", file.display());
             }
         }
+    }
+
+    #[test]
+    fn an_upgrade_backs_up_every_service_it_may_change_once() {
+        let root = tempfile::tempdir().unwrap();
+        let mut observed = crate::testing::observed();
+        let extension = crate::testing::service(
+            "extension",
+            serde_json::json!({"Name": "ucp-interlock-extension"}),
+        );
+        observed.others = vec![extension, observed.proxy.clone().unwrap()];
+        let dir = write(root.path(), "upgrade", &observed).unwrap();
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "com.docker.ucp.interlock.conf-1.toml",
+                "ucp-interlock-extension.spec.json",
+                "ucp-interlock-proxy.spec.json",
+                "ucp-interlock.spec.json"
+            ]
+        );
     }
 
     #[test]

@@ -15,10 +15,11 @@ use std::time::{Duration, SystemTime};
 use crate::error::Problem;
 use crate::interlock::config::{ExtensionSettings, defaults};
 use crate::interlock::findings::Severity;
+use crate::interlock::image::{self, ImageRef};
 use crate::interlock::rejection;
 use crate::output::report::{
-    CoreStatus, ExtensionStatus, LastUpdate, LineageEntry, ProbeResult, ProxyStatus, StatusFinding,
-    StatusReport, TaskStatus,
+    CoreStatus, ExtensionStatus, LastUpdate, LineageEntry, ProbeResult, ProxyStatus,
+    ServiceVersion, StatusFinding, StatusReport, TaskStatus,
 };
 use crate::runbook::observe::{Refused, Survey, SurveyedProxy};
 use crate::runbook::plan::{self, LABEL_DIGEST, LABEL_OPERATION, LABEL_PARENT};
@@ -162,6 +163,13 @@ pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
         findings.extend(proxy_findings(None, &proxy, probes.is_some()));
         unclaimed_proxies.push(proxy);
     }
+    let versions = versions(survey);
+    let mke_version = mke_version(survey);
+    findings.extend(version_findings(
+        &versions,
+        mke_version.as_deref(),
+        &upgrade_command(survey, mke_version.as_deref()),
+    ));
     findings.sort_by_key(|f| f.severity);
     let selected = extensions.iter().find(|e| e.selected);
     StatusReport {
@@ -182,8 +190,118 @@ pub fn examine(survey: &Survey, probes: Option<&Probes>) -> StatusReport {
         problems: selected.map(|e| e.problems.clone()).unwrap_or_default(),
         extensions,
         unclaimed_proxies,
+        versions,
+        mke_version,
         findings,
     }
+}
+
+/// The label MKE (UCP) puts on the services it deploys: its version.
+pub const LABEL_UCP_VERSION: &str = "com.docker.ucp.version";
+
+/// Every Interlock service the survey saw (core, extension services, proxies), with the
+/// version its image names.
+fn interlock_services(survey: &Survey) -> impl Iterator<Item = &Service> {
+    let proxies = proxies(survey).map(|(_, proxy)| &proxy.service);
+    survey
+        .core
+        .iter()
+        .chain(&survey.extension_services)
+        .chain(proxies)
+}
+
+fn versions(survey: &Survey) -> Vec<ServiceVersion> {
+    interlock_services(survey)
+        .map(|service| ServiceVersion {
+            service: service.name.clone(),
+            version: image::interlock_version(&spec::image(&service.spec)),
+        })
+        .collect()
+}
+
+/// The MKE version: the `com.docker.ucp.version` label of an Interlock service, else the
+/// tag of the `ucp-agent` service's image.
+fn mke_version(survey: &Survey) -> Option<String> {
+    let labelled = interlock_services(survey).find_map(|service| {
+        service.spec["Labels"][LABEL_UCP_VERSION]
+            .as_str()
+            .map(str::to_owned)
+    });
+    labelled.or_else(|| {
+        let agent = survey.ucp_agent.as_ref()?;
+        ImageRef::parse(&spec::image(&agent.spec))?.tag
+    })
+}
+
+/// The command that brings Interlock to the MKE version (`VERSION` when it is unknown),
+/// with `--repository` when MKE's own images live under another org than the core's.
+fn upgrade_command(survey: &Survey, mke_version: Option<&str>) -> String {
+    let org = |service: &Service| {
+        ImageRef::parse(&spec::image(&service.spec))
+            .and_then(|image| image.name.rsplit_once('/').map(|(org, _)| org.to_owned()))
+    };
+    let agent_org = survey.ucp_agent.as_ref().and_then(org);
+    let core_org = survey.core.as_ref().and_then(org);
+    let repository = match (agent_org, core_org) {
+        (Some(agent), Some(core)) if agent != core => format!(" --repository {agent}"),
+        _ => String::new(),
+    };
+    format!(
+        "interlockctl upgrade --to {}{repository}",
+        mke_version.unwrap_or("VERSION")
+    )
+}
+
+/// Warnings when Interlock's services run different versions, or another than MKE's.
+fn version_findings(
+    versions: &[ServiceVersion],
+    mke_version: Option<&str>,
+    upgrade: &str,
+) -> Vec<StatusFinding> {
+    let listed = || {
+        versions
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {}",
+                    v.service,
+                    v.version.as_deref().unwrap_or("unknown")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut known: Vec<&str> = versions
+        .iter()
+        .filter_map(|v| v.version.as_deref())
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    let mut findings = Vec::new();
+    if known.len() > 1 {
+        findings.push(finding(
+            Severity::Warning,
+            None,
+            "interlock_versions_differ",
+            format!("Interlock's services run different versions: {}", listed()),
+            &format!("`{upgrade}` moves the core, the extensions and the proxies to one version"),
+        ));
+    }
+    if let Some(mke) = mke_version
+        && known.iter().any(|version| *version != mke)
+    {
+        findings.push(finding(
+            Severity::Warning,
+            None,
+            "interlock_not_mke_version",
+            format!(
+                "MKE is {mke}, but Interlock's services run {}: MKE's upgrade leaves a customized Interlock as it is",
+                listed()
+            ),
+            &format!("`{upgrade}` upgrades Interlock to MKE's version"),
+        ));
+    }
+    findings
 }
 
 fn finding(
@@ -590,5 +708,63 @@ mod tests {
         survey.config.as_mut().unwrap().parsed = None;
         survey.extensions.clear();
         assert_eq!(codes(&examine(&survey, None)), []);
+    }
+
+    #[test]
+    fn versions_are_shown_and_a_mismatch_with_one_another_or_mke_is_a_warning() {
+        let mut survey = survey();
+        let report = examine(&survey, None);
+        assert_eq!(
+            report.versions,
+            [
+                ("ucp-interlock", "3.0.14"),
+                ("ucp-interlock-proxy", "3.0.14")
+            ]
+            .map(|(service, version)| ServiceVersion {
+                service: service.into(),
+                version: Some(version.into()),
+            })
+        );
+        assert_eq!(report.mke_version, None);
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
+
+        survey.ucp_agent = Some(crate::testing::service(
+            "agent",
+            json!({"Name": "ucp-agent", "TaskTemplate": {"ContainerSpec": {"Image": "mirantis/ucp-agent:3.8.0"}}}),
+        ));
+        proxy_of(&mut survey).service.spec["TaskTemplate"]["ContainerSpec"]["Image"] =
+            json!("mirantis/ucp-interlock-proxy:3.8.0");
+        let report = examine(&survey, None);
+        assert_eq!(report.mke_version.as_deref(), Some("3.8.0"));
+        let found: Vec<(&str, &str, Option<&str>)> = report
+            .findings
+            .iter()
+            .map(|f| (f.code.as_str(), f.message.as_str(), f.hint.as_deref()))
+            .collect();
+        let listed = "ucp-interlock 3.0.14, ucp-interlock-proxy 3.8.0";
+        let fix = "`interlockctl upgrade --to 3.8.0 --repository mirantis`";
+        assert_eq!(
+            found,
+            [
+                (
+                    "interlock_versions_differ",
+                    &*format!("Interlock's services run different versions: {listed}"),
+                    Some(&*format!(
+                        "{fix} moves the core, the extensions and the proxies to one version"
+                    )),
+                ),
+                (
+                    "interlock_not_mke_version",
+                    &*format!(
+                        "MKE is 3.8.0, but Interlock's services run {listed}: MKE's upgrade leaves a customized Interlock as it is"
+                    ),
+                    Some(&*format!("{fix} upgrades Interlock to MKE's version")),
+                ),
+            ]
+        );
+
+        // The services' own label wins over the agent's image.
+        survey.core.as_mut().unwrap().spec["Labels"] = json!({LABEL_UCP_VERSION: "3.7.2"});
+        assert_eq!(examine(&survey, None).mke_version.as_deref(), Some("3.7.2"));
     }
 }

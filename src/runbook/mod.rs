@@ -22,6 +22,7 @@ pub mod rollout;
 pub mod saved;
 pub mod verify;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -165,6 +166,7 @@ pub async fn change<S: SwarmApi>(
         .extension(&target)
         .unwrap_or_else(|_| settings.clone());
     let observed = &state.observed;
+    let images = wanted_images(edit, observed);
     let plan = plan::build(
         observed,
         &plan::Desired {
@@ -177,6 +179,7 @@ pub async fn change<S: SwarmApi>(
                 .expected
                 .as_ref()
                 .map_or(report.command.as_str(), |saved| saved.operation.as_str()),
+            images: &images,
             core_writer: plan::CoreWriter {
                 proxy_config_path: &edited.config.proxy_config_path(&target),
                 poll_interval: edited.config.poll_interval(),
@@ -195,7 +198,7 @@ pub async fn change<S: SwarmApi>(
         .map_err(Error::refused_all)?;
 
     report.extension = Some(target);
-    report.warnings = edited.warnings;
+    report.warnings.extend(edited.warnings);
     report.warnings.extend(forced);
     printer.warnings(&report.warnings);
     report.changed = !plan.is_empty();
@@ -286,6 +289,16 @@ pub async fn change<S: SwarmApi>(
     report.status = RunStatus::Applied;
     printer.finish(report, "Applied and verified.");
     Ok(ExitCode::Success)
+}
+
+/// The images the edit wants the services to run: an upgrade's, or for a return to an
+/// earlier config those the runs since then moved away from.
+fn wanted_images(edit: &Edit, observed: &Observed) -> BTreeMap<String, String> {
+    match (edit.upgrade(), edit.existing_config()) {
+        (Some(upgrade), _) => plan::upgraded_images(observed, upgrade),
+        (None, Some(target)) => plan::images_before(observed, &target.name),
+        (None, None) => BTreeMap::new(),
+    }
 }
 
 /// Ends a `--plan-out` run: the plan written, status `planned`, nothing changed.

@@ -22,6 +22,9 @@ use crate::runbook::preflight;
 use crate::swarm::spec;
 use crate::swarm::{ConfigObject, Network, Node, OLDEST_API, Service, SwarmApi, SwarmError, Task};
 
+/// MKE's agent service: its image tag is the MKE version.
+pub const UCP_AGENT: &str = "ucp-agent";
+
 /// The label Interlock puts on every proxy service it creates (any service cluster's).
 pub const PROXY_LABEL: (&str, &str) = ("type", "com.docker.interlock.core.proxy");
 
@@ -176,6 +179,10 @@ pub async fn observe_for<S: SwarmApi>(
             retired.extend(api.service(&name).await.map_err(swarm_failed)?);
         }
     }
+    let others = match edit.and_then(Edit::upgrade) {
+        Some(_) => read_extension_services(api, &config).await?,
+        None => Vec::new(),
+    };
     let (current, lineage) = read_lineage(api, &mounted.name, &mounted.id).await?;
     let nodes = api.nodes().await.map_err(swarm_failed)?;
     Ok(LiveState {
@@ -187,11 +194,52 @@ pub async fn observe_for<S: SwarmApi>(
             nodes,
             proxy,
             retired,
+            others,
         },
         config,
         extension,
         settings,
     })
+}
+
+/// The services every extension of `config` runs: its extension service (when it exists:
+/// the core creates a missing one) and its proxy (refused when missing), each once.
+async fn read_extension_services<S: SwarmApi>(
+    api: &S,
+    config: &InterlockConfig,
+) -> Result<Vec<Service>> {
+    let mut services: Vec<Service> = Vec::new();
+    for extension in config.extension_names().map_err(|e| Error::refused(&e))? {
+        let extension_service = api
+            .service(&config.extension_service_name(&extension))
+            .await
+            .map_err(swarm_failed)?;
+        let proxy = read_proxy(api, &config.proxy_service_name(&extension)).await?;
+        for service in extension_service.into_iter().chain([proxy]) {
+            if !services.iter().any(|known| known.id == service.id) {
+                services.push(service);
+            }
+        }
+    }
+    Ok(services)
+}
+
+/// Reads the services named in `names` that exist into `observed.others` (a rollback that
+/// puts back the images an upgrade moved).
+pub async fn read_others<S: SwarmApi>(
+    api: &S,
+    observed: &mut Observed,
+    names: impl IntoIterator<Item = &String>,
+) -> Result<()> {
+    for name in names
+        .into_iter()
+        .filter(|name| **name != observed.core.name)
+    {
+        observed
+            .others
+            .extend(api.service(name).await.map_err(swarm_failed)?);
+    }
+    Ok(())
 }
 
 /// A proxy service and its tasks, as the doctor reads them.
@@ -257,6 +305,10 @@ pub struct Survey {
     pub nodes: Vec<Node>,
     /// All networks, to name the ones the proxies attach to.
     pub networks: Vec<Network>,
+    /// The extension services the config's extensions name (`ServiceName`) that exist.
+    pub extension_services: Vec<Service>,
+    /// MKE's `ucp-agent` service, whose image tag is the MKE version, if it exists.
+    pub ucp_agent: Option<Service>,
     /// The steps [`observe`] would have refused at.
     pub refused: Vec<Refused>,
     /// Services whose labels `labels watch --reject` rejected, by name, with its note.
@@ -330,9 +382,27 @@ pub async fn survey<S: SwarmApi>(api: &S, options: &Options) -> Result<Survey> {
             });
         }
     }
+    let mut extension_services = Vec::new();
+    let mut ucp_agent = None;
     let mut unclaimed_proxies = Vec::new();
+    let services = api.services().await.map_err(swarm_failed)?;
+    let extension_names: Vec<String> = parsed
+        .map(|config| {
+            extensions
+                .iter()
+                .map(|e| config.extension_service_name(&e.name))
+                .collect()
+        })
+        .unwrap_or_default();
+    for service in &services {
+        if service.name == UCP_AGENT {
+            ucp_agent = Some(service.clone());
+        } else if extension_names.contains(&service.name) {
+            extension_services.push(service.clone());
+        }
+    }
     let mut rejected_labels = Vec::new();
-    for service in api.services().await.map_err(swarm_failed)? {
+    for service in services {
         if let Some(record) = Record::of(&service.spec) {
             rejected_labels.push((service.name.clone(), record));
         }
@@ -353,6 +423,8 @@ pub async fn survey<S: SwarmApi>(api: &S, options: &Options) -> Result<Survey> {
         unclaimed_proxies,
         nodes: api.nodes().await.map_err(swarm_failed)?,
         networks: api.networks().await.map_err(swarm_failed)?,
+        extension_services,
+        ucp_agent,
         refused,
         rejected_labels,
         taken_at: SystemTime::now(),

@@ -11,6 +11,12 @@
 //! For service clusters the observed proxy may be missing: a new cluster's proxy is created
 //! by the core from the new config, so the plan awaits it instead of editing it (waiting is
 //! no change of this run). The services of a removed cluster become removal steps.
+//!
+//! Images (`upgrade`, and a `rollback` past one) are spec edits like the others: the core's
+//! goes into the core's one update with its config swap, so the core restarts once and on a
+//! config that names the new images; the extension and proxy services get their own updates
+//! ([`Plan::others`]), applied after the core. A config created by a run that moves images
+//! records the images it replaced ([`LABEL_IMAGES`]), which is how a rollback finds them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +24,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::interlock::config::ExtensionSettings;
+use crate::interlock::image::Upgrade;
 use crate::interlock::input::Constraint;
 use crate::output::report::Action;
 use crate::swarm::spec::{self, SpecEdit};
@@ -36,6 +43,9 @@ pub const LABEL_OPERATION: &str = "com.docker.interlockctl.operation";
 /// Label on configs this tool creates: present when the run that created it published the
 /// core's gRPC port in host mode (a rollback past it unpublishes the port again).
 pub const LABEL_CORE_PORT: &str = "com.docker.interlockctl.core-port";
+/// Label on configs this tool creates: the images (a JSON object, service name to image)
+/// the run that created it moved, as they were before (a rollback past it puts them back).
+pub const LABEL_IMAGES: &str = "com.docker.interlockctl.images";
 
 /// What was read from the swarm.
 #[derive(Debug, Clone)]
@@ -56,6 +66,9 @@ pub struct Observed {
     /// Services of an extension the edit removes (`cluster remove`): Interlock leaves them
     /// running, so the plan removes them.
     pub retired: Vec<Service>,
+    /// Services whose image the run may move besides the core's (`upgrade`, and a
+    /// `rollback` past one): the extension and proxy services.
+    pub others: Vec<Service>,
 }
 
 /// The config step of a plan.
@@ -100,11 +113,23 @@ pub struct Plan {
     pub awaited_proxy: Option<String>,
     /// Services to remove, after the core runs on the new config.
     pub removed_services: Vec<String>,
+    /// Updates of further services (an upgrade's extension and proxies), sent once the core
+    /// runs its new image and config.
+    pub others: Vec<ServiceEdits>,
     /// How long the proxy's edits wait, once the core's new task runs, for the core to swap
     /// the nginx config it renders from the new config onto the proxy: they are then written
     /// onto that spec, so Swarm replaces each proxy task once. `None`: sent at once (no new
     /// config, nothing to edit on the proxy, or a proxy that mounts no config of the core's).
     pub proxy_hold: Option<Duration>,
+}
+
+/// The edits of one service (one update).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEdits {
+    /// The service.
+    pub service: String,
+    /// Its edits.
+    pub edits: Vec<SpecEdit>,
 }
 
 impl Plan {
@@ -114,6 +139,21 @@ impl Plan {
             && self.core_edits.is_empty()
             && self.proxy_edits.is_empty()
             && self.removed_services.is_empty()
+            && self.others.is_empty()
+    }
+
+    /// The image every service the plan moves will run, by service name.
+    pub fn moved_images(&self, core: &str) -> BTreeMap<String, String> {
+        let updates = std::iter::once((core, &self.core_edits))
+            .chain(self.others.iter().map(|o| (o.service.as_str(), &o.edits)));
+        updates
+            .flat_map(|(service, edits)| {
+                edits.iter().filter_map(move |edit| match edit {
+                    SpecEdit::Image { to, .. } => Some((service.to_owned(), to.clone())),
+                    _ => None,
+                })
+            })
+            .collect()
     }
 
     /// The plan as report actions, in order.
@@ -138,10 +178,15 @@ impl Plan {
             None => {}
         }
         let proxy_name = observed.proxy.as_ref().map(|p| p.name.clone());
-        for (service, edits) in [
+        let others = self
+            .others
+            .iter()
+            .map(|o| (Some(o.service.clone()), &o.edits));
+        let updates = [
             (Some(observed.core.name.clone()), &self.core_edits),
             (proxy_name, &self.proxy_edits),
-        ] {
+        ];
+        for (service, edits) in updates.into_iter().chain(others) {
             if let Some(service) = service.filter(|_| !edits.is_empty()) {
                 let detail = edits
                     .iter()
@@ -191,6 +236,9 @@ pub struct Desired<'a> {
     pub host_mode: bool,
     /// The command, recorded on a new config.
     pub operation: &'a str,
+    /// The image each service must run, by service name (the core's or one of
+    /// [`Observed::others`]); services not named keep theirs.
+    pub images: &'a BTreeMap<String, String>,
     /// How the core writes the proxy once it loads the edited config.
     pub core_writer: CoreWriter<'a>,
 }
@@ -209,12 +257,33 @@ pub struct CoreWriter<'a> {
 /// Computes the plan that brings the swarm to `desired`.
 pub fn build(observed: &Observed, desired: &Desired) -> Plan {
     let core_port = core_port_edit(observed, desired);
+    let core_image = image_edit(&observed.core, desired);
+    let others: Vec<ServiceEdits> = observed
+        .others
+        .iter()
+        .filter_map(|service| {
+            let edit = image_edit(service, desired)?;
+            let mut edits = vec![edit];
+            edits.extend(rollback_on_failure(&service.spec));
+            Some(ServiceEdits {
+                service: service.name.clone(),
+                edits,
+            })
+        })
+        .collect();
     let config = (desired.text != observed.config_text).then(|| match desired.existing {
         Some(config) => NextConfig::Reuse {
             name: config.name.clone(),
             id: config.id.clone(),
         },
-        None => next_config(observed, desired, core_port.is_some()),
+        None => {
+            let images_before: BTreeMap<String, String> = std::iter::once(&observed.core)
+                .chain(&observed.others)
+                .filter(|service| image_edit(service, desired).is_some())
+                .map(|service| (service.name.clone(), spec::image(&service.spec)))
+                .collect();
+            next_config(observed, desired, core_port.is_some(), &images_before)
+        }
     });
     let mut core_edits = Vec::new();
     if let Some(next) = &config {
@@ -229,6 +298,7 @@ pub fn build(observed: &Observed, desired: &Desired) -> Plan {
         });
     }
     core_edits.extend(core_port);
+    core_edits.extend(core_image);
     if !core_edits.is_empty() {
         core_edits.extend(rollback_on_failure(&observed.core.spec));
     }
@@ -261,7 +331,46 @@ pub fn build(observed: &Observed, desired: &Desired) -> Plan {
             .is_none()
             .then(|| desired.settings.proxy_service_name.clone()),
         removed_services: observed.retired.iter().map(|s| s.name.clone()).collect(),
+        others,
     }
+}
+
+/// The edit that moves `service` to the image `desired` names for it, if another.
+fn image_edit(service: &Service, desired: &Desired) -> Option<SpecEdit> {
+    let from = spec::image(&service.spec);
+    let to = desired.images.get(&service.name)?;
+    (*to != from).then(|| SpecEdit::Image {
+        from,
+        to: to.clone(),
+    })
+}
+
+/// The images an `upgrade` moves to: the core's and every other observed service's whose
+/// image is one of Interlock's.
+pub fn upgraded_images(observed: &Observed, upgrade: &Upgrade) -> BTreeMap<String, String> {
+    std::iter::once(&observed.core)
+        .chain(&observed.others)
+        .filter_map(|service| {
+            let to = upgrade.target_of(&spec::image(&service.spec))?;
+            Some((service.name.clone(), to))
+        })
+        .collect()
+}
+
+/// The images to put back when returning to the config `target`: for each service, the
+/// image it ran before the first run after `target` that moved it (the run recorded them
+/// on the config it created).
+pub fn images_before(observed: &Observed, target: &str) -> BTreeMap<String, String> {
+    let mut images = BTreeMap::new();
+    // From the current config back: an earlier run's record overwrites a later one's.
+    for config in lineage_since(observed, target) {
+        let recorded = config
+            .labels
+            .get(LABEL_IMAGES)
+            .and_then(|text| serde_json::from_str::<BTreeMap<String, String>>(text).ok());
+        images.extend(recorded.unwrap_or_default());
+    }
+    images
 }
 
 /// Whether Swarm replaces every task of the proxy in one batch (`UpdateConfig.Parallelism` 0,
@@ -458,7 +567,12 @@ fn normalized(constraints: &[String]) -> Vec<String> {
     out
 }
 
-fn next_config(observed: &Observed, desired: &Desired, publishes_core_port: bool) -> NextConfig {
+fn next_config(
+    observed: &Observed,
+    desired: &Desired,
+    publishes_core_port: bool,
+    images_before: &BTreeMap<String, String>,
+) -> NextConfig {
     let digest = content_digest(desired.text);
     let existing = observed
         .lineage
@@ -483,6 +597,12 @@ fn next_config(observed: &Observed, desired: &Desired, publishes_core_port: bool
     labels.insert(LABEL_OPERATION.into(), desired.operation.into());
     if publishes_core_port {
         labels.insert(LABEL_CORE_PORT.into(), format!("{}", CorePort::host()));
+    }
+    if !images_before.is_empty() {
+        labels.insert(
+            LABEL_IMAGES.into(),
+            serde_json::to_string(images_before).unwrap_or_default(),
+        );
     }
     NextConfig::Create {
         name: next_config_name(&observed.config.name, &names),
@@ -599,6 +719,7 @@ mod plan_tests {
     use serde_json::json;
 
     use super::*;
+    use crate::interlock::config::InterlockConfig;
     use crate::testing::{
         CONF_1, host_mode, observed, pinned, plan_after, settings_after, tcp_port as port,
     };
@@ -691,6 +812,7 @@ mod plan_tests {
                 }],
                 awaited_proxy: None,
                 removed_services: vec![],
+                others: vec![],
                 proxy_hold: None,
             }
         );
@@ -791,6 +913,7 @@ mod plan_tests {
                     live_settings: &settings,
                     host_mode: false,
                     operation: "rollback",
+                    images: &BTreeMap::new(),
                     core_writer: crate::testing::CORE_WRITER,
                 },
             )
@@ -840,6 +963,159 @@ mod plan_tests {
         assert_eq!(
             plan.actions(&retiring, text)[0].target,
             "ucp-interlock-proxy-old"
+        );
+    }
+
+    /// The lab's extension service, on the old image.
+    fn extension() -> Service {
+        crate::testing::service(
+            "extension",
+            json!({
+                "Name": "ucp-interlock-extension",
+                "TaskTemplate": {"ContainerSpec": {"Image": "docker/ucp-interlock-extension:3.0.14"}}
+            }),
+        )
+    }
+
+    fn upgrade_plan(observed: &Observed, upgrade: &Upgrade) -> Plan {
+        let mut config = InterlockConfig::parse("test", crate::testing::CONFIG).expect("parses");
+        config.move_images(upgrade);
+        let text = config.text();
+        let settings = config.extension("default").expect("valid");
+        build(
+            observed,
+            &Desired {
+                text: &text,
+                existing: None,
+                settings: &settings,
+                live_settings: &settings,
+                host_mode: false,
+                operation: "upgrade",
+                images: &upgraded_images(observed, upgrade),
+                core_writer: crate::testing::CORE_WRITER,
+            },
+        )
+    }
+
+    #[test]
+    fn an_upgrade_moves_the_core_with_its_config_then_the_extension_and_the_proxy() {
+        let mut observed = observed();
+        observed.others = vec![extension(), observed.proxy.clone().unwrap()];
+        let upgrade = Upgrade::parse("3.8.0", Some("mirantis")).unwrap();
+        let plan = upgrade_plan(&observed, &upgrade);
+        assert_eq!(
+            plan.core_edits[1..],
+            [
+                SpecEdit::Image {
+                    from: "docker/ucp-interlock:3.0.14".into(),
+                    to: "mirantis/ucp-interlock:3.8.0".into()
+                },
+                SpecEdit::FailureAction {
+                    from: "pause".into(),
+                    to: "rollback".into()
+                },
+            ]
+        );
+        assert!(matches!(plan.core_edits[0], SpecEdit::SwapConfig { .. }));
+        assert_eq!(
+            plan.others,
+            [
+                ServiceEdits {
+                    service: "ucp-interlock-extension".into(),
+                    edits: vec![
+                        SpecEdit::Image {
+                            from: "docker/ucp-interlock-extension:3.0.14".into(),
+                            to: "mirantis/ucp-interlock-extension:3.8.0".into()
+                        },
+                        SpecEdit::FailureAction {
+                            from: "pause".into(),
+                            to: "rollback".into()
+                        },
+                    ],
+                },
+                ServiceEdits {
+                    service: "ucp-interlock-proxy".into(),
+                    edits: vec![SpecEdit::Image {
+                        from: "docker/ucp-interlock-proxy:3.0.14".into(),
+                        to: "mirantis/ucp-interlock-proxy:3.8.0".into()
+                    }],
+                },
+            ]
+        );
+        assert_eq!(plan.proxy_edits, [], "the proxy moves once, after the core");
+        let Some(NextConfig::Create { labels, .. }) = &plan.config else {
+            panic!("a new config: {plan:?}");
+        };
+        assert_eq!(
+            labels[LABEL_IMAGES],
+            r#"{"ucp-interlock":"docker/ucp-interlock:3.0.14","ucp-interlock-extension":"docker/ucp-interlock-extension:3.0.14","ucp-interlock-proxy":"docker/ucp-interlock-proxy:3.0.14"}"#
+        );
+        let targets: Vec<String> = plan
+            .actions(&observed, "")
+            .into_iter()
+            .map(|a| a.target)
+            .collect();
+        assert_eq!(
+            targets[1..],
+            [
+                "ucp-interlock",
+                "ucp-interlock-extension",
+                "ucp-interlock-proxy"
+            ]
+        );
+
+        // Once upgraded, there is nothing left to do.
+        let mut upgraded = observed.clone();
+        for service in std::iter::once(&mut upgraded.core).chain(&mut upgraded.others) {
+            let to = upgrade.target_of(&spec::image(&service.spec)).unwrap();
+            service.spec["TaskTemplate"]["ContainerSpec"]["Image"] = json!(to);
+        }
+        let mut config = InterlockConfig::parse("test", crate::testing::CONFIG).unwrap();
+        config.move_images(&upgrade);
+        upgraded.config_text = config.text();
+        assert!(upgrade_plan(&upgraded, &upgrade).is_empty());
+    }
+
+    #[test]
+    fn a_return_to_a_config_before_upgrades_puts_back_the_earliest_recorded_images() {
+        let mut observed = observed();
+        let labelled = |id: &str, parent: &str, images: &str| ConfigObject {
+            id: id.into(),
+            name: format!("com.docker.ucp.interlock.conf-{}", &id[1..]),
+            labels: BTreeMap::from([
+                (LABEL_PARENT.to_owned(), parent.to_owned()),
+                (LABEL_IMAGES.to_owned(), images.to_owned()),
+            ]),
+            created_at: String::new(),
+        };
+        let conf_2 = labelled(
+            "c2",
+            CONF_1,
+            r#"{"ucp-interlock":"docker/ucp-interlock:3.0.14"}"#,
+        );
+        let conf_3 = labelled(
+            "c3",
+            &conf_2.name,
+            r#"{"ucp-interlock":"docker/ucp-interlock:3.7.0","ucp-interlock-proxy":"docker/ucp-interlock-proxy:3.7.0"}"#,
+        );
+        observed.lineage = vec![observed.config.clone(), conf_2.clone(), conf_3.clone()];
+        observed.config = conf_3;
+        assert_eq!(
+            images_before(&observed, CONF_1),
+            BTreeMap::from([
+                (
+                    "ucp-interlock".to_owned(),
+                    "docker/ucp-interlock:3.0.14".to_owned()
+                ),
+                (
+                    "ucp-interlock-proxy".to_owned(),
+                    "docker/ucp-interlock-proxy:3.7.0".to_owned()
+                ),
+            ])
+        );
+        assert_eq!(
+            images_before(&observed, &conf_2.name)["ucp-interlock"],
+            "docker/ucp-interlock:3.7.0"
         );
     }
 

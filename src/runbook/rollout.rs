@@ -23,6 +23,13 @@
 //!    them running), now that the core runs on the config without it; a re-read confirms
 //!    each is gone.
 //!
+//! An `upgrade` adds the further services' updates ([`Plan::others`]: the extensions and the
+//! proxies, each to its new image) once the core runs its new image and config (sent in one
+//! update, so the core restarts once, on a config that names the new images), waits for them
+//! together, verifies every cluster's proxy, then checks that every task runs its new image
+//! and, two of the core's `PollInterval`s later, that the core reconciled no service back to
+//! an old image. A failure there restores like any other: images are fields ([`Field::Image`]).
+//!
 //! # Why holding the proxy's edits stays safe
 //! - A core that fails to load the config never swaps: its new task exits, Swarm rolls the
 //!   core back by itself (the same update sets `FailureAction = rollback`), and the hold ends
@@ -84,6 +91,9 @@
 //! - a removed cluster's services that cannot be removed once the config without it is
 //!   verified: the change itself is done, and those services are named.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -95,7 +105,7 @@ use crate::output::progress::Progress;
 use crate::output::report::UpdateTiming;
 use crate::runbook::Options;
 use crate::runbook::observe::LiveState;
-use crate::runbook::plan::{self, CONFIG_TARGET, NextConfig, Observed, Plan};
+use crate::runbook::plan::{self, CONFIG_TARGET, NextConfig, Observed, Plan, ServiceEdits};
 use crate::runbook::{preflight, verify};
 use crate::swarm::converge::{self, Assessment, Converged, CoreWrite, Phase, WaitError};
 use crate::swarm::spec::{self, Field, SpecEdit};
@@ -192,13 +202,54 @@ pub async fn execute<S: SwarmApi>(
     if let Err(failure) = proxy_waited {
         return Err(run.fail(failure, proxy_name).await);
     }
+    run.update_others(&plan.others, state).await?;
     run.follow_and_verify(plan, settings).await?;
+    for other in other_updated_proxies(state, plan, settings) {
+        if let Err(failure) = run.verify_proxy(&other).await {
+            return Err(run.fail(failure, &other.proxy_service_name).await);
+        }
+    }
+    let images = plan.moved_images(&observed.core.name);
+    if let Err((failure, service)) = run
+        .verify_images(&images, state.config.poll_interval())
+        .await
+    {
+        return Err(run.fail(failure, &service).await);
+    }
     for service in &observed.retired {
         run.remove(service)
             .await
             .map_err(|failure| failure.into_error(&service.name))?;
     }
     Ok(run.applied(config))
+}
+
+/// The settings of the other extensions whose proxy the plan updates (an upgrade moves every
+/// service cluster's proxy): each is verified as the selected one is.
+fn other_updated_proxies(
+    state: &LiveState,
+    plan: &Plan,
+    selected: &ExtensionSettings,
+) -> Vec<ExtensionSettings> {
+    every_extension(state)
+        .into_iter()
+        .filter(|other| {
+            other.proxy_service_name != selected.proxy_service_name
+                && plan
+                    .others
+                    .iter()
+                    .any(|o| o.service == other.proxy_service_name)
+        })
+        .collect()
+}
+
+/// The settings of every extension of the live config that has usable ones.
+fn every_extension(state: &LiveState) -> Vec<ExtensionSettings> {
+    let names = state.config.extension_names().unwrap_or_default();
+    names
+        .iter()
+        .filter_map(|name| state.config.extension(name).ok())
+        .collect()
 }
 
 /// Verifies the proxy when the plan changed nothing: a finished or interrupted earlier run
@@ -327,6 +378,9 @@ enum Failure {
     /// The core did not create a new cluster's proxy in time (nothing is undone, as for
     /// any timeout).
     NotCreated,
+    /// Tasks that do not run the image the run moved their service to, or a service put
+    /// back on another image.
+    WrongImage(Vec<String>),
 }
 
 impl From<WaitError> for Failure {
@@ -347,7 +401,7 @@ impl Failure {
                 error,
                 SwarmError::Unreachable { .. } | SwarmError::OutOfSequence(_)
             ),
-            Failure::UpdateFailed(_) | Failure::NotVerified(_) => true,
+            Failure::UpdateFailed(_) | Failure::NotVerified(_) | Failure::WrongImage(_) => true,
             Failure::ChangedUnderneath(_) | Failure::TimedOut(_) | Failure::NotCreated => false,
         }
     }
@@ -374,6 +428,11 @@ impl Failure {
             Failure::NotVerified(problems) => Problem::new(
                 "verification_failed",
                 format!("the proxy does not serve as configured: {}", problems.join("; ")),
+                None,
+            ),
+            Failure::WrongImage(problems) => Problem::new(
+                "verification_failed",
+                format!("the services do not run the new images: {}", problems.join("; ")),
                 None,
             ),
             Failure::NotCreated => Problem::new(
@@ -434,6 +493,9 @@ enum Role {
     Core,
     /// A proxy: its tasks must pass verification against these settings.
     Proxy(ExtensionSettings),
+    /// Another Interlock service (an extension service an upgrade moved): its tasks of the
+    /// spec it is back on must run, as the core's.
+    Service,
 }
 
 impl Role {
@@ -534,6 +596,89 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             self.converge(&proxy.id).await?;
         }
         Ok(())
+    }
+
+    /// Sends the updates of the further services (an upgrade's extension and proxies) and
+    /// waits for them all at once; puts back what the run changed when one fails.
+    async fn update_others(&mut self, others: &[ServiceEdits], state: &LiveState) -> Result<()> {
+        let mut sent = Vec::new();
+        for update in others {
+            let observed = &state.observed.others;
+            let Some(before) = observed.iter().find(|s| s.name == update.service) else {
+                continue;
+            };
+            let proxy_of = every_extension(state)
+                .into_iter()
+                .find(|settings| settings.proxy_service_name == before.name);
+            let role = proxy_of.map_or(Role::Service, |settings| Role::proxy(&settings, before));
+            match self.send(before, &update.edits, role).await {
+                Ok(update) => sent.push(update),
+                Err(failure) => return Err(self.fail(failure, &before.name).await),
+            }
+        }
+        let waited = futures_util::future::join_all(sent.iter().map(|s| self.wait(s))).await;
+        for (update, waited) in sent.iter().zip(waited) {
+            match waited {
+                Ok(timing) => self.timings.extend(timing),
+                Err(failure) => {
+                    let name = update.as_ref().map_or("", |sent| sent.name.as_str());
+                    return Err(self.fail(failure, name).await);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every task of each service in `images` runs the image the run moved it
+    /// to, then, two of the core's `PollInterval`s later, that no service was put back on
+    /// another image (the core reconciles the extension and the proxies from its config).
+    async fn verify_images(
+        &self,
+        images: &BTreeMap<String, String>,
+        poll_interval: Duration,
+    ) -> Result<(), (Failure, String)> {
+        for (name, image) in images {
+            let service = self.settled(name).await.map_err(|f| (f, name.clone()))?;
+            let tasks = self
+                .api
+                .tasks(&service.id)
+                .await
+                .map_err(|e| (Failure::Swarm(e), name.clone()))?;
+            let problems = verify::check_images(&service, image, &tasks);
+            if !problems.is_empty() {
+                return Err((Failure::WrongImage(problems), name.clone()));
+            }
+        }
+        let Some((last, _)) = images.last_key_value() else {
+            return Ok(());
+        };
+        let wait = poll_interval * 2;
+        self.printer.status(&format!(
+            "Verified: every task runs its new image; checking again in {} s that nothing puts an old one back ...",
+            wait.as_secs()
+        ));
+        tokio::time::sleep(wait).await;
+        let mut put_back = Vec::new();
+        for (name, image) in images {
+            let now = self
+                .api
+                .service(name)
+                .await
+                .map_err(|e| (Failure::Swarm(e), name.clone()))?
+                .map(|service| spec::image(&service.spec))
+                .unwrap_or_default();
+            if now != *image {
+                put_back.push(format!(
+                    "{name} was put back on {now} (the run moved it to {image})"
+                ));
+            }
+        }
+        if put_back.is_empty() {
+            self.printer.status("Verified: no image was put back.");
+            Ok(())
+        } else {
+            Err((Failure::WrongImage(put_back), last.clone()))
+        }
     }
 
     /// Removes a service and reads it again to see it gone.
@@ -800,7 +945,7 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         }
         if left.is_empty() {
             let (code, hint) = match failure {
-                Failure::NotVerified(_) => (
+                Failure::NotVerified(_) | Failure::WrongImage(_) => (
                     "verification_failed",
                     "`interlockctl status` shows where tasks run and why",
                 ),
@@ -938,11 +1083,13 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             problems.push(format!("Swarm paused it ({message})"));
         }
         match &touched.role {
-            Role::Core if assessment.running < assessment.desired.max(1) => problems.push(format!(
-                "{} of {} tasks are running",
-                assessment.running, assessment.desired
-            )),
-            Role::Core => {}
+            Role::Core | Role::Service if assessment.running < assessment.desired.max(1) => {
+                problems.push(format!(
+                    "{} of {} tasks are running",
+                    assessment.running, assessment.desired
+                ));
+            }
+            Role::Core | Role::Service => {}
             Role::Proxy(settings) => {
                 let check = verify::check_proxy(settings, &service, &tasks, &nodes);
                 problems.extend(check.problems);

@@ -100,6 +100,7 @@ impl Fingerprint {
         let services = std::iter::once(&observed.core)
             .chain(&observed.proxy)
             .chain(&observed.retired)
+            .chain(&observed.others)
             .map(|service| (service.name.clone(), service.version))
             .collect();
         Fingerprint {
@@ -190,6 +191,11 @@ impl Outcome<'_> {
             .filter(|_| !self.plan.proxy_edits.is_empty())
         {
             updates.push(sent(proxy, &self.plan.proxy_edits));
+        }
+        for update in &self.plan.others {
+            if let Some(service) = observed.others.iter().find(|s| s.name == update.service) {
+                updates.push(sent(service, &update.edits));
+            }
         }
         updates
     }

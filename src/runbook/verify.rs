@@ -111,6 +111,29 @@ pub fn check_proxy(
     check
 }
 
+/// What keeps a service from running `image` everywhere: the spec names another image, a
+/// running task runs another, or fewer tasks run than the service wants.
+pub fn check_images(service: &Service, image: &str, tasks: &[Task]) -> Vec<String> {
+    let name = &service.name;
+    let mut problems = Vec::new();
+    let spec_image = spec::image(&service.spec);
+    if spec_image != image {
+        problems.push(format!("{name} is set to run {spec_image}, not {image}"));
+    }
+    let running: Vec<&Task> = tasks.iter().filter(|t| t.is_running()).collect();
+    for task in running.iter().filter(|t| t.image != image) {
+        problems.push(format!("a task of {name} runs {}", task.image));
+    }
+    let wanted = spec::replicas(&service.spec).unwrap_or(1);
+    if (running.len() as u64) < wanted {
+        problems.push(format!(
+            "{} of {wanted} tasks of {name} are running",
+            running.len()
+        ));
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -469,6 +469,7 @@ mod tests {
             message: state.into(),
             error: (state == "failed").then(|| "task: non-zero exit (1)".to_owned()),
             ports: vec![],
+            image: String::new(),
         }
     }
 

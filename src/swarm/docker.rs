@@ -21,7 +21,8 @@ use crate::swarm::endpoint::Endpoint;
 use crate::swarm::events::{ServiceEvent, ServiceEvents};
 use crate::swarm::transport::{Tracer, Transport};
 use crate::swarm::{
-    Changes, ConfigObject, Engine, Network, Node, Port, Service, SwarmApi, SwarmError, Task, spec,
+    Changes, ConfigObject, Engine, ImageAvailability, Network, Node, Port, Service, SwarmApi,
+    SwarmError, Task, spec,
 };
 
 /// A connection to one Docker engine.
@@ -99,15 +100,10 @@ impl DockerSwarm {
     }
 
     fn api_error(operation: &str, status: StatusCode, body: &Value) -> SwarmError {
-        let message = body
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
         SwarmError::Api {
             operation: operation.to_owned(),
             status: status.as_u16(),
-            message,
+            message: engine_message(body),
         }
     }
 
@@ -357,6 +353,41 @@ impl SwarmApi for DockerSwarm {
             .collect())
     }
 
+    async fn image_availability(&self, image: &str) -> Result<ImageAvailability, SwarmError> {
+        let operation = format!("inspect image {image}");
+        let (status, body) = self
+            .raw(
+                &operation,
+                Method::GET,
+                &format!("/images/{image}/json"),
+                None,
+            )
+            .await?;
+        if status.is_success() {
+            return Ok(ImageAvailability::Local);
+        }
+        if status != StatusCode::NOT_FOUND {
+            return Err(Self::api_error(&operation, status, &body));
+        }
+        let operation = format!("look up image {image} in its registry");
+        let (status, body) = self
+            .raw(
+                &operation,
+                Method::GET,
+                &format!("/distribution/{image}/json"),
+                None,
+            )
+            .await?;
+        let message = engine_message(&body);
+        Ok(if status.is_success() {
+            ImageAvailability::InRegistry
+        } else if registry_says_missing(status, &message) {
+            ImageAvailability::Missing(message)
+        } else {
+            ImageAvailability::Unknown(message)
+        })
+    }
+
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError> {
         self.list_tasks(service_id, true).await
     }
@@ -497,8 +528,30 @@ fn node_from_model(node: bollard::models::Node) -> Node {
     }
 }
 
+/// The `message` of an engine's error answer.
+fn engine_message(body: &Value) -> String {
+    body.get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether a failed distribution lookup means the registry answered that the image does
+/// not exist (rather than that it could not be asked).
+fn registry_says_missing(status: StatusCode, message: &str) -> bool {
+    status == StatusCode::NOT_FOUND
+        || ["manifest unknown", "not found", "does not exist"]
+            .iter()
+            .any(|said| message.to_lowercase().contains(said))
+}
+
 fn task_from_model(task: bollard::models::Task) -> Task {
     let status = task.status.unwrap_or_default();
+    let image = task
+        .spec
+        .and_then(|spec| spec.container_spec)
+        .and_then(|container| container.image)
+        .unwrap_or_default();
     let mut ports: Vec<Port> = status
         .port_status
         .and_then(|p| p.ports)
@@ -537,5 +590,6 @@ fn task_from_model(task: bollard::models::Task) -> Task {
         message: status.message.unwrap_or_default(),
         error: status.err.filter(|e| !e.is_empty()),
         ports,
+        image,
     }
 }

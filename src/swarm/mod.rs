@@ -193,6 +193,8 @@ pub struct Task {
     pub error: Option<String>,
     /// `Status.PortStatus.Ports`: the host-mode ports this task really binds.
     pub ports: Vec<Port>,
+    /// `Spec.ContainerSpec.Image`: the image this task runs.
+    pub image: String,
 }
 
 impl Task {
@@ -331,4 +333,20 @@ pub trait SwarmApi {
     async fn tasks(&self, service_id: &str) -> Result<Vec<Task>, SwarmError>;
     /// All tasks Swarm still keeps for a service, including replaced and failed ones.
     async fn task_history(&self, service_id: &str) -> Result<Vec<Task>, SwarmError>;
+    /// Whether `image` exists: in the engine's own image store, else in its registry as the
+    /// engine's distribution endpoint sees it (the docker CLI's lookup).
+    async fn image_availability(&self, image: &str) -> Result<ImageAvailability, SwarmError>;
+}
+
+/// What the engine can tell of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageAvailability {
+    /// The engine holds it.
+    Local,
+    /// Its registry has it.
+    InRegistry,
+    /// Its registry says it does not exist (the registry's message).
+    Missing(String),
+    /// The registry could not be asked (an air-gapped swarm): the engine's message.
+    Unknown(String),
 }

@@ -67,6 +67,13 @@ pub enum SpecEdit {
         /// What they must be.
         to: Vec<Port>,
     },
+    /// `TaskTemplate.ContainerSpec.Image`.
+    Image {
+        /// The image now.
+        from: String,
+        /// The image to run.
+        to: String,
+    },
     /// Bump `TaskTemplate.ForceUpdate` so every task is re-created.
     ForceUpdate,
 }
@@ -90,6 +97,7 @@ impl std::fmt::Display for SpecEdit {
             SpecEdit::Replicas { from, to } => write!(f, "replicas: {from} -> {to}"),
             SpecEdit::Constraints { from, to } => write!(f, "constraints: {from:?} -> {to:?}"),
             SpecEdit::Ports { from, to } => write!(f, "ports: [{}] -> [{}]", list(from), list(to)),
+            SpecEdit::Image { from, to } => write!(f, "image: {from} -> {to}"),
             SpecEdit::ForceUpdate => write!(f, "re-create every task (force update)"),
         }
     }
@@ -117,6 +125,11 @@ pub fn swap_conflict(spec: &Value, edits: &[SpecEdit]) -> Option<String> {
 pub fn config_ref(spec: &Value, target: &str) -> Option<(String, String)> {
     config_entry(spec, target)
         .map(|config| (text(&config, "/ConfigName"), text(&config, "/ConfigID")))
+}
+
+/// `TaskTemplate.ContainerSpec.Image`.
+pub fn image(spec: &Value) -> String {
+    text(spec, "/TaskTemplate/ContainerSpec/Image")
 }
 
 /// `Mode.Replicated.Replicas`, or `None` for a global service.
@@ -269,6 +282,10 @@ impl SpecEdit {
                     .insert("Constraints".into(), json!(to));
             }
             SpecEdit::Ports { from, to } => set_ports(spec, &port_keys(from, to), to),
+            SpecEdit::Image { to, .. } => {
+                object_at(spec, &["TaskTemplate", "ContainerSpec"])
+                    .insert("Image".into(), json!(to));
+            }
             SpecEdit::ForceUpdate => {
                 let template = object_at(spec, &["TaskTemplate"]);
                 let next = template
@@ -290,6 +307,7 @@ impl SpecEdit {
             SpecEdit::Replicas { .. } => Field::Replicas,
             SpecEdit::Constraints { .. } => Field::Constraints,
             SpecEdit::Ports { from, to } => Field::Ports(port_keys(from, to)),
+            SpecEdit::Image { .. } => Field::Image,
             SpecEdit::ForceUpdate => return None,
         })
     }
@@ -374,6 +392,8 @@ pub enum Field {
     Constraints,
     /// The `EndpointSpec.Ports` entries of these (target port, protocol) pairs.
     Ports(Vec<(u16, String)>),
+    /// `TaskTemplate.ContainerSpec.Image`.
+    Image,
 }
 
 impl std::fmt::Display for Field {
@@ -383,6 +403,7 @@ impl std::fmt::Display for Field {
             Field::UpdateConfig => f.write_str("update config"),
             Field::Replicas => f.write_str("replicas"),
             Field::Constraints => f.write_str("constraints"),
+            Field::Image => f.write_str("image"),
             Field::Ports(keys) => {
                 let keys: Vec<String> = keys.iter().map(|(t, p)| format!("{t}/{p}")).collect();
                 write!(f, "ports {}", keys.join(", "))
@@ -400,6 +421,7 @@ impl Field {
             Field::UpdateConfig => at("/UpdateConfig"),
             Field::Replicas => at("/Mode/Replicated/Replicas"),
             Field::Constraints => at("/TaskTemplate/Placement/Constraints"),
+            Field::Image => at("/TaskTemplate/ContainerSpec/Image"),
             Field::Ports(keys) => {
                 let entries: Vec<Value> = spec
                     .pointer("/EndpointSpec/Ports")
@@ -428,6 +450,7 @@ impl Field {
             Field::UpdateConfig => set(spec, &[], "UpdateConfig"),
             Field::Replicas => set(spec, &["Mode", "Replicated"], "Replicas"),
             Field::Constraints => set(spec, &["TaskTemplate", "Placement"], "Constraints"),
+            Field::Image => set(spec, &["TaskTemplate", "ContainerSpec"], "Image"),
             Field::Ports(keys) => {
                 // The entries go where the first of their kind was, so a restore gives back
                 // the list in its old order.
@@ -711,6 +734,10 @@ mod tests {
             SpecEdit::Constraints {
                 from: vec![],
                 to: vec!["node.role==manager".into()],
+            },
+            SpecEdit::Image {
+                from: "sha256:abc".into(),
+                to: "mirantis/ucp-interlock:3.8.0".into(),
             },
         ];
         let mut after = before.clone();

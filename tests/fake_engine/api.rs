@@ -154,6 +154,31 @@ pub(super) fn route(
         }
         (&Method::GET, ["tasks"]) => (StatusCode::OK, list_tasks(swarm, query)),
         (&Method::GET, ["events"]) => (StatusCode::OK, Value::Null),
+        (&Method::GET, ["images", name @ .., "json"]) => {
+            let name = name.join("/");
+            if swarm.images.contains(&name) {
+                (StatusCode::OK, json!({ "Id": "sha256:fake", "RepoTags": [name] }))
+            } else {
+                error(StatusCode::NOT_FOUND, format!("No such image: {name}"))
+            }
+        }
+        (&Method::GET, ["distribution", name @ .., "json"]) => {
+            let name = name.join("/");
+            match &swarm.registry {
+                None => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host",
+                ),
+                Some(images) if images.contains(&name) => (
+                    StatusCode::OK,
+                    json!({ "Descriptor": { "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": "sha256:fake", "size": 1 } }),
+                ),
+                Some(_) => error(
+                    StatusCode::NOT_FOUND,
+                    format!("manifest unknown: manifest unknown: {name}"),
+                ),
+            }
+        }
         _ => error(StatusCode::NOT_FOUND, "page not found"),
     }
 }
@@ -177,6 +202,28 @@ fn info_json(swarm: &Swarm) -> Value {
             "Managers": 1
         }
     })
+}
+
+/// [`super::ImagePutBack`]: the old image back once the service ran another long enough.
+fn put_back_image(swarm: &mut Swarm, service_name: &str) {
+    let running = swarm
+        .service(service_name)
+        .map(|s| s.spec["TaskTemplate"]["ContainerSpec"]["Image"].clone());
+    let Some(fault) = swarm.faults.image_put_back.as_mut() else {
+        return;
+    };
+    if fault.service != service_name || running == Some(json!(fault.image)) {
+        return;
+    }
+    let since = *fault.since.get_or_insert_with(std::time::Instant::now);
+    if since.elapsed() < fault.after {
+        return;
+    }
+    let image = fault.image.clone();
+    swarm.faults.image_put_back = None;
+    swarm.update_service(service_name, |spec| {
+        spec["TaskTemplate"]["ContainerSpec"]["Image"] = json!(image);
+    });
 }
 
 fn inspect_service(swarm: &mut Swarm, name: &str) -> (StatusCode, Value) {
@@ -211,6 +258,7 @@ fn inspect_service(swarm: &mut Swarm, name: &str) -> (StatusCode, Value) {
         }
     }
     swarm.roll_out_unmarked_change(&service_name);
+    put_back_image(swarm, &service_name);
     let service = swarm.service(&service_name).expect("just found");
     let answer = (StatusCode::OK, service_json(service));
     if let Some(race) = swarm.faults.concurrent_update.clone()

@@ -168,6 +168,9 @@ pub struct Faults {
     /// The core creates a missing proxy with this replica count, whatever its extension's
     /// `ProxyReplicas` (as an Interlock that does not apply it), so the run must update it.
     pub created_proxy_replicas: Option<u64>,
+    /// Someone else puts a service's old image back once it ran another for a while (a
+    /// reconciler of the old version, as a core whose config still names the old images).
+    pub image_put_back: Option<ImagePutBack>,
     /// Someone else changes a service's tasks right after an update of another one (the
     /// Interlock core swapping a new nginx config onto the proxy once it loaded its new
     /// config), and Swarm's updater is slow to mark that rollout.
@@ -175,6 +178,17 @@ pub struct Faults {
     /// A core that writes the proxy renders the same nginx config from its new config as
     /// from the old one, and so swaps nothing.
     pub core_renders_nothing_new: bool,
+}
+
+/// The first inspect of `service` at least `after` since the fake first saw it on another
+/// image than `image` sets `image` again, before answering; once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImagePutBack {
+    pub service: String,
+    pub image: String,
+    pub after: std::time::Duration,
+    /// When the fake first saw the service on another image.
+    pub since: Option<std::time::Instant>,
 }
 
 /// A change of `service`'s task template made right after the engine handled an update of

@@ -146,6 +146,11 @@ pub struct Swarm {
     pub api_version: String,
     /// Faults to inject.
     pub faults: Faults,
+    /// Image references the engine holds (`/images/{name}/json`).
+    pub images: Vec<String>,
+    /// Image references the registry has (`/distribution/{name}/json`); `None` for a
+    /// registry the engine cannot reach (an air-gapped swarm).
+    pub registry: Option<Vec<String>>,
     /// The raft-like index every change draws its `Version.Index` from.
     index: u64,
     /// Logical clock, one tick per event, so timestamps are deterministic and ordered.
@@ -185,6 +190,19 @@ impl Swarm {
             control_available: true,
             api_version: "1.41".into(),
             faults: Faults::default(),
+            images: ["docker", "mirantis"]
+                .iter()
+                .zip(["3.0.14", "3.8.0"])
+                .flat_map(|(org, version)| {
+                    [
+                        "ucp-interlock",
+                        "ucp-interlock-extension",
+                        "ucp-interlock-proxy",
+                    ]
+                    .map(|name| format!("{org}/{name}:{version}"))
+                })
+                .collect(),
+            registry: Some(Vec::new()),
             index: 10,
             clock: 0,
             ids: 0,

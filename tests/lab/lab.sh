@@ -14,7 +14,8 @@
 #           (core-config.toml) and the three Interlock services, the proxy mounting the
 #           nginx config the core renders from conf-1 (so a fresh core has nothing to swap);
 #           wait until their tasks run (LAB_CORE_WRITER=off: a core that never writes the
-#           proxy and a proxy without that mount, for benchmarks)
+#           proxy and a proxy without that mount, for benchmarks; LAB_INTERLOCK_IMAGES=names:
+#           the services on Interlock's own image names, see IMAGES below)
 #   down    stop and remove everything the lab created (safe when nothing is up)
 #   status  print nodes and services; exit 0 if the lab is up, 1 if not
 #   rebuild-image  rebuild the stand-in image, load it on every node, then reset
@@ -33,6 +34,16 @@
 # --no-resolve-image); the node namespaces have no default route; only processes this lab
 # started are stopped (by recorded PID, checked against their command line, or found inside
 # the lab's own namespaces / cgroups); no other dockerd/containerd is touched.
+# IMAGES: with LAB_INTERLOCK_IMAGES=names, reset tags the stand-in image on every node under
+# Interlock's image names -- docker/ucp-interlock{,-extension,-proxy}:$INTERLOCK_OLD (what the
+# fixture starts on, as core-config.toml names them), mirantis/...:$INTERLOCK_NEW, and
+# mirantis/...:$INTERLOCK_FAILING whose core image exits 1 at once (built on the manager from
+# the stand-in image: a core that cannot start) -- creates the services on the old names, and
+# has the stand-in core put the extension's image back to the config's `Image` when they
+# differ. Still no pull: every engine runs with DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1, with
+# which Swarm's executor runs a task from the node's local image for a tag and never asks a
+# registry (moby daemon/cluster/executor/container/controller.go); `up` restarts engines that
+# run without it, and reset refuses the names when one does.
 # Tests: source /run/interlockctl-lab/env (DOCKER_HOST, LAB_IMAGE, LAB_*_ADDRS, ...).
 #
 # TLS: the manager's engine listens on tcp://<its address>:2376 with --tlsverify, as a UCP
@@ -83,6 +94,16 @@ OVERLAY=ucp-interlock
 UCP_CONSTRAINTS=(node.labels.com.docker.ucp.orchestrator.swarm==true node.platform.os==linux)
 TLS=$STATE/tls                           # CA, the manager's server certificate, client/ bundle
 TLS_PORT=2376
+OFFLINE_ENV=DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1   # see IMAGES above
+INTERLOCK_OLD=3.0.14                     # the fixture's images (core-config.toml names them)
+INTERLOCK_NEW=3.8.0
+INTERLOCK_FAILING=3.8.1                  # its core image exits 1 at start
+INTERLOCK_NAMES=(ucp-interlock ucp-interlock-extension ucp-interlock-proxy)
+# Run by the inner bash that execs a node's daemon: it closes every descriptor above stderr, so
+# the daemon keeps none its starter had open (a test's lock on the lab would otherwise be
+# held for as long as the daemon runs, and every test would wait for it).
+# shellcheck disable=SC2016  # expanded by the inner bash
+CLOSE_INHERITED='for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2)); then exec {fd}>&-; fi; done'
 SSH_DIR=$STATE/ssh                       # the manager's sshd: config, host key, the lab's client key
 SSH_PORT=22
 TIMEOUT=${LAB_TIMEOUT:-90}
@@ -440,9 +461,9 @@ start_dockerd() {
     fi
     # nsenter --net (not `ip netns exec`, which remounts /sys and breaks cgroups),
     # unshare --uts for a per-node hostname; both exec, so $! is dockerd's PID
-    # shellcheck disable=SC2016  # $1/$@ belong to the inner sh
-    setsid nsenter --net="/run/netns/$n" unshare --uts \
-        sh -c 'hostname "$1" && shift && exec "$@"' sh "$n" \
+    # shellcheck disable=SC2016  # $1/$@ belong to the inner bash
+    setsid env "$OFFLINE_ENV" nsenter --net="/run/netns/$n" unshare --uts \
+        bash -c "$CLOSE_INHERITED"'; hostname "$1" && shift && exec "$@"' sh "$n" \
         dockerd --config-file "$DATA/$n/daemon.json" \
         --data-root "$DATA/$n/docker" --exec-root "$STATE/$n/exec" \
         --pidfile "$STATE/$n/dockerd.pid" -H "unix://$(sock "$n")" "${listen[@]}" \
@@ -475,6 +496,32 @@ restart_manager_engine() {
     if ours "$pid" "$(sock "$MGR")"; then stop_pids 25 "$pid"; fi
     start_dockerd "$MGR"
     wait_dockerd "$MGR"
+    wait_until 60 "4 Ready swarm nodes" nodes_ready
+    wait_until 20 "the manager's TLS listener" tls_answers
+}
+
+# true when every node's engine runs with $OFFLINE_ENV (see IMAGES above)
+engines_offline() {
+    local n pid
+    for n in "${NODES[@]}"; do
+        pid=$(read_pid "$STATE/$n/dockerd.pid")
+        ours "$pid" "$(sock "$n")" || return 1
+        tr '\0' '\n' <"/proc/$pid/environ" | grep -qxF "$OFFLINE_ENV" || return 1
+    done
+}
+
+# A lab started before the engines ran with $OFFLINE_ENV: restart them with it. Their tasks
+# stop with them (no live-restore); the caller resets the fixture.
+restart_engines_offline() {
+    local n pid pids=()
+    log "the engines run without $OFFLINE_ENV: restarting them with it"
+    for n in "${NODES[@]}"; do
+        pid=$(read_pid "$STATE/$n/dockerd.pid")
+        if ours "$pid" "$(sock "$n")"; then pids+=("$pid"); fi
+    done
+    if ((${#pids[@]})); then stop_pids 25 "${pids[@]}"; fi
+    for n in "${NODES[@]}"; do start_dockerd "$n"; done
+    for n in "${NODES[@]}"; do wait_dockerd "$n"; done
     wait_until 60 "4 Ready swarm nodes" nodes_ready
     wait_until 20 "the manager's TLS listener" tls_answers
 }
@@ -531,7 +578,8 @@ start_nodes() {
         write_node_config "$n"
         # containerd inside the node's netns (containers sharing the runtime's netns, and shims,
         # then live in the node, not on the host)
-        setsid nsenter --net="/run/netns/$n" containerd --config "$DATA/$n/containerd.toml" \
+        setsid nsenter --net="/run/netns/$n" bash -c "$CLOSE_INHERITED"'; exec "$@"' sh \
+            containerd --config "$DATA/$n/containerd.toml" \
             </dev/null >>"$STATE/$n/containerd.log" 2>&1 9>&- &
         echo $! >"$STATE/$n/containerd.pid"
     done
@@ -744,6 +792,40 @@ core_started() {
     [[ -n $id ]] && dk "$MGR" exec "$id" test -f /tmp/core-www/index.html 2>/dev/null
 }
 
+# The image a fixture service runs: the stand-in's ID, or with LAB_INTERLOCK_IMAGES=names
+# Interlock's old name for it (NAME is ucp-interlock, ucp-interlock-extension or -proxy).
+fixture_image() { # NAME
+    if [[ ${LAB_INTERLOCK_IMAGES:-} == names ]]; then echo "docker/$1:$INTERLOCK_OLD"; else echo "$LAB_IMAGE"; fi
+}
+
+# The failing core image: the stand-in with an entrypoint that exits 1, built on the manager
+# from the stand-in's ID (local, no pull) once per stand-in image.
+failing_core_image() {
+    local ref=mirantis/ucp-interlock:$INTERLOCK_FAILING
+    if [[ $(dk "$MGR" image inspect --format '{{index .Config.Labels "com.interlockctl.lab.fails-from"}}' "$ref" 2>/dev/null) != "$LAB_IMAGE" ]]; then
+        printf 'FROM %s\nLABEL com.interlockctl.lab.fails-from=%s\nENTRYPOINT ["/bin/false"]\n' "$LAB_IMAGE" "$LAB_IMAGE" |
+            DOCKER_BUILDKIT=0 dk "$MGR" build -q -t "$ref" - >/dev/null || die "building $ref failed"
+    fi
+}
+
+# Tags the stand-in image under Interlock's names on every node (see IMAGES above).
+tag_interlock_images() {
+    engines_offline || die "LAB_INTERLOCK_IMAGES=names needs engines with $OFFLINE_ENV: run lab.sh up"
+    local n name pids=() p
+    for n in "${NODES[@]}"; do
+        (
+            for name in "${INTERLOCK_NAMES[@]}"; do
+                dk "$n" tag "$LAB_IMAGE" "docker/$name:$INTERLOCK_OLD"
+                dk "$n" tag "$LAB_IMAGE" "mirantis/$name:$INTERLOCK_NEW"
+                [[ $name == ucp-interlock ]] || dk "$n" tag "$LAB_IMAGE" "mirantis/$name:$INTERLOCK_FAILING"
+            done
+        ) &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || die "tagging the Interlock image names failed"; done
+    failing_core_image
+}
+
 reset_fixture() {
     local svcs configs secrets i
     load_env || die "no lab env file $ENV_FILE: run lab.sh up"
@@ -780,6 +862,11 @@ reset_fixture() {
         proxy_config=(--config source=com.docker.interlock.proxy.lab-fixture,target=/etc/nginx/nginx.conf)
     fi
 
+    local core_images=off
+    if [[ ${LAB_INTERLOCK_IMAGES:-} == names ]]; then
+        tag_interlock_images
+        core_images=on
+    fi
     local c=()
     for i in "${UCP_CONSTRAINTS[@]}"; do c+=(--constraint "$i"); done
     local common=(--detach --quiet --no-resolve-image --stop-grace-period 1s
@@ -793,17 +880,18 @@ reset_fixture() {
         --label type=com.docker.interlock.core.proxy "${c[@]}" "${proxy_config[@]}" \
         --publish published=80,target=80 --publish published=8443,target=443 \
         --stop-signal SIGQUIT --update-failure-action rollback --hostname '{{.Node.Hostname}}' \
-        "$LAB_IMAGE" /standin-proxy.sh 80 443 >/dev/null
+        "$(fixture_image ucp-interlock-proxy)" /standin-proxy.sh 80 443 >/dev/null
     dk "$MGR" service create "${common[@]}" --name ucp-interlock-extension --replicas 1 \
         --network "$OVERLAY" "${c[@]}" \
-        "$LAB_IMAGE" sh -c 'trap "exit 0" TERM INT QUIT; echo "interlock-extension-standin"; while :; do sleep 1 & wait $!; done' >/dev/null
+        "$(fixture_image ucp-interlock-extension)" sh -c 'trap "exit 0" TERM INT QUIT; echo "interlock-extension-standin"; while :; do sleep 1 & wait $!; done' >/dev/null
     # the core: no --update-failure-action (Swarm's default, pause); rollback is the tool's job
     dk "$MGR" service create "${common[@]}" --name ucp-interlock --replicas 1 \
         --constraint node.role==manager --network "$OVERLAY" \
         --config "source=$CONF1,target=/config.toml" \
         --mount "type=bind,source=$(sock "$MGR"),target=/var/run/docker.sock" \
         --env "LAB_IMAGE=$LAB_IMAGE" --env "LAB_CORE_WRITER=${LAB_CORE_WRITER:-on}" \
-        "$LAB_IMAGE" /standin-core.sh run -c /config.toml >/dev/null
+        --env "LAB_CORE_IMAGES=$core_images" \
+        "$(fixture_image ucp-interlock)" /standin-core.sh run -c /config.toml >/dev/null
     log "fixture created, waiting for its tasks"
     wait_until "$TIMEOUT" "fixture services to run" \
         services_running ucp-interlock=1 ucp-interlock-extension=1 ucp-interlock-proxy=2
@@ -843,6 +931,10 @@ cmd_up() {
             reset_fixture
         elif ! grep -q '^LAB_TLS_HOST=' "$ENV_FILE"; then
             write_env
+        fi
+        if ! engines_offline; then
+            restart_engines_offline
+            reset_fixture
         fi
         start_sshd
         grep -q '^LAB_SSH_HOST=' "$ENV_FILE" || write_env

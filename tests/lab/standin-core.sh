@@ -24,7 +24,12 @@
 #     exits (lab.sh mounts it on the fixture's proxy, so a fresh core has nothing to swap). Another
 #     extension's proxy gets its swap from a run of this script with `--extension NAME
 #     --reconcile-only` (at load) or `--extension NAME --swap-only` (a route change);
-#  4. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
+#  4. with LAB_CORE_IMAGES=on (lab.sh's fixture on Interlock's image names), keeps the
+#     extension service (ServiceName) on the image its extension's `Image` names, as the real
+#     core reconciles it: at start and then every second, an extension on another image is put
+#     back (`docker service update --image`), so a change of the image that forgets the config
+#     is undone (the first extension only);
+#  5. prints a summary of the loaded config, then serves HTTP on the ListenAddr port (default
 #     8080) as its "gRPC" port (GET / returns "interlock-core-standin" and the summary) until
 #     SIGTERM/SIGINT/SIGQUIT, on which it exits at once.
 # The proxy image is $LAB_IMAGE (set on the service by lab.sh), else this container's image.
@@ -134,7 +139,7 @@ END {
     print "EXT=" shq(e)
     print "POLL=" shq(("pollinterval" in top) ? unq(top["pollinterval"]) : "3s")
     print "LISTEN=" shq(("listenaddr" in top) ? unq(top["listenaddr"]) : ":8080")
-    split("proxyservicename=ucp-interlock-proxy proxyreplicas=2 publishmode=ingress publishedport=80 publishedsslport=8443 targetport=80 targetsslport=443 proxystopsignal=SIGQUIT proxystopgraceperiod=5s proxyupdatedelay=", defs, " ")
+    split("image= servicename=ucp-interlock-extension proxyservicename=ucp-interlock-proxy proxyreplicas=2 publishmode=ingress publishedport=80 publishedsslport=8443 targetport=80 targetsslport=443 proxystopsignal=SIGQUIT proxystopgraceperiod=5s proxyupdatedelay=", defs, " ")
     for (d in defs) {
         kv = defs[d]; k = substr(kv, 1, index(kv, "=") - 1); dv = substr(kv, index(kv, "=") + 1)
         v = has[e, k] ? unq(val[e, k]) : dv
@@ -220,6 +225,17 @@ swap_proxy_config() {
     log "could not swap proxy config $name onto $C_PROXYSERVICENAME"
 }
 
+# Puts the extension service back on the config's Image when it runs another one
+# (LAB_CORE_IMAGES=on only: the default fixture runs the stand-in by its ID).
+reconcile_extension_image() {
+    [ "${LAB_CORE_IMAGES:-off}" = on ] && [ -n "$C_IMAGE" ] || return 0
+    have=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$C_SERVICENAME" 2>/dev/null) || return 0
+    [ -n "$have" ] && [ "$have" != "$C_IMAGE" ] || return 0
+    if docker service update --detach --quiet --no-resolve-image --image "$C_IMAGE" "$C_SERVICENAME" >/dev/null 2>&1; then
+        log "put $C_SERVICENAME back on $C_IMAGE (it ran $have)"
+    fi
+}
+
 # Runs this script for every other extension of the config (service clusters).
 each_other_extension() {
     for other in $(echo "$EXTENSIONS" | tr ',' ' '); do
@@ -274,6 +290,7 @@ fi
 swap_proxy_config
 [ -z "$RECONCILE_ONLY" ] || exit 0
 each_other_extension --reconcile-only || exit 1
+reconcile_extension_image
 
 port=${LISTEN##*:}
 case "$port" in ''|*[!0-9]*) port=8080 ;; esac
@@ -301,4 +318,5 @@ while kill -0 "$pid" 2>/dev/null; do
         swap_proxy_config
         each_other_extension --swap-only
     fi
+    reconcile_extension_image
 done

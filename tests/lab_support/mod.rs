@@ -181,6 +181,13 @@ pub fn restart_engine() {
     run_script(&["restart-engine"]);
 }
 
+/// [`reset`] with the services on Interlock's own image names, `docker/ucp-interlock*:3.0.14`
+/// (`LAB_INTERLOCK_IMAGES=names`, see `tests/lab/lab.sh`), and a core that keeps the extension
+/// on the image its config names.
+pub fn reset_with_interlock_images() {
+    run_script_with(&["reset"], &[("LAB_INTERLOCK_IMAGES", "names")]);
+}
+
 /// [`reset`] with a core that never writes the proxy's spec (the benchmark compares both).
 pub fn reset_without_core_writer() {
     run_script_with(&["reset"], &[("LAB_CORE_WRITER", "off")]);
@@ -366,19 +373,27 @@ impl Lab {
         (version(CORE), version(PROXY))
     }
 
+    /// One `docker service ps --format FORMAT` line per task of `service` meant to run.
+    pub fn running_tasks(&self, service: &str, format: &str) -> Vec<String> {
+        self.docker(&[
+            "service",
+            "ps",
+            service,
+            "--filter",
+            "desired-state=running",
+            "--format",
+            format,
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    }
+
     /// The nodes running the proxy, as addresses.
     pub fn proxy_node_addrs(&self) -> Vec<String> {
         let mut addrs: Vec<String> = self
-            .docker(&[
-                "service",
-                "ps",
-                PROXY,
-                "--filter",
-                "desired-state=running",
-                "--format",
-                "{{.Node}}",
-            ])
-            .lines()
+            .running_tasks(PROXY, "{{.Node}}")
+            .iter()
             .map(|node| self.docker(&["node", "inspect", node, "--format", "{{.Status.Addr}}"]))
             .collect();
         addrs.sort();
