@@ -42,11 +42,13 @@ fn is_up_to_date_tasks(request: &str) -> bool {
     request.starts_with("GET /tasks") && request.contains("_up-to-date")
 }
 
-/// A moment of a `pin-proxy` run: the `nth` request that `matches` is held at the front
-/// while SIGINT arrives; the step the message must name, and what it says was sent.
+/// A moment of a `pin-proxy` run: the `nth` request that `matches`, counted once `after`
+/// service updates went through, is held at the front while SIGINT arrives; the step the
+/// message must name, and what it says was sent.
 struct Moment {
     step: String,
     matches: fn(&str) -> bool,
+    after: usize,
     nth: usize,
     /// `(core's config, proxy pinned)` once the run stopped.
     reached: (u32, bool),
@@ -60,6 +62,7 @@ fn moments() -> [Moment; 4] {
         Moment {
             step: "creating the config".into(),
             matches: is_config_create,
+            after: 0,
             nth: 1,
             reached: (1, false),
             said: format!("sent: {config}; not sent: {core}, {proxy}"),
@@ -67,6 +70,7 @@ fn moments() -> [Moment; 4] {
         Moment {
             step: format!("updating {CORE}"),
             matches: is_service_update,
+            after: 0,
             nth: 1,
             reached: (2, false),
             said: format!("sent: {config}, {core}; not sent: {proxy}"),
@@ -74,6 +78,7 @@ fn moments() -> [Moment; 4] {
         Moment {
             step: format!("updating {PROXY}"),
             matches: is_service_update,
+            after: 0,
             nth: 2,
             reached: (2, true),
             said: format!("sent: {config}, {core}, {proxy} (sent; its answer never came)"),
@@ -81,7 +86,8 @@ fn moments() -> [Moment; 4] {
         Moment {
             step: "waiting for the rollouts".into(),
             matches: is_up_to_date_tasks,
-            nth: 3,
+            after: 2,
+            nth: 1,
             reached: (2, true),
             said: format!("sent: {config}, {core}, {proxy}"),
         },
@@ -115,10 +121,12 @@ fn ctrl_c_at_each_step_says_what_was_sent_and_a_re_run_finishes() {
         let twice = moment.step == format!("updating {PROXY}");
         let gate = Gate::new(2, Duration::from_millis(1500));
         let mut seen = 0;
-        let (matches, nth) = (moment.matches, moment.nth);
+        let (matches, after, nth) = (moment.matches, moment.after, moment.nth);
+        let mut updates = 0;
         let held_at = gate.clone();
         let front = Front::start(&lab.socket(), move |request| {
-            seen += usize::from(matches(request));
+            seen += usize::from(updates >= after && matches(request));
+            updates += usize::from(is_service_update(request));
             match () {
                 () if !(matches(request) && seen == nth) => Act::Forward,
                 () if twice => Act::Hold,

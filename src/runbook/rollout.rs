@@ -169,13 +169,13 @@ pub async fn execute<S: SwarmApi>(
         run.created_by_core.clone_from(&plan.awaited_proxy);
     }
     let proxy_name = &settings.proxy_service_name;
-    journal.step(&format!("updating {proxy_name}"));
     let proxy = match &observed.proxy {
         Some(proxy) => {
             let edits = match run.hold_for_core_write(&core, proxy, plan).await {
                 Ok(edits) => edits,
                 Err(failure) => return Err(run.fail(failure, &observed.core.name).await),
             };
+            journal.step(&format!("updating {proxy_name}"));
             match run.send(proxy, &edits, Role::proxy(previous, proxy)).await {
                 Ok(sent) => sent,
                 Err(failure) => return Err(run.fail(failure, proxy_name).await),
@@ -763,6 +763,10 @@ impl<'a, S: SwarmApi> Run<'a, S> {
         let (Some(hold), Some(core)) = (plan.proxy_hold, core) else {
             return Ok(plan.proxy_edits.clone());
         };
+        self.options.journal.step(&format!(
+            "waiting for the core's nginx config on {}",
+            proxy.name
+        ));
         self.printer.status(&format!(
             "Holding the update of {} until the core swaps its new nginx config onto it (at most {} after the core starts) ...",
             proxy.name,
