@@ -471,17 +471,16 @@ fn assert_pinned(lab: &Lab) {
     assert_eq!(status["state"]["problems"], json!([]), "{status}");
 }
 
-/// A rule for a [`Front`]: acts with `act` on the `nth` request that `matches`, forwards
-/// every other.
-fn at_nth(
-    matches: fn(&str) -> bool,
-    nth: usize,
-    act: fn() -> Act,
-) -> impl FnMut(&str) -> Act + Send + 'static {
-    let mut seen = 0;
+/// A rule for a [`Front`]: acts with `act` on the `nth` request that matches `point`,
+/// counted once `point.after` service updates went through; forwards every other.
+fn at_nth(point: &Point, act: fn() -> Act) -> impl FnMut(&str) -> Act + Send + 'static {
+    let (matches, after, nth) = (point.matches, point.after, point.nth);
+    let (mut updates, mut seen) = (0, 0);
     move |request| {
-        seen += usize::from(matches(request));
-        if matches(request) && seen == nth {
+        let counted = updates >= after && matches(request);
+        updates += usize::from(service_update(request));
+        seen += usize::from(counted);
+        if counted && seen == nth {
             act()
         } else {
             Forward
@@ -506,6 +505,8 @@ fn up_to_date_tasks(request: &str) -> bool {
 struct Point {
     step: &'static str,
     matches: fn(&str) -> bool,
+    /// Service updates that went through before the requests are counted.
+    after: usize,
     nth: usize,
 }
 
@@ -514,22 +515,26 @@ const POINTS: [Point; 4] = [
     Point {
         step: "creating the config",
         matches: config_create,
+        after: 0,
         nth: 1,
     },
     Point {
         step: "updating the core",
         matches: service_update,
+        after: 0,
         nth: 1,
     },
     Point {
         step: "updating the proxy",
         matches: service_update,
+        after: 0,
         nth: 2,
     },
     Point {
         step: "waiting for the rollouts",
         matches: up_to_date_tasks,
-        nth: 3,
+        after: 2,
+        nth: 1,
     },
 ];
 
@@ -608,7 +613,7 @@ fn an_interrupted_run_is_finished_by_a_re_run_at_every_step() {
     let lab = lab();
     for point in &POINTS {
         lab_support::reset();
-        let front = Front::start(&lab.socket(), at_nth(point.matches, point.nth, || Act::Cut));
+        let front = Front::start(&lab.socket(), at_nth(point, || Act::Cut));
         let interrupted = lab
             .interlockctl_command(&[&PIN_PROXY[..], &["-v"]].concat())
             .env("DOCKER_HOST", front.docker_host())
@@ -645,10 +650,7 @@ fn a_killed_run_is_finished_by_a_re_run() {
     let lab = lab();
     for point in &POINTS {
         lab_support::reset();
-        let front = Front::start(
-            &lab.socket(),
-            at_nth(point.matches, point.nth, || Act::Hold),
-        );
+        let front = Front::start(&lab.socket(), at_nth(point, || Act::Hold));
         let mut running = lab
             .interlockctl_command(&[&PIN_PROXY[..], &["-v"]].concat())
             .env("DOCKER_HOST", front.docker_host())

@@ -780,8 +780,20 @@ impl<'a, S: SwarmApi> Run<'a, S> {
             .detail(&format!("the core's write of {}: {write:?}", proxy.name));
         Ok(match write {
             CoreWrite::CoreFailed => Vec::new(),
-            CoreWrite::NotWritten => plan.proxy_edits.clone(),
-            CoreWrite::Written => [&plan.proxy_edits[..], &[SpecEdit::ForceUpdate]].concat(),
+            CoreWrite::NotWritten => {
+                self.printer.status(&format!(
+                    "The core did not write {}; sending the update.",
+                    proxy.name
+                ));
+                plan.proxy_edits.clone()
+            }
+            CoreWrite::Written => {
+                self.printer.status(&format!(
+                    "The update joins the core's rollout of {}: each task is re-created once, by force.",
+                    proxy.name
+                ));
+                [&plan.proxy_edits[..], &[SpecEdit::ForceUpdate]].concat()
+            }
         })
     }
 
