@@ -631,7 +631,14 @@ fn an_interrupted_run_is_finished_by_a_re_run_at_every_step() {
             interrupted.render()
         );
         assert_last_step(&interrupted, point);
-        assert_step_reached(&lab, point);
+        // The engine may refuse the cut update when the core wrote the service just before
+        // (out of sequence): the step is then not done, and the re-run does it.
+        let refused = cut
+            .as_deref()
+            .is_some_and(|cut| !cut.contains(" -> HTTP/1.1 2"));
+        if !refused {
+            assert_step_reached(&lab, point);
+        }
         lab.interlockctl(&PIN_PROXY).assert_code(0);
         assert_pinned(&lab);
     }

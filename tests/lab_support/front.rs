@@ -122,7 +122,8 @@ impl Front {
         self.shared.log.lock().unwrap().clone()
     }
 
-    /// Waits (at most `limit`) until a request was cut or held; that request.
+    /// Waits (at most `limit`) until a request was cut or held; that request and the status
+    /// line of the engine's answer to it (`METHOD /path -> HTTP/1.1 200 OK`).
     pub fn acted(&self, limit: Duration) -> Option<String> {
         let (acted, signal) = &self.shared.acted;
         let guard = acted.lock().unwrap();
@@ -166,9 +167,9 @@ fn serve(client: TcpStream, shared: &Shared) {
             Act::Forward | Act::Rewrite(_) => {}
             Act::After(gate) => gate.pass(),
             Act::Cut | Act::Hold => {
-                handle_elsewhere(&shared.socket, &request);
+                let answer = handle_elsewhere(&shared.socket, &request);
                 let (acted, signal) = &shared.acted;
-                *acted.lock().unwrap() = Some(line);
+                *acted.lock().unwrap() = Some(format!("{line} -> {answer}"));
                 signal.notify_all();
                 if matches!(act, Act::Hold) {
                     while !shared.stopped.load(Ordering::SeqCst) {
@@ -242,7 +243,8 @@ fn rewritten(request: &[u8], change: fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
 
 /// Sends `request` to the engine on a connection of its own and reads the answer, so the
 /// engine has handled it when this returns; the answer goes nowhere.
-fn handle_elsewhere(socket: &Path, request: &[u8]) {
+/// Returns the status line of the engine's answer, empty when none came.
+fn handle_elsewhere(socket: &Path, request: &[u8]) -> String {
     let mut engine = UnixStream::connect(socket).expect("the lab's engine socket");
     engine
         .write_all(request)
@@ -254,10 +256,12 @@ fn handle_elsewhere(socket: &Path, request: &[u8]) {
     let mut buffer = [0_u8; 8192];
     while !answer_complete(&answer) {
         match engine.read(&mut buffer) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => break,
             Ok(n) => answer.extend_from_slice(&buffer[..n]),
         }
     }
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
 }
 
 /// Whether `data` holds a whole HTTP answer (Content-Length or chunked framing).
