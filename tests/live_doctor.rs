@@ -19,20 +19,9 @@ fn wait_for(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-/// `docker service ps` of a service: `(node, current state, error)` of its tasks meant to run.
+/// `NODE CURRENT-STATE` of each proxy task meant to run.
 fn proxy_tasks(lab: &Lab) -> Vec<String> {
-    lab.docker(&[
-        "service",
-        "ps",
-        PROXY,
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.Node}} {{.CurrentState}}",
-    ])
-    .lines()
-    .map(str::to_owned)
-    .collect()
+    lab.running_tasks(PROXY, "{{.Node}} {{.CurrentState}}")
 }
 
 /// `status [--probe] -o json`: exit code and report.

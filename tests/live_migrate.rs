@@ -155,17 +155,9 @@ fn a_migrate_whose_config_the_core_cannot_load_is_restored_with_exit_5() {
         "nothing was sent to the proxy"
     );
     assert_eq!(proxy_after["Spec"], proxy_before["Spec"]);
-    let running = lab.docker(&[
-        "service",
-        "ps",
-        PROXY,
-        "--filter",
-        "desired-state=running",
-        "--format",
-        "{{.CurrentState}}",
-    ]);
+    let states = lab.running_tasks(PROXY, "{{.CurrentState}}");
     assert_eq!(
-        running.lines().filter(|s| s.starts_with("Running")).count(),
+        states.iter().filter(|s| s.starts_with("Running")).count(),
         2
     );
 }

@@ -395,22 +395,22 @@ impl InterlockConfig {
     /// `ProxyConfigPath`: where the core mounts the nginx config it renders on the
     /// extension's proxy.
     pub fn proxy_config_path(&self, extension: &str) -> String {
-        self.service_name_or_default(extension, "ProxyConfigPath", defaults::PROXY_CONFIG_PATH)
+        self.string_or_default(extension, "ProxyConfigPath", defaults::PROXY_CONFIG_PATH)
     }
 
     /// The proxy service an extension names, even when its other settings are unusable
     /// (the default name when it names none, or names it with a value that is no string).
     pub fn proxy_service_name(&self, extension: &str) -> String {
-        self.service_name_or_default(extension, "ProxyServiceName", defaults::PROXY_SERVICE_NAME)
+        self.string_or_default(extension, "ProxyServiceName", defaults::PROXY_SERVICE_NAME)
     }
 
     /// The extension service an extension names (`ServiceName`), read like
     /// [`InterlockConfig::proxy_service_name`].
     pub fn extension_service_name(&self, extension: &str) -> String {
-        self.service_name_or_default(extension, "ServiceName", defaults::SERVICE_NAME)
+        self.string_or_default(extension, "ServiceName", defaults::SERVICE_NAME)
     }
 
-    fn service_name_or_default(&self, extension: &str, key: &str, default: &str) -> String {
+    fn string_or_default(&self, extension: &str, key: &str, default: &str) -> String {
         self.lenient_string(extension, key)
             .unwrap_or_else(|| default.to_owned())
     }

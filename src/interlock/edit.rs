@@ -16,35 +16,12 @@ use crate::swarm::ConfigObject;
 #[derive(Debug, Clone)]
 pub enum Edit {
     /// Runbook part 1: pin the proxy to labelled nodes.
-    PinProxy {
-        /// The dedicated nodes' label.
-        label: NodeLabel,
-        /// Explicit `--replicas`, else one per labelled node (live) or unchanged (offline).
-        replicas: Option<u64>,
-        /// New extension `Constraints`, if any were given.
-        extension_constraints: Vec<String>,
-    },
+    PinProxy(Pin),
     /// Runbook part 2: host-mode publishing on these ports.
-    HostMode {
-        /// `PublishedPort`.
-        http: u16,
-        /// `PublishedSSLPort`.
-        https: u16,
-    },
+    HostMode(HostPorts),
     /// The whole runbook: the edits of [`Edit::PinProxy`] and [`Edit::HostMode`] in one
     /// config.
-    Migrate {
-        /// The dedicated nodes' label.
-        label: NodeLabel,
-        /// Explicit `--replicas`, else one per labelled node (live) or unchanged (offline).
-        replicas: Option<u64>,
-        /// New extension `Constraints`, if any were given.
-        extension_constraints: Vec<String>,
-        /// `PublishedPort`.
-        http: u16,
-        /// `PublishedSSLPort`.
-        https: u16,
-    },
+    Migrate(Pin, HostPorts),
     /// `apply FILE` or `rollback`: the whole desired config.
     Replace {
         /// Where the desired config came from, for messages.
@@ -77,6 +54,26 @@ pub struct Edited {
     pub warnings: Vec<String>,
 }
 
+/// Runbook part 1's request: the proxy on labelled nodes.
+#[derive(Debug, Clone)]
+pub struct Pin {
+    /// The dedicated nodes' label.
+    label: NodeLabel,
+    /// Explicit `--replicas`, else one per labelled node (live) or unchanged (offline).
+    replicas: Option<u64>,
+    /// New extension `Constraints`, if any were given.
+    extension_constraints: Vec<String>,
+}
+
+/// Runbook part 2's request: host-mode publishing on these ports.
+#[derive(Debug, Clone, Copy)]
+pub struct HostPorts {
+    /// `PublishedPort`.
+    http: u16,
+    /// `PublishedSSLPort`.
+    https: u16,
+}
+
 impl Edit {
     /// The existing config object this edit returns to, if any.
     pub fn existing_config(&self) -> Option<&ConfigObject> {
@@ -89,7 +86,7 @@ impl Edit {
     /// The node label whose Ready, Active nodes give the default proxy replicas.
     pub fn node_label(&self) -> Option<&NodeLabel> {
         match self {
-            Edit::PinProxy { label, .. } | Edit::Migrate { label, .. } => Some(label),
+            Edit::PinProxy(pin) | Edit::Migrate(pin, _) => Some(&pin.label),
             Edit::AddCluster(cluster) => Some(&cluster.label),
             _ => None,
         }
@@ -151,19 +148,16 @@ impl Edit {
         replicas: Option<u64>,
         extension_constraints: &[String],
     ) -> Result<Self, InputError> {
-        let (label, replicas, extension_constraints) =
-            pin_flags(label, replicas, extension_constraints)?;
-        Ok(Edit::PinProxy {
+        Ok(Edit::PinProxy(Pin::parse(
             label,
             replicas,
             extension_constraints,
-        })
+        )?))
     }
 
     /// Validates `host-mode`'s flags.
     pub fn host_mode(http: i64, https: i64) -> Result<Self, InputError> {
-        let (http, https) = input::http_https_ports(http, https)?;
-        Ok(Edit::HostMode { http, https })
+        Ok(Edit::HostMode(HostPorts::parse(http, https)?))
     }
 
     /// Validates `migrate`'s flags: those of `pin-proxy` and of `host-mode`.
@@ -174,16 +168,10 @@ impl Edit {
         http: i64,
         https: i64,
     ) -> Result<Self, InputError> {
-        let (label, replicas, extension_constraints) =
-            pin_flags(label, replicas, extension_constraints)?;
-        let (http, https) = input::http_https_ports(http, https)?;
-        Ok(Edit::Migrate {
-            label,
-            replicas,
-            extension_constraints,
-            http,
-            https,
-        })
+        Ok(Edit::Migrate(
+            Pin::parse(label, replicas, extension_constraints)?,
+            HostPorts::parse(http, https)?,
+        ))
     }
 
     /// The config after this edit of its extension `extension` (the observed one, see
@@ -198,35 +186,11 @@ impl Edit {
         let mut next = config.clone();
         let mut warnings = Vec::new();
         let changes = match self {
-            Edit::PinProxy {
-                label,
-                replicas,
-                extension_constraints,
-            } => pin(
-                &mut next,
-                extension,
-                label,
-                replicas.or(labelled_nodes),
-                extension_constraints,
-                &mut warnings,
-            ),
-            Edit::HostMode { http, https } => host_mode(&mut next, extension, *http, *https),
-            Edit::Migrate {
-                label,
-                replicas,
-                extension_constraints,
-                http,
-                https,
-            } => {
-                let mut changes = pin(
-                    &mut next,
-                    extension,
-                    label,
-                    replicas.or(labelled_nodes),
-                    extension_constraints,
-                    &mut warnings,
-                );
-                changes.extend(host_mode(&mut next, extension, *http, *https));
+            Edit::PinProxy(pin) => pin.apply(&mut next, extension, labelled_nodes, &mut warnings),
+            Edit::HostMode(ports) => ports.apply(&mut next, extension),
+            Edit::Migrate(pin, ports) => {
+                let mut changes = pin.apply(&mut next, extension, labelled_nodes, &mut warnings);
+                changes.extend(ports.apply(&mut next, extension));
                 changes
             }
             Edit::Replace { source, text, .. } => {
@@ -256,62 +220,70 @@ impl Edit {
     }
 }
 
-/// `pin-proxy`'s flags, validated.
-fn pin_flags(
-    label: &str,
-    replicas: Option<u64>,
-    extension_constraints: &[String],
-) -> Result<(NodeLabel, Option<u64>, Vec<String>), InputError> {
-    let label = NodeLabel::parse(label)?;
-    let replicas = replicas.map(input::replicas).transpose()?;
-    let extension_constraints = extension_constraints
-        .iter()
-        .map(|expr| Constraint::parse("--extension-constraint", expr).map(|c| c.to_string()))
-        .collect::<Result<_, _>>()?;
-    Ok((label, replicas, extension_constraints))
-}
-
-/// Runbook part 1: the proxy on the labelled nodes (`replicas` of them, when known), and
-/// the extension's own constraints when any were given. Unknown replicas are left as they
-/// are, with a warning.
-fn pin(
-    config: &mut InterlockConfig,
-    extension: &str,
-    label: &NodeLabel,
-    replicas: Option<u64>,
-    extension_constraints: &[String],
-    warnings: &mut Vec<String>,
-) -> Vec<KeyChange> {
-    if replicas.is_none() {
-        warnings.push(replicas_unknown("left as it is"));
+impl Pin {
+    /// `pin-proxy`'s flags, validated.
+    fn parse(
+        label: &str,
+        replicas: Option<u64>,
+        extension_constraints: &[String],
+    ) -> Result<Self, InputError> {
+        Ok(Pin {
+            label: NodeLabel::parse(label)?,
+            replicas: replicas.map(input::replicas).transpose()?,
+            extension_constraints: extension_constraints
+                .iter()
+                .map(|expr| {
+                    Constraint::parse("--extension-constraint", expr).map(|c| c.to_string())
+                })
+                .collect::<Result<_, _>>()?,
+        })
     }
-    let extension_constraints =
-        (!extension_constraints.is_empty()).then_some(extension_constraints);
-    [
-        config.set_proxy_constraints(extension, &[label.constraint().to_string()]),
-        replicas.and_then(|n| config.set_proxy_replicas(extension, n)),
-        extension_constraints.and_then(|c| config.set_extension_constraints(extension, c)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+
+    /// Runbook part 1: the proxy on the labelled nodes (`--replicas`, else
+    /// `labelled_nodes` when known), and the extension's own constraints when any were
+    /// given. Unknown replicas are left as they are, with a warning.
+    fn apply(
+        &self,
+        config: &mut InterlockConfig,
+        extension: &str,
+        labelled_nodes: Option<u64>,
+        warnings: &mut Vec<String>,
+    ) -> Vec<KeyChange> {
+        let replicas = self.replicas.or(labelled_nodes);
+        if replicas.is_none() {
+            warnings.push(replicas_unknown("left as it is"));
+        }
+        let extension_constraints = (!self.extension_constraints.is_empty())
+            .then_some(self.extension_constraints.as_slice());
+        [
+            config.set_proxy_constraints(extension, &[self.label.constraint().to_string()]),
+            replicas.and_then(|n| config.set_proxy_replicas(extension, n)),
+            extension_constraints.and_then(|c| config.set_extension_constraints(extension, c)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
 }
 
-/// Runbook part 2: host-mode publishing on these ports.
-fn host_mode(
-    config: &mut InterlockConfig,
-    extension: &str,
-    http: u16,
-    https: u16,
-) -> Vec<KeyChange> {
-    [
-        config.set_publish_mode(extension, PublishMode::Host),
-        config.set_published_port(extension, http),
-        config.set_published_ssl_port(extension, https),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+impl HostPorts {
+    /// `host-mode`'s flags, validated.
+    fn parse(http: i64, https: i64) -> Result<Self, InputError> {
+        let (http, https) = input::http_https_ports(http, https)?;
+        Ok(HostPorts { http, https })
+    }
+
+    /// Runbook part 2: host-mode publishing on these ports.
+    fn apply(self, config: &mut InterlockConfig, extension: &str) -> Vec<KeyChange> {
+        [
+            config.set_publish_mode(extension, PublishMode::Host),
+            config.set_published_port(extension, self.http),
+            config.set_published_ssl_port(extension, self.https),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
 }
 
 fn replicas_unknown(what: &str) -> String {

@@ -8,8 +8,8 @@
 //! writes the proxy. A round counts only when every way is verified by the same checker
 //! ([`verified`]). It also prints Swarm's own part of the pair's runs ([`swarm_span`]: the
 //! ratio a tool that took no time of its own would reach), the proxy tasks each way created
-//! per replica slot, counted from the swarm ([`created_per_slot`]; the runbook's two parts
-//! apart), the tool's overhead per service update (its request to its "converged", minus
+//! per replica slot and how many of them started a container, counted from the swarm and
+//! the nodes' engines ([`created_per_slot`]; the runbook's two parts apart), the tool's overhead per service update (its request to its "converged", minus
 //! Swarm's own rollout time from the run's JSON `timings`) and the peak memory of its runs.
 //! Last, the service gaps while a proxy already in host mode is pinned to another label,
 //! by `pin-proxy` and by hand ([`gaps`]).
@@ -17,7 +17,7 @@
 //! `api`: Engine API calls and bytes per command with 10 and with 300 extra services and 500
 //! extra configs; only list calls may grow with the swarm's size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -131,45 +131,97 @@ fn tool(lab: &Lab, commands: &[&[&str]]) -> Option<ToolRun> {
     })
 }
 
-/// Proxy tasks created per replica slot (slot 1 first).
+/// Proxy tasks created per replica slot (slot 1 first), and of those the ones whose
+/// container started.
 #[derive(Debug, Clone, Default)]
-struct PerSlot(BTreeMap<u64, usize>);
+struct PerSlot(BTreeMap<u64, Created>);
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Created {
+    tasks: usize,
+    started: usize,
+}
 
 impl std::fmt::Display for PerSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let counts: Vec<String> = self.0.values().map(ToString::to_string).collect();
-        write!(f, "{}", counts.join("/"))
+        let counts = |of: fn(&Created) -> usize| {
+            let counts: Vec<String> = self.0.values().map(|c| of(c).to_string()).collect();
+            counts.join("/")
+        };
+        write!(
+            f,
+            "{} (started {})",
+            counts(|c| c.tasks),
+            counts(|c| c.started)
+        )
     }
 }
 
 /// The proxy tasks Swarm created from `since` (until `until`, if given), per slot, counted
 /// from the tasks it keeps (its task history retention, 5 per slot on the lab, caps a slot's
-/// count at 5 when the task from before `since` is gone).
+/// count at 5 when the task from before `since` is gone); a task counts as started when its
+/// container started (a task Swarm replaced before it ran has none, or one never started).
 fn created_per_slot(lab: &Lab, since: SystemTime, until: Option<SystemTime>) -> PerSlot {
     let ids = lab.docker(&["service", "ps", "-q", "--no-trunc", PROXY]);
     let ids: Vec<&str> = ids.split_whitespace().collect();
+    let started = started_proxy_tasks(lab, since);
     let mut per_slot = BTreeMap::new();
-    let lines = lab.docker(
-        &[
-            &["inspect", "--format", "{{.Slot}} {{json .CreatedAt}}"][..],
-            &ids[..],
-        ]
-        .concat(),
-    );
-    for line in lines.lines() {
-        let Some((slot, created)) = line.split_once(' ') else {
+    let tasks: Value = serde_json::from_str(&lab.docker(&[&["inspect"][..], &ids[..]].concat()))
+        .expect("docker inspect prints JSON");
+    for task in tasks.as_array().into_iter().flatten() {
+        let Some(created) = task["CreatedAt"]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+        else {
             continue;
         };
-        let Ok(created) = humantime::parse_rfc3339_weak(created.trim_matches('"')) else {
-            continue;
-        };
-        let slot: u64 = slot.parse().unwrap_or(0);
-        let count = per_slot.entry(slot).or_insert(0);
+        let count: &mut Created = per_slot
+            .entry(task["Slot"].as_u64().unwrap_or(0))
+            .or_default();
         if created >= since && until.is_none_or(|until| created < until) {
-            *count += 1;
+            count.tasks += 1;
+            count.started +=
+                usize::from(task["ID"].as_str().is_some_and(|id| started.contains(id)));
         }
     }
     PerSlot(per_slot)
+}
+
+/// The proxy tasks whose container started from `since` until now, from each node's engine
+/// events (kept after the container is gone).
+fn started_proxy_tasks(lab: &Lab, since: SystemTime) -> BTreeSet<String> {
+    let unix = |time: SystemTime| {
+        let seconds = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
+        format!("{seconds:.6}")
+    };
+    let (since, until) = (unix(since), unix(SystemTime::now()));
+    let service = format!("label=com.docker.swarm.service.name={PROXY}");
+    let mut started = BTreeSet::new();
+    for node in lab.node_engines.keys() {
+        let events = lab.docker_on(
+            node,
+            &[
+                "events",
+                "--since",
+                &since,
+                "--until",
+                &until,
+                "--filter",
+                "type=container",
+                "--filter",
+                "event=start",
+                "--filter",
+                &service,
+                "--format",
+                "{{index .Actor.Attributes \"com.docker.swarm.task.id\"}}",
+            ],
+        );
+        started.extend(events.split_whitespace().map(str::to_owned));
+    }
+    started
 }
 
 /// Swarm's own time for the command that just ended: from the start of its core update
@@ -477,7 +529,7 @@ fn compare(lab: &Lab, reset: fn(), with_migrate: bool) {
         ratio(&swarms, &books)
     );
     println!(
-        "  re-created   proxy tasks created per slot (slot 1/slot 2), each round (target: 1 per slot per run):"
+        "  re-created   proxy tasks created per slot (slot 1/slot 2), and of those started, each round (target: 1 per slot per run):"
     );
     for (way, counts) in &ways.created {
         let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();

@@ -566,8 +566,9 @@ start_sshd() {
         mkdir -p /run/sshd
         echo /run/sshd >>"$DATA/dirs.created"
     fi
-    setsid nsenter --net="/run/netns/$MGR" /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config" \
-        </dev/null >>"$SSH_DIR/sshd.log" 2>&1 9>&- &
+    # no inherited descriptor (a test's lab lock) may outlive the caller in sshd
+    setsid nsenter --net="/run/netns/$MGR" bash -c "$CLOSE_INHERITED"'; exec "$@"' sh \
+        /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config" </dev/null >>"$SSH_DIR/sshd.log" 2>&1 &
     echo $! >"$SSH_DIR/sshd.pid"
     wait_until 20 "the manager's sshd (log: $SSH_DIR/sshd.log)" sshd_answers
 }

@@ -64,6 +64,8 @@ pub struct Lab {
     pub ssh_host: String,
     /// The lab's ssh client key (`id_ed25519`) and the sshd's `known_hosts` line.
     pub ssh_dir: PathBuf,
+    /// Each node's own engine (`unix://` address), by the node's hostname (`ilab-w1`).
+    pub node_engines: std::collections::BTreeMap<String, String>,
 }
 
 fn lab_script() -> PathBuf {
@@ -128,6 +130,18 @@ fn start_lab() -> Lab {
         cert_path: PathBuf::from(value("LAB_CERT_PATH")),
         ssh_host: value("LAB_SSH_HOST"),
         ssh_dir: PathBuf::from(value("LAB_SSH_DIR")),
+        node_engines: words("LAB_NODES")
+            .into_iter()
+            .map(|node| {
+                let key = format!(
+                    "LAB_SOCK_{}",
+                    node.trim_start_matches("ilab-")
+                        .to_uppercase()
+                        .replace('-', "_")
+                );
+                (node, value(&key))
+            })
+            .collect(),
     }
 }
 
@@ -229,6 +243,14 @@ impl Lab {
     pub fn docker(&self, args: &[&str]) -> String {
         let mut docker = Command::new("docker");
         docker.env("DOCKER_HOST", &self.docker_host);
+        docker_cli(docker, args)
+    }
+
+    /// `docker ARGS` against the engine of the node with this hostname (that node's own
+    /// containers and events, not the manager's view of the swarm); its stdout, trimmed.
+    pub fn docker_on(&self, node: &str, args: &[&str]) -> String {
+        let mut docker = Command::new("docker");
+        docker.env("DOCKER_HOST", &self.node_engines[node]);
         docker_cli(docker, args)
     }
 
