@@ -481,24 +481,86 @@ fn an_interrupted_failing_apply_reruns_to_the_same_rollback() {
 // ---------------------------------------------------------------------------------------
 // 3. Error paths
 
+/// The error codes of a report, in order.
+fn error_codes(report: &Value) -> Vec<&str> {
+    report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["code"].as_str().expect("a code"))
+        .collect()
+}
+
+/// The specs of the core and of the default proxy.
+fn specs(engine: &FakeEngine) -> (Value, Value) {
+    engine.with(|s| {
+        (
+            s.service(CORE).unwrap().spec.clone(),
+            s.service(PROXY).unwrap().spec.clone(),
+        )
+    })
+}
+
+/// How a failing run ends: its exit code, `status` and error codes (in order), then where it
+/// leaves the core and the default proxy, each with why; `None` is not checked.
+#[derive(Default)]
+struct Failure {
+    exit: (i32, &'static str, &'static [&'static str]),
+    /// N of `conf(N)`, the config the core mounts.
+    core_mounts: (u32, &'static str),
+    /// The core's spec is the one read before the run.
+    core_as_before: Option<&'static str>,
+    /// The proxy's spec is the one read before the run.
+    proxy_as_before: Option<&'static str>,
+    proxy_tasks: Option<(usize, &'static str)>,
+    /// The core's one task runs on mgr, binding no host port.
+    core_task_on_mgr: bool,
+}
+
+/// Runs `interlockctl ARGS` on `engine` and asserts that it ends as `expected` says; returns
+/// the report, whose messages each test checks itself.
+fn assert_failure(engine: &FakeEngine, args: &[&str], expected: &Failure) -> Value {
+    let (core_before, proxy_before) = specs(engine);
+    let (code, status, errors) = expected.exit;
+    let report = interlockctl(engine, args).assert_report(code);
+    assert_eq!(report["status"], status);
+    assert_eq!(error_codes(&report), errors, "{}", report["errors"]);
+    let (core_after, proxy_after) = specs(engine);
+    if let Some(why) = expected.core_as_before {
+        assert_eq!(core_after, core_before, "{why}");
+    }
+    if let Some(why) = expected.proxy_as_before {
+        assert_eq!(proxy_after, proxy_before, "{why}");
+    }
+    engine.with(|swarm| {
+        let (n, why) = expected.core_mounts;
+        assert_eq!(swarm.mounted_config(CORE), Some(conf(n)), "{why}");
+        if let Some((running, why)) = expected.proxy_tasks {
+            assert_eq!(swarm.running_tasks(PROXY).len(), running, "{why}");
+        }
+        if expected.core_task_on_mgr {
+            assert_eq!(swarm.running_tasks(CORE), [("mgr".to_owned(), vec![])]);
+        }
+    });
+    report
+}
+
 #[test]
 fn a_config_the_core_cannot_load_is_rolled_back_with_exit_5() {
     let engine = FakeEngine::start();
-    let before = engine.with(|s| {
-        (
-            s.service(CORE).unwrap().spec.clone(),
-            s.service(PROXY).unwrap().version,
-        )
-    });
+    let proxy_version = engine.with(|s| s.service(PROXY).unwrap().version);
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_config(dir.path());
-    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_report(5);
-    assert_eq!(report["status"], "rolled_back");
+    let failure = Failure {
+        exit: (5, "rolled_back", &["rolled_back"]),
+        core_mounts: (1, "back on its previous config"),
+        core_as_before: Some("Swarm restored the previous spec"),
+        core_task_on_mgr: true,
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, &["apply", &file, "--yes"], &failure);
     assert_eq!(report["config"]["next"], conf(2));
-    let errors = report["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0]["code"], "rolled_back");
-    let message = errors[0]["message"].as_str().unwrap();
+    let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains(CORE), "{message}");
     assert!(
         message.contains("on mgr: failed (task: non-zero exit (1))"),
@@ -507,21 +569,14 @@ fn a_config_the_core_cannot_load_is_rolled_back_with_exit_5() {
     engine.with(|swarm| {
         let core = swarm.service(CORE).unwrap();
         assert_eq!(
-            swarm.mounted_config(CORE),
-            Some(conf(1)),
-            "back on its previous config"
-        );
-        assert_eq!(core.spec, before.0, "Swarm restored the previous spec");
-        assert_eq!(
             core.update_status.as_ref().unwrap()["State"],
             "rollback_completed"
         );
         assert_eq!(
             swarm.service(PROXY).unwrap().version,
-            before.1,
+            proxy_version,
             "the proxy was not touched"
         );
-        assert_eq!(swarm.running_tasks(CORE), [("mgr".to_owned(), vec![])]);
     });
 }
 
@@ -628,15 +683,18 @@ fn a_proxy_that_never_converges_times_out_with_exit_6() {
         swarm.faults.never_scheduled = vec![PROXY.into()];
     });
     let started = Instant::now();
-    let report =
-        interlockctl(&engine, &[PIN_PROXY, &["--timeout", "1s"]].concat()).assert_report(6);
+    let failure = Failure {
+        exit: (6, "timed_out", &["timed_out"]),
+        core_mounts: (2, "nothing was rolled back"),
+        ..Failure::default()
+    };
+    let args = [PIN_PROXY, &["--timeout", "1s"]].concat();
+    let report = assert_failure(&engine, &args, &failure);
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(report["status"], "timed_out");
-    assert_eq!(report["errors"][0]["code"], "timed_out");
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.contains(PROXY) && message.contains("1/2 tasks running"),
@@ -644,11 +702,6 @@ fn a_proxy_that_never_converges_times_out_with_exit_6() {
     );
     assert!(message.contains("no suitable node"), "says why: {message}");
     engine.with(|swarm| {
-        assert_eq!(
-            swarm.mounted_config(CORE),
-            Some(conf(2)),
-            "nothing was rolled back"
-        );
         let proxy = swarm.service(PROXY).unwrap();
         assert_eq!(proxy.update_status.as_ref().unwrap()["State"], "updating");
         assert_eq!(
@@ -1014,15 +1067,19 @@ fn a_failing_proxy_update_restores_the_previous_state_with_exit_5() {
         swarm.faults.failing_tasks = vec![(PROXY.into(), "node.labels.role==dtr".into())];
     });
     let initial_proxy = engine.with(|s| s.service(PROXY).unwrap().spec.clone());
-    let report = interlockctl(&engine, PIN_PROXY).assert_report(5);
-    assert_eq!(report["status"], "rolled_back");
+    let failure = Failure {
+        exit: (5, "rolled_back", &["rolled_back"]),
+        core_mounts: (1, "the core was rolled back"),
+        proxy_tasks: Some((2, "both proxy replicas run again")),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, PIN_PROXY, &failure);
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.contains(PROXY) && message.contains("non-zero exit (1)"),
         "{message}"
     );
     engine.with(|swarm| {
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)), "the core was rolled back");
         let proxy = swarm.service(PROXY).unwrap();
         let state = proxy.update_status.as_ref().map(|s| s["State"].clone());
         assert_eq!(
@@ -1031,18 +1088,7 @@ fn a_failing_proxy_update_restores_the_previous_state_with_exit_5() {
             "exit 5 promises the previous state, but the proxy's update is {state:?} on the new spec"
         );
         assert_eq!(proxy.spec, initial_proxy);
-        assert_eq!(swarm.running_tasks(PROXY).len(), 2, "both proxy replicas run again");
     });
-}
-
-/// The error codes of a report, in order.
-fn error_codes(report: &Value) -> Vec<&str> {
-    report["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .map(|e| e["code"].as_str().expect("a code"))
-        .collect()
 }
 
 /// On the fake engine (the lab cannot make Swarm's own rollback fail on demand): the proxy's
@@ -1056,13 +1102,15 @@ fn a_rollback_swarm_pauses_is_partially_restored_with_exit_1_not_restored() {
         // Every new proxy task exits 1, whatever its spec (say, its nodes lost their image).
         swarm.faults.failing_tasks = vec![(PROXY.into(), "docker/ucp-interlock-proxy".into())];
     });
-    let (core_before, proxy_before) = specs(&engine);
-    let report = interlockctl(&engine, PIN_PROXY).assert_report(1);
-    assert_eq!(report["status"], "failed");
-    assert_eq!(
-        error_codes(&report),
-        ["update_failed", "partially_restored"]
-    );
+    let failure = Failure {
+        exit: (1, "failed", &["update_failed", "partially_restored"]),
+        core_mounts: (1, "the core is back on its previous config"),
+        core_as_before: Some("the core is on its previous spec"),
+        proxy_as_before: Some("the proxy's spec is the previous one"),
+        proxy_tasks: Some((1, "one of two proxy tasks runs")),
+        core_task_on_mgr: true,
+    };
+    let report = assert_failure(&engine, PIN_PROXY, &failure);
     let cause = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         cause.starts_with(&format!(
@@ -1091,26 +1139,8 @@ fn a_rollback_swarm_pauses_is_partially_restored_with_exit_1_not_restored() {
         report["errors"][1]["hint"],
         "run `interlockctl status` to see where it stands, then `interlockctl rollback` or fix it by hand (the backup holds the previous specs)"
     );
-    let (core_after, proxy_after) = specs(&engine);
-    assert_eq!(core_after, core_before, "the core is on its previous spec");
-    assert_eq!(
-        proxy_after, proxy_before,
-        "the proxy's spec is the previous one"
-    );
-    engine.with(|swarm| {
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
-        assert_eq!(swarm.running_tasks(CORE), [("mgr".to_owned(), vec![])]);
-        let proxy = swarm.service(PROXY).unwrap();
-        assert_eq!(
-            proxy.update_status.as_ref().unwrap()["State"],
-            "rollback_paused"
-        );
-        assert_eq!(
-            swarm.running_tasks(PROXY).len(),
-            1,
-            "one of two proxy tasks runs"
-        );
-    });
+    let update = engine.with(|swarm| swarm.service(PROXY).unwrap().update_status.clone());
+    assert_eq!(update.unwrap()["State"], "rollback_paused");
 }
 
 /// Host mode serves on 7080 and 7443; a run moving it to 7081 and 7444 fails verification
@@ -1120,35 +1150,32 @@ fn a_rollback_swarm_pauses_is_partially_restored_with_exit_1_not_restored() {
 fn a_restored_proxy_whose_tasks_keep_stale_ports_is_partially_restored_with_exit_1() {
     let engine = FakeEngine::start();
     interlockctl(&engine, HOST_MODE).assert_report(0);
-    let (core_before, proxy_before) = specs(&engine);
+    let (_, proxy_before) = specs(&engine);
     engine.with(|swarm| swarm.faults.host_ports_never_bound = vec![PROXY.into()]);
     let moved = ["host-mode", "--http", "7081", "--https", "7444", "--yes"];
-    let report = interlockctl(&engine, &moved).assert_report(1);
-    assert_eq!(report["status"], "failed");
-    assert_eq!(
-        error_codes(&report),
-        ["verification_failed", "partially_restored"]
-    );
+    let failure = Failure {
+        exit: (1, "failed", &["verification_failed", "partially_restored"]),
+        core_mounts: (2, "the core is back on its previous config"),
+        core_as_before: Some("the core is on its previous spec"),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, &moved, &failure);
     assert_eq!(
         report["errors"][1]["message"],
         format!(
             "not everything this run changed is back: {PROXY} does not serve: proxy task on mgr does not bind the configured host ports, proxy task on w1 does not bind the configured host ports"
         )
     );
-    let (core_after, proxy_after) = specs(&engine);
-    assert_eq!(core_after, core_before, "the core is on its previous spec");
     assert_eq!(
-        proxy_after["EndpointSpec"], proxy_before["EndpointSpec"],
+        specs(&engine).1["EndpointSpec"],
+        proxy_before["EndpointSpec"],
         "the ports 7080 and 7443 are back in the spec"
     );
-    engine.with(|swarm| {
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
-        assert_eq!(
-            swarm.running_tasks(PROXY),
-            [("mgr".to_owned(), vec![]), ("w1".to_owned(), vec![])],
-            "running, but bound to no port"
-        );
-    });
+    assert_eq!(
+        engine.with(|swarm| swarm.running_tasks(PROXY)),
+        [("mgr".to_owned(), vec![]), ("w1".to_owned(), vec![])],
+        "running, but bound to no port"
+    );
 }
 
 /// The engine refuses the proxy's update once the core's was accepted (a 500): the core is
@@ -1159,10 +1186,15 @@ fn a_refused_proxy_update_puts_the_core_back_with_exit_5() {
     let engine = FakeEngine::start_arranged(|swarm| {
         swarm.faults.updates_refused_from = vec![(PROXY.into(), 1)];
     });
-    let (core_before, proxy_before) = specs(&engine);
-    let report = interlockctl(&engine, PIN_PROXY).assert_report(5);
-    assert_eq!(report["status"], "rolled_back");
-    assert_eq!(error_codes(&report), ["rolled_back"]);
+    let failure = Failure {
+        exit: (5, "rolled_back", &["rolled_back"]),
+        core_mounts: (1, "the core is back on its previous config"),
+        core_as_before: Some("the core as before"),
+        proxy_as_before: Some("the proxy as before"),
+        core_task_on_mgr: true,
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, PIN_PROXY, &failure);
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.contains("the swarm does not accept changes")
@@ -1176,18 +1208,9 @@ fn a_refused_proxy_update_puts_the_core_back_with_exit_5() {
         "the swarm serves with its previous config; fix the cause above and run the command again"
     );
     assert_eq!(
-        specs(&engine),
-        (core_before, proxy_before),
-        "both as before"
+        engine.with(|swarm| swarm.running_tasks(PROXY)),
+        [("mgr".to_owned(), vec![]), ("w1".to_owned(), vec![])]
     );
-    engine.with(|swarm| {
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
-        assert_eq!(swarm.running_tasks(CORE), [("mgr".to_owned(), vec![])]);
-        assert_eq!(
-            swarm.running_tasks(PROXY),
-            [("mgr".to_owned(), vec![]), ("w1".to_owned(), vec![])]
-        );
-    });
 }
 
 /// The proxy's update is refused and so is the core's restore: exit 1 `partially_restored`
@@ -1197,10 +1220,13 @@ fn a_refused_proxy_update_whose_core_restore_is_refused_too_is_partially_restore
     let engine = FakeEngine::start_arranged(|swarm| {
         swarm.faults.updates_refused_from = vec![(PROXY.into(), 1), (CORE.into(), 2)];
     });
-    let (_, proxy_before) = specs(&engine);
-    let report = interlockctl(&engine, PIN_PROXY).assert_report(1);
-    assert_eq!(report["status"], "failed");
-    assert_eq!(error_codes(&report), ["api_error", "partially_restored"]);
+    let failure = Failure {
+        exit: (1, "failed", &["api_error", "partially_restored"]),
+        core_mounts: (2, "the core stays on the run's config"),
+        proxy_as_before: Some("the proxy was never changed"),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, PIN_PROXY, &failure);
     let left = report["errors"][1]["message"].as_str().unwrap();
     assert!(
         left.starts_with(&format!(
@@ -1209,12 +1235,6 @@ fn a_refused_proxy_update_whose_core_restore_is_refused_too_is_partially_restore
         "names the core: {left}"
     );
     assert!(!left.contains(&format!("{PROXY}:")), "{left}");
-    assert_eq!(
-        specs(&engine).1,
-        proxy_before,
-        "the proxy was never changed"
-    );
-    engine.with(|swarm| assert_eq!(swarm.mounted_config(CORE), Some(conf(2))));
 }
 
 /// The lab's config pinned to `role=dtr`, with a `PollInterval` the core cannot load.
@@ -1234,43 +1254,30 @@ fn unloadable_pinned_config(dir: &Path) -> String {
     file.to_str().expect("UTF-8 path").to_owned()
 }
 
-fn specs(engine: &FakeEngine) -> (Value, Value) {
-    engine.with(|s| {
-        (
-            s.service(CORE).unwrap().spec.clone(),
-            s.service(PROXY).unwrap().spec.clone(),
-        )
-    })
-}
-
 /// The two updates overlap: the core's new config fails while the proxy's update rolls.
 /// Swarm rolls the core back; the run puts the proxy's fields back itself, and says exit 5
 /// only after reading both again.
 #[test]
 fn a_core_that_fails_while_the_proxy_rolls_leaves_both_as_they_were_with_exit_5() {
     let engine = FakeEngine::start();
-    let (core_before, proxy_before) = specs(&engine);
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_pinned_config(dir.path());
-    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_report(5);
-    assert_eq!(report["status"], "rolled_back");
-    let errors = report["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0]["code"], "rolled_back");
-    let message = errors[0]["message"].as_str().unwrap();
+    let failure = Failure {
+        exit: (5, "rolled_back", &["rolled_back"]),
+        core_mounts: (1, "the core is back on its previous config"),
+        core_as_before: Some("the core is on its previous spec"),
+        proxy_as_before: Some("every proxy field is back"),
+        proxy_tasks: Some((2, "both proxy replicas run")),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, &["apply", &file, "--yes"], &failure);
+    let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.ends_with(&format!(
             "; restored: {PROXY} constraints, update config; {CORE} config /config.toml, update config (Swarm had rolled it back)"
         )),
         "says what was restored, and by whom: {message}"
     );
-    let (core_after, proxy_after) = specs(&engine);
-    assert_eq!(core_after, core_before, "the core is on its previous spec");
-    assert_eq!(proxy_after, proxy_before, "every proxy field is back");
-    engine.with(|swarm| {
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
-        assert_eq!(swarm.running_tasks(PROXY).len(), 2);
-    });
 }
 
 /// A restore that cannot be sent is not a restore: exit 1 with `partially_restored`, naming
@@ -1281,15 +1288,15 @@ fn a_restore_the_engine_refuses_is_partially_restored_with_exit_1() {
         // The run's own proxy update goes through; the one putting it back does not.
         swarm.faults.updates_refused_from = vec![(PROXY.into(), 2)];
     });
-    let (core_before, _) = specs(&engine);
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_pinned_config(dir.path());
-    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_report(1);
-    assert_eq!(report["status"], "failed");
-    assert_eq!(
-        error_codes(&report),
-        ["update_failed", "partially_restored"]
-    );
+    let failure = Failure {
+        exit: (1, "failed", &["update_failed", "partially_restored"]),
+        core_mounts: (1, "the core is back on its previous config"),
+        core_as_before: Some("Swarm rolled the core back"),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, &["apply", &file, "--yes"], &failure);
     let message = report["errors"][1]["message"].as_str().unwrap();
     assert!(
         message.starts_with(&format!(
@@ -1303,15 +1310,11 @@ fn a_restore_the_engine_refuses_is_partially_restored_with_exit_1() {
         )),
         "names what still differs: {message}"
     );
-    let (core_after, _) = specs(&engine);
-    assert_eq!(core_after, core_before, "Swarm rolled the core back");
-    engine.with(|swarm| {
-        assert_eq!(
-            swarm.service(PROXY).unwrap().spec["TaskTemplate"]["Placement"]["Constraints"],
-            json!(["node.labels.role==dtr"]),
-            "the proxy is still changed, as the error says"
-        );
-    });
+    assert_eq!(
+        specs(&engine).1["TaskTemplate"]["Placement"]["Constraints"],
+        json!(["node.labels.role==dtr"]),
+        "the proxy is still changed, as the error says"
+    );
 }
 
 /// Verification fails after the stale-task force update: the proxy goes back to its own
@@ -1322,7 +1325,7 @@ fn a_restore_the_engine_refuses_is_partially_restored_with_exit_1() {
 fn a_proxy_that_fails_verification_is_put_back_field_by_field_with_exit_5() {
     let engine = FakeEngine::start();
     interlockctl(&engine, PIN_PROXY).assert_report(0);
-    let (core_before, proxy_before) = specs(&engine);
+    let (_, proxy_before) = specs(&engine);
     engine.with(|swarm| {
         swarm.faults.host_ports_never_bound = vec![PROXY.into()];
         let seen = swarm.inspections_of(PROXY);
@@ -1331,9 +1334,13 @@ fn a_proxy_that_fails_verification_is_put_back_field_by_field_with_exit_5() {
             trigger: Trigger::AfterInspect(seen + 2),
         });
     });
-    let report = interlockctl(&engine, HOST_MODE).assert_report(5);
-    assert_eq!(report["status"], "rolled_back");
-    assert_eq!(report["errors"][0]["code"], "verification_failed");
+    let failure = Failure {
+        exit: (5, "rolled_back", &["verification_failed"]),
+        core_mounts: (2, "the core is back on its previous config"),
+        core_as_before: Some("no host port 8080, back on conf-2"),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, HOST_MODE, &failure);
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.ends_with(&format!(
@@ -1341,14 +1348,12 @@ fn a_proxy_that_fails_verification_is_put_back_field_by_field_with_exit_5() {
         )),
         "{message}"
     );
-    let (core_after, proxy_after) = specs(&engine);
-    assert_eq!(core_after, core_before, "no host port 8080, back on conf-2");
+    let (_, proxy_after) = specs(&engine);
     assert_eq!(proxy_after["EndpointSpec"], proxy_before["EndpointSpec"]);
     assert_eq!(
         proxy_after["Labels"][CONCURRENT_LABEL], "someone-else",
         "the concurrent writer's change stays"
     );
-    engine.with(|swarm| assert_eq!(swarm.mounted_config(CORE), Some(conf(2))));
 }
 
 /// A run that changes nothing restores nothing, so it never says exit 5: a proxy that does
@@ -1495,10 +1500,14 @@ fn a_new_cluster_whose_proxy_fails_verification_is_removed_after_the_core_is_bac
     let engine = FakeEngine::start_arranged(|swarm| {
         swarm.faults.host_ports_never_bound = vec![EU_PROXY.into()];
     });
-    let (core_before, proxy_before) = specs(&engine);
-    let report = interlockctl(&engine, ADD_EU).assert_report(5);
-    assert_eq!(report["status"], "rolled_back");
-    assert_eq!(report["errors"][0]["code"], "verification_failed");
+    let failure = Failure {
+        exit: (5, "rolled_back", &["verification_failed"]),
+        core_mounts: (1, "the core is back on its previous config"),
+        core_as_before: Some("the core as before"),
+        proxy_as_before: Some("the default proxy as before"),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, ADD_EU, &failure);
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.ends_with(&format!(
@@ -1506,11 +1515,7 @@ fn a_new_cluster_whose_proxy_fails_verification_is_removed_after_the_core_is_bac
         )),
         "{message}"
     );
-    assert_eq!(specs(&engine), (core_before, proxy_before));
-    engine.with(|swarm| {
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
-        assert!(swarm.service(EU_PROXY).is_none());
-    });
+    assert!(engine.with(|swarm| swarm.service(EU_PROXY).is_none()));
 }
 
 /// The core leaves the restore undone: the created proxy is left (the core, still on the
@@ -1522,11 +1527,12 @@ fn a_new_cluster_whose_core_cannot_be_put_back_keeps_its_proxy_and_says_so() {
         // The run's core update goes through; the one putting it back does not.
         swarm.faults.updates_refused_from = vec![(CORE.into(), 2)];
     });
-    let report = interlockctl(&engine, ADD_EU).assert_report(1);
-    assert_eq!(
-        error_codes(&report),
-        ["verification_failed", "partially_restored"]
-    );
+    let failure = Failure {
+        exit: (1, "failed", &["verification_failed", "partially_restored"]),
+        core_mounts: (2, "the core stays on the run's config"),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, ADD_EU, &failure);
     let message = report["errors"][1]["message"].as_str().unwrap();
     assert!(
         message.contains(&format!(
@@ -1534,10 +1540,7 @@ fn a_new_cluster_whose_core_cannot_be_put_back_keeps_its_proxy_and_says_so() {
         )),
         "{message}"
     );
-    engine.with(|swarm| {
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
-        assert!(swarm.service(EU_PROXY).is_some());
-    });
+    assert!(engine.with(|swarm| swarm.service(EU_PROXY).is_some()));
 }
 
 /// The core creates the new cluster's proxy with one replica instead of two, and the engine
@@ -1549,10 +1552,15 @@ fn a_refused_update_of_a_created_cluster_proxy_puts_the_core_back_with_exit_5() 
         swarm.faults.created_proxy_replicas = Some(1);
         swarm.faults.updates_refused_from = vec![(EU_PROXY.into(), 1)];
     });
-    let before = specs(&engine);
-    let report = interlockctl(&engine, ADD_EU).assert_report(5);
-    assert_eq!(report["status"], "rolled_back");
-    assert_eq!(error_codes(&report), ["rolled_back"]);
+    let failure = Failure {
+        exit: (5, "rolled_back", &["rolled_back"]),
+        core_mounts: (1, "the core is back on its previous config"),
+        core_as_before: Some("the core as before"),
+        proxy_as_before: Some("the default proxy as before"),
+        core_task_on_mgr: true,
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, ADD_EU, &failure);
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.contains("the swarm does not accept changes")
@@ -1561,16 +1569,10 @@ fn a_refused_update_of_a_created_cluster_proxy_puts_the_core_back_with_exit_5() 
             )),
         "{message}"
     );
-    assert_eq!(
-        specs(&engine),
-        before,
-        "the core and the default proxy as before"
+    assert!(
+        engine.with(|swarm| swarm.service(EU_PROXY).is_none()),
+        "removed"
     );
-    engine.with(|swarm| {
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
-        assert!(swarm.service(EU_PROXY).is_none(), "removed");
-        assert_eq!(swarm.running_tasks(CORE), [("mgr".to_owned(), vec![])]);
-    });
 }
 
 /// The same, with the core's restore refused too: exit 1 `partially_restored` naming the
@@ -1581,10 +1583,13 @@ fn a_refused_update_of_a_created_cluster_proxy_and_of_the_core_restore_is_partia
         swarm.faults.created_proxy_replicas = Some(1);
         swarm.faults.updates_refused_from = vec![(EU_PROXY.into(), 1), (CORE.into(), 2)];
     });
-    let (_, proxy_before) = specs(&engine);
-    let report = interlockctl(&engine, ADD_EU).assert_report(1);
-    assert_eq!(report["status"], "failed");
-    assert_eq!(error_codes(&report), ["api_error", "partially_restored"]);
+    let failure = Failure {
+        exit: (1, "failed", &["api_error", "partially_restored"]),
+        core_mounts: (2, "the core stays on the run's config"),
+        proxy_as_before: Some("the default proxy untouched"),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, ADD_EU, &failure);
     let left = report["errors"][1]["message"].as_str().unwrap();
     assert!(
         left.starts_with(&format!(
@@ -1594,13 +1599,7 @@ fn a_refused_update_of_a_created_cluster_proxy_and_of_the_core_restore_is_partia
         )),
         "names the core and the created proxy: {left}"
     );
-    assert_eq!(
-        specs(&engine).1,
-        proxy_before,
-        "the default proxy untouched"
-    );
     engine.with(|swarm| {
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(2)));
         let eu = swarm.service(EU_PROXY).expect("left");
         assert_eq!(
             eu.spec["Mode"]["Replicated"]["Replicas"], 1,
@@ -1613,21 +1612,17 @@ fn a_refused_update_of_a_created_cluster_proxy_and_of_the_core_restore_is_partia
 #[test]
 fn a_new_cluster_whose_proxy_the_core_never_creates_times_out_with_exit_6() {
     let engine = FakeEngine::start_arranged(|swarm| swarm.faults.core_creates_no_proxy = true);
-    let report = interlockctl(&engine, &[ADD_EU, &["--timeout", "2s"]].concat()).assert_report(6);
-    assert_eq!(report["status"], "timed_out");
-    assert_eq!(report["errors"][0]["code"], "timed_out");
+    let failure = Failure {
+        exit: (6, "timed_out", &["timed_out"]),
+        core_mounts: (2, "nothing rolled back"),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, &[ADD_EU, &["--timeout", "2s"]].concat(), &failure);
     assert_eq!(
         report["errors"][0]["message"],
         format!("the Interlock core did not create {EU_PROXY} in time")
     );
-    engine.with(|swarm| {
-        assert_eq!(
-            swarm.mounted_config(CORE),
-            Some(conf(2)),
-            "nothing rolled back"
-        );
-        assert!(swarm.service(EU_PROXY).is_none());
-    });
+    assert!(engine.with(|swarm| swarm.service(EU_PROXY).is_none()));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1914,12 +1909,18 @@ fn migrate_writes_the_proxy_edits_onto_the_cores_swap_in_one_update() {
 #[test]
 fn a_core_that_fails_to_load_leaves_the_held_proxy_untouched_with_exit_5() {
     let engine = FakeEngine::start_with(Swarm::lab().with_core_writing_the_proxy());
-    let (core_before, proxy_before) = specs(&engine);
     let proxy_version = engine.with(|s| s.service(PROXY).unwrap().version);
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_pinned_config(dir.path());
-    let report = interlockctl(&engine, &["apply", &file, "--yes"]).assert_report(5);
-    assert_eq!(report["status"], "rolled_back");
+    let failure = Failure {
+        exit: (5, "rolled_back", &["rolled_back"]),
+        core_mounts: (1, "the core is back on its previous config"),
+        core_as_before: Some("the core is on its previous spec"),
+        proxy_as_before: Some("the proxy was never touched"),
+        proxy_tasks: Some((2, "both proxy replicas run")),
+        ..Failure::default()
+    };
+    let report = assert_failure(&engine, &["apply", &file, "--yes"], &failure);
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.ends_with(&format!(
@@ -1932,14 +1933,10 @@ fn a_core_that_fails_to_load_leaves_the_held_proxy_untouched_with_exit_5() {
         0,
         "nothing was sent to the proxy"
     );
-    let (core_after, proxy_after) = specs(&engine);
-    assert_eq!(core_after, core_before, "the core is on its previous spec");
-    assert_eq!(proxy_after, proxy_before, "the proxy was never touched");
-    engine.with(|swarm| {
-        assert_eq!(swarm.service(PROXY).unwrap().version, proxy_version);
-        assert_eq!(swarm.mounted_config(CORE), Some(conf(1)));
-        assert_eq!(swarm.running_tasks(PROXY).len(), 2);
-    });
+    assert_eq!(
+        engine.with(|swarm| swarm.service(PROXY).unwrap().version),
+        proxy_version
+    );
 }
 
 /// A core whose rendering did not change swaps nothing: the held edits go out once the
