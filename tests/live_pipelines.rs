@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lab_support::front::{Act, Front, Gate};
+use lab_support::front::{Act, Front, Gate, Nth, RUN_STEPS};
 use lab_support::{CONF, CORE, Lab, PIN_PROXY, PROXY, harness, lab};
 use serde_json::json;
 
@@ -30,26 +30,11 @@ fn assert_pinned(lab: &Lab) {
     assert_eq!(status["state"]["drift"], json!([]), "{status}");
 }
 
-fn is_config_create(request: &str) -> bool {
-    request.starts_with("POST /configs/create")
-}
-
-fn is_service_update(request: &str) -> bool {
-    request.starts_with("POST /services/") && request.contains("/update")
-}
-
-fn is_up_to_date_tasks(request: &str) -> bool {
-    request.starts_with("GET /tasks") && request.contains("_up-to-date")
-}
-
-/// A moment of a `pin-proxy` run: the `nth` request that `matches`, counted once `after`
-/// service updates went through, is held at the front while SIGINT arrives; the step the
-/// message must name, and what it says was sent.
+/// A moment of a `pin-proxy` run: its `request` is held at the front while SIGINT arrives;
+/// the step the message must name, and what it says was sent.
 struct Moment {
     step: String,
-    matches: fn(&str) -> bool,
-    after: usize,
-    nth: usize,
+    request: Nth,
     /// `(core's config, proxy pinned)` once the run stopped.
     reached: (u32, bool),
     said: String,
@@ -61,33 +46,25 @@ fn moments() -> [Moment; 4] {
     [
         Moment {
             step: "creating the config".into(),
-            matches: is_config_create,
-            after: 0,
-            nth: 1,
+            request: RUN_STEPS[0],
             reached: (1, false),
             said: format!("sent: {config}; not sent: {core}, {proxy}"),
         },
         Moment {
             step: format!("updating {CORE}"),
-            matches: is_service_update,
-            after: 0,
-            nth: 1,
+            request: RUN_STEPS[1],
             reached: (2, false),
             said: format!("sent: {config}, {core}; not sent: {proxy}"),
         },
         Moment {
             step: format!("updating {PROXY}"),
-            matches: is_service_update,
-            after: 0,
-            nth: 2,
+            request: RUN_STEPS[2],
             reached: (2, true),
             said: format!("sent: {config}, {core}, {proxy} (sent; its answer never came)"),
         },
         Moment {
             step: "waiting for the rollouts".into(),
-            matches: is_up_to_date_tasks,
-            after: 2,
-            nth: 1,
+            request: RUN_STEPS[3],
             reached: (2, true),
             said: format!("sent: {config}, {core}, {proxy}"),
         },
@@ -120,19 +97,17 @@ fn ctrl_c_at_each_step_says_what_was_sent_and_a_re_run_finishes() {
         lab_support::reset();
         let twice = moment.step == format!("updating {PROXY}");
         let gate = Gate::new(2, Duration::from_millis(1500));
-        let mut seen = 0;
-        let (matches, after, nth) = (moment.matches, moment.after, moment.nth);
-        let mut updates = 0;
         let held_at = gate.clone();
-        let front = Front::start(&lab.socket(), move |request| {
-            seen += usize::from(updates >= after && matches(request));
-            updates += usize::from(is_service_update(request));
-            match () {
-                () if !(matches(request) && seen == nth) => Act::Forward,
-                () if twice => Act::Hold,
-                () => Act::After(held_at.clone()),
-            }
-        });
+        let front = Front::start(
+            &lab.socket(),
+            moment.request.rule(move || {
+                if twice {
+                    Act::Hold
+                } else {
+                    Act::After(held_at.clone())
+                }
+            }),
+        );
         let running = lab
             .interlockctl_command(&[&PIN_PROXY[..], &["-o", "json"]].concat())
             .env("DOCKER_HOST", front.docker_host())

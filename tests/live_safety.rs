@@ -8,8 +8,8 @@ mod lab_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab_support::front::Act::{self, Forward};
-use lab_support::front::{Front, Gate};
+use lab_support::front::Act;
+use lab_support::front::{Front, Gate, Nth, RUN_STEPS};
 use lab_support::{
     CONF, CORE, Lab, PIN_PROXY, PROXY, Run, action_kinds, action_targets, config_changes, lab,
     manifest_dir,
@@ -471,70 +471,29 @@ fn assert_pinned(lab: &Lab) {
     assert_eq!(status["state"]["problems"], json!([]), "{status}");
 }
 
-/// A rule for a [`Front`]: acts with `act` on the `nth` request that matches `point`,
-/// counted once `point.after` service updates went through; forwards every other.
-fn at_nth(point: &Point, act: fn() -> Act) -> impl FnMut(&str) -> Act + Send + 'static {
-    let (matches, after, nth) = (point.matches, point.after, point.nth);
-    let (mut updates, mut seen) = (0, 0);
-    move |request| {
-        let counted = updates >= after && matches(request);
-        updates += usize::from(service_update(request));
-        seen += usize::from(counted);
-        if counted && seen == nth {
-            act()
-        } else {
-            Forward
-        }
-    }
-}
-
-fn config_create(request: &str) -> bool {
-    request.starts_with("POST /configs/create")
-}
-
-fn service_update(request: &str) -> bool {
-    request.starts_with("POST /services/") && request.contains("/update")
-}
-
-fn up_to_date_tasks(request: &str) -> bool {
-    request.starts_with("GET /tasks") && request.contains("_up-to-date")
-}
-
-/// Points in a `pin-proxy` run: the request acted on (which of the matching ones), and
-/// the step the run is in then.
+/// Points in a `pin-proxy` run: the request acted on, and the step the run is in then.
 struct Point {
     step: &'static str,
-    matches: fn(&str) -> bool,
-    /// Service updates that went through before the requests are counted.
-    after: usize,
-    nth: usize,
+    request: Nth,
 }
 
 /// The config created; the core's update sent; the proxy's update sent; the waits.
 const POINTS: [Point; 4] = [
     Point {
         step: "creating the config",
-        matches: config_create,
-        after: 0,
-        nth: 1,
+        request: RUN_STEPS[0],
     },
     Point {
         step: "updating the core",
-        matches: service_update,
-        after: 0,
-        nth: 1,
+        request: RUN_STEPS[1],
     },
     Point {
         step: "updating the proxy",
-        matches: service_update,
-        after: 0,
-        nth: 2,
+        request: RUN_STEPS[2],
     },
     Point {
         step: "waiting for the rollouts",
-        matches: up_to_date_tasks,
-        after: 2,
-        nth: 1,
+        request: RUN_STEPS[3],
     },
 ];
 
@@ -613,7 +572,7 @@ fn an_interrupted_run_is_finished_by_a_re_run_at_every_step() {
     let lab = lab();
     for point in &POINTS {
         lab_support::reset();
-        let front = Front::start(&lab.socket(), at_nth(point, || Act::Cut));
+        let front = Front::start(&lab.socket(), point.request.rule(|| Act::Cut));
         let interrupted = lab
             .interlockctl_command(&[&PIN_PROXY[..], &["-v"]].concat())
             .env("DOCKER_HOST", front.docker_host())
@@ -657,7 +616,7 @@ fn a_killed_run_is_finished_by_a_re_run() {
     let lab = lab();
     for point in &POINTS {
         lab_support::reset();
-        let front = Front::start(&lab.socket(), at_nth(point, || Act::Hold));
+        let front = Front::start(&lab.socket(), point.request.rule(|| Act::Hold));
         let mut running = lab
             .interlockctl_command(&[&PIN_PROXY[..], &["-v"]].concat())
             .env("DOCKER_HOST", front.docker_host())
@@ -742,15 +701,10 @@ fn concurrent_runs_never_clash() {
         let start = |args: &[&str]| {
             let gate = Arc::clone(&gate);
             // The run's first config create waits; a retry under the next name does not.
-            let mut creates = 0;
-            let front = Front::start(&lab.socket(), move |request| {
-                creates += usize::from(config_create(request));
-                if config_create(request) && creates == 1 {
-                    Act::After(Arc::clone(&gate))
-                } else {
-                    Forward
-                }
-            });
+            let front = Front::start(
+                &lab.socket(),
+                RUN_STEPS[0].rule(move || Act::After(Arc::clone(&gate))),
+            );
             let running = lab
                 .interlockctl_command(&[args, &["--yes", "-o", "json"]].concat())
                 .env("DOCKER_HOST", front.docker_host())

@@ -69,6 +69,75 @@ impl Gate {
     }
 }
 
+/// One request of a run, told apart by what it asks: the `nth` one that `matches`, counted
+/// once `after` service updates went through. A run's steps are found this way whatever else
+/// it asks in between (inspects, task lists, the event stream).
+#[derive(Clone, Copy)]
+pub struct Nth {
+    pub matches: fn(&str) -> bool,
+    pub after: usize,
+    pub nth: usize,
+}
+
+/// The request of each step of a `pin-proxy` (or `host-mode`) run, in order: creating the
+/// config, updating the core, updating the proxy, and the first wait for the rollouts once
+/// both updates went through.
+pub const RUN_STEPS: [Nth; 4] = [
+    Nth {
+        matches: is_config_create,
+        after: 0,
+        nth: 1,
+    },
+    Nth {
+        matches: is_service_update,
+        after: 0,
+        nth: 1,
+    },
+    Nth {
+        matches: is_service_update,
+        after: 0,
+        nth: 2,
+    },
+    Nth {
+        matches: is_up_to_date_tasks,
+        after: 2,
+        nth: 1,
+    },
+];
+
+impl Nth {
+    /// A rule for a [`Front`] that acts with `act` on this request and forwards every other.
+    pub fn rule(
+        self,
+        mut act: impl FnMut() -> Act + Send + 'static,
+    ) -> impl FnMut(&str) -> Act + Send + 'static {
+        let (mut updates, mut seen) = (0, 0);
+        move |request| {
+            let counted = updates >= self.after && (self.matches)(request);
+            updates += usize::from(is_service_update(request));
+            seen += usize::from(counted);
+            if counted && seen == self.nth {
+                act()
+            } else {
+                Act::Forward
+            }
+        }
+    }
+}
+
+pub fn is_config_create(request: &str) -> bool {
+    request.starts_with("POST /configs/create")
+}
+
+pub fn is_service_update(request: &str) -> bool {
+    request.starts_with("POST /services/") && request.contains("/update")
+}
+
+/// The task list a run reads to count converged tasks (`_up-to-date`).
+pub fn is_up_to_date_tasks(request: &str) -> bool {
+    request.starts_with("GET /tasks") && request.contains("_up-to-date")
+}
+
 type Rule = Box<dyn FnMut(&str) -> Act + Send>;
 
 struct Shared {
