@@ -5,19 +5,12 @@
 
 mod lab_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lab_support::{CONF, CORE, Lab, PIN_PROXY_PLAN, PROXY, code, json, lab, manifest_dir};
+use lab_support::{
+    CONF, CORE, Lab, PIN_PROXY_PLAN, PROXY, code, json, lab, manifest_dir, wait_until,
+};
 use serde_json::{Value, json};
-
-/// Polls `done` for up to a minute.
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 /// `NODE CURRENT-STATE` of each proxy task meant to run.
 fn proxy_tasks(lab: &Lab) -> Vec<String> {
@@ -110,7 +103,7 @@ fn host_mode_proxy_on_several_networks_probed_from_its_nodes_then_a_pending_task
 
     // An LB node drained: its task cannot move (the other one holds the host port).
     lab.docker(&["node", "update", "--availability", "drain", "ilab-w2"]);
-    wait_for("a pending proxy task", || {
+    wait_until("a pending proxy task", Duration::from_secs(60), || {
         proxy_tasks(&lab).iter().any(|t| t.contains("Pending"))
     });
     let (exit, report) = status(&lab, true);

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lab_support::front::{Act, Front, Gate, Nth, RUN_STEPS};
-use lab_support::{CONF, CORE, Lab, PIN_PROXY, PROXY, harness, lab};
+use lab_support::{CONF, CORE, Lab, PIN_PROXY, PROXY, harness, lab, wait_until};
 use serde_json::json;
 
 fn conf(n: u32) -> String {
@@ -71,18 +71,6 @@ fn moments() -> [Moment; 4] {
     ]
 }
 
-/// Waits until `gate` holds a request.
-fn wait_at(gate: &Gate) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while gate.arrived() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the run never reached the moment"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// SIGINT at each step of a `pin-proxy` (the step's request held at the engine's door):
 /// the run sends nothing more, lets the request on its way be answered, exits 130 with
 /// status `interrupted` and a message naming the step, what was sent and what was not, and
@@ -115,7 +103,11 @@ fn ctrl_c_at_each_step_says_what_was_sent_and_a_re_run_finishes() {
         if twice {
             assert!(front.acted(Duration::from_secs(60)).is_some(), "held");
         } else {
-            wait_at(&gate);
+            wait_until(
+                "the run's request at the moment",
+                Duration::from_secs(60),
+                || gate.arrived() > 0,
+            );
         }
         running.signal(libc::SIGINT);
         if twice {

@@ -4,9 +4,9 @@
 
 mod lab_support;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use lab_support::{CORE, PROXY, lab};
+use lab_support::{CORE, PROXY, lab, wait_until};
 
 /// The content of the proxy config the core last swapped onto the proxy.
 fn proxy_config(lab: &lab_support::Lab) -> String {
@@ -27,28 +27,19 @@ fn a_route_change_in_the_middle_of_a_run_is_kept_and_waited_for() {
         .interlockctl_command(&["pin-proxy", "--label", "role=dtr", "--yes", "-o", "json"])
         .spawn();
     // Once the run has updated the core, a routed service appears.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while lab.versions().0 == core_version {
-        assert!(Instant::now() < deadline, "the run never updated the core");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    lab.docker(&[
-        "service",
-        "create",
-        "--detach",
-        "--quiet",
-        "--no-resolve-image",
-        "--replicas",
-        "0",
-        "--name",
+    wait_until(
+        "the run's update of the core",
+        Duration::from_secs(30),
+        || lab.versions().0 != core_version,
+    );
+    lab.create_idle_service(
         "lab-route",
-        "--label",
-        "com.docker.lb.hosts=app.example.org",
-        "--label",
-        "com.docker.lb.port=80",
-        &lab.image,
-        "true",
-    ]);
+        &[
+            "com.docker.lb.hosts=app.example.org",
+            "com.docker.lb.port=80",
+        ],
+        &[],
+    );
     let report = run.finish().assert_report(0);
     let ended = SystemTime::now();
     assert_eq!(report["status"], "applied");

@@ -8,11 +8,10 @@ mod lab_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab_support::front::Act;
-use lab_support::front::{Front, Gate, Nth, RUN_STEPS};
+use lab_support::front::{Act, Front, Gate, Nth, RUN_STEPS};
 use lab_support::{
     CONF, CORE, Lab, PIN_PROXY, PROXY, Run, action_kinds, action_targets, config_changes, lab,
-    manifest_dir,
+    manifest_dir, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -111,14 +110,11 @@ fn pause_a_proxy_update(lab: &Lab) {
         "/no/such/command",
         PROXY,
     ]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while lab.inspect(PROXY)["UpdateStatus"]["State"] != "paused" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the proxy update never paused"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_until(
+        "the proxy's update to pause",
+        Duration::from_secs(60),
+        || lab.inspect(PROXY)["UpdateStatus"]["State"] == "paused",
+    );
 }
 
 #[test]

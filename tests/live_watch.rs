@@ -6,12 +6,13 @@
 
 mod lab_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use lab_support::{
     CORE, Lab, PROXY, Receiver, Running, kinds, lab, mounted_proxy_config, ndjson, restart_engine,
+    wait_until,
 };
 
 fn create(lab: &Lab, name: &str, labels: &[&str]) {
@@ -74,14 +75,6 @@ fn rendered_proxy_configs(lab: &Lab) -> Vec<String> {
     let names = lab.docker(&["config", "ls", "--filter", filter, "--format", "{{.Name}}"]);
     assert!(!names.is_empty(), "the fixture's proxy config at least");
     names.lines().map(|name| lab.config_text(name)).collect()
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

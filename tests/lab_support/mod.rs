@@ -178,6 +178,15 @@ pub fn lab() -> MutexGuard<'static, Lab> {
     guard
 }
 
+/// Polls `done` every 100 ms until it holds; fails the test naming `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Writes a line to the test output even when the harness captures it (how many
 /// interruption points a test exercised is part of what it shows).
 pub fn report(line: &str) {
