@@ -16,12 +16,12 @@ use crate::swarm::ConfigObject;
 #[derive(Debug, Clone)]
 pub enum Edit {
     /// Runbook part 1: pin the proxy to labelled nodes.
-    PinProxy(Pin),
+    PinProxy(ProxyPin),
     /// Runbook part 2: host-mode publishing on these ports.
     HostMode(HostPorts),
     /// The whole runbook: the edits of [`Edit::PinProxy`] and [`Edit::HostMode`] in one
     /// config.
-    Migrate(Pin, HostPorts),
+    Migrate(ProxyPin, HostPorts),
     /// `apply FILE` or `rollback`: the whole desired config.
     Replace {
         /// Where the desired config came from, for messages.
@@ -56,7 +56,7 @@ pub struct Edited {
 
 /// Runbook part 1's request: the proxy on labelled nodes.
 #[derive(Debug, Clone)]
-pub struct Pin {
+pub struct ProxyPin {
     /// The dedicated nodes' label.
     label: NodeLabel,
     /// Explicit `--replicas`, else one per labelled node (live) or unchanged (offline).
@@ -148,7 +148,7 @@ impl Edit {
         replicas: Option<u64>,
         extension_constraints: &[String],
     ) -> Result<Self, InputError> {
-        Ok(Edit::PinProxy(Pin::parse(
+        Ok(Edit::PinProxy(ProxyPin::parse(
             label,
             replicas,
             extension_constraints,
@@ -169,7 +169,7 @@ impl Edit {
         https: i64,
     ) -> Result<Self, InputError> {
         Ok(Edit::Migrate(
-            Pin::parse(label, replicas, extension_constraints)?,
+            ProxyPin::parse(label, replicas, extension_constraints)?,
             HostPorts::parse(http, https)?,
         ))
     }
@@ -220,14 +220,14 @@ impl Edit {
     }
 }
 
-impl Pin {
+impl ProxyPin {
     /// `pin-proxy`'s flags, validated.
     fn parse(
         label: &str,
         replicas: Option<u64>,
         extension_constraints: &[String],
     ) -> Result<Self, InputError> {
-        Ok(Pin {
+        Ok(ProxyPin {
             label: NodeLabel::parse(label)?,
             replicas: replicas.map(input::replicas).transpose()?,
             extension_constraints: extension_constraints
