@@ -501,11 +501,12 @@ fn specs(engine: &FakeEngine) -> (Value, Value) {
     })
 }
 
-/// How a failing run ends: its exit code, `status` and error codes (in order), then where it
-/// leaves the core and the default proxy, each with why; `None` is not checked.
+/// How a failing run ends: its exit code and error codes (in order; the `status` follows from
+/// the exit code, see [`status_of_exit`]), then where it leaves the core and the default
+/// proxy, each with why; `None` is not checked.
 #[derive(Default)]
 struct Failure {
-    exit: (i32, &'static str, &'static [&'static str]),
+    exit: (i32, &'static [&'static str]),
     /// N of `conf(N)`, the config the core mounts.
     core_mounts: (u32, &'static str),
     /// The core's spec is the one read before the run.
@@ -517,13 +518,23 @@ struct Failure {
     core_task_on_mgr: bool,
 }
 
+/// The JSON `status` of a failed run with this exit code, as the contract pairs them.
+fn status_of_exit(code: i32) -> &'static str {
+    match code {
+        1 => "failed",
+        5 => "rolled_back",
+        6 => "timed_out",
+        _ => panic!("no failure status for exit {code}"),
+    }
+}
+
 /// Runs `interlockctl ARGS` on `engine` and asserts that it ends as `expected` says; returns
 /// the report, whose messages each test checks itself.
 fn assert_failure(engine: &FakeEngine, args: &[&str], expected: &Failure) -> Value {
     let (core_before, proxy_before) = specs(engine);
-    let (code, status, errors) = expected.exit;
+    let (code, errors) = expected.exit;
     let report = interlockctl(engine, args).assert_report(code);
-    assert_eq!(report["status"], status);
+    assert_eq!(report["status"], status_of_exit(code));
     assert_eq!(error_codes(&report), errors, "{}", report["errors"]);
     let (core_after, proxy_after) = specs(engine);
     if let Some(why) = expected.core_as_before {
@@ -552,7 +563,7 @@ fn a_config_the_core_cannot_load_is_rolled_back_with_exit_5() {
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_config(dir.path());
     let failure = Failure {
-        exit: (5, "rolled_back", &["rolled_back"]),
+        exit: (5, &["rolled_back"]),
         core_mounts: (1, "back on its previous config"),
         core_as_before: Some("Swarm restored the previous spec"),
         core_task_on_mgr: true,
@@ -684,7 +695,7 @@ fn a_proxy_that_never_converges_times_out_with_exit_6() {
     });
     let started = Instant::now();
     let failure = Failure {
-        exit: (6, "timed_out", &["timed_out"]),
+        exit: (6, &["timed_out"]),
         core_mounts: (2, "nothing was rolled back"),
         ..Failure::default()
     };
@@ -1068,7 +1079,7 @@ fn a_failing_proxy_update_restores_the_previous_state_with_exit_5() {
     });
     let initial_proxy = engine.with(|s| s.service(PROXY).unwrap().spec.clone());
     let failure = Failure {
-        exit: (5, "rolled_back", &["rolled_back"]),
+        exit: (5, &["rolled_back"]),
         core_mounts: (1, "the core was rolled back"),
         proxy_tasks: Some((2, "both proxy replicas run again")),
         ..Failure::default()
@@ -1103,7 +1114,7 @@ fn a_rollback_swarm_pauses_is_partially_restored_with_exit_1_not_restored() {
         swarm.faults.failing_tasks = vec![(PROXY.into(), "docker/ucp-interlock-proxy".into())];
     });
     let failure = Failure {
-        exit: (1, "failed", &["update_failed", "partially_restored"]),
+        exit: (1, &["update_failed", "partially_restored"]),
         core_mounts: (1, "the core is back on its previous config"),
         core_as_before: Some("the core is on its previous spec"),
         proxy_as_before: Some("the proxy's spec is the previous one"),
@@ -1154,7 +1165,7 @@ fn a_restored_proxy_whose_tasks_keep_stale_ports_is_partially_restored_with_exit
     engine.with(|swarm| swarm.faults.host_ports_never_bound = vec![PROXY.into()]);
     let moved = ["host-mode", "--http", "7081", "--https", "7444", "--yes"];
     let failure = Failure {
-        exit: (1, "failed", &["verification_failed", "partially_restored"]),
+        exit: (1, &["verification_failed", "partially_restored"]),
         core_mounts: (2, "the core is back on its previous config"),
         core_as_before: Some("the core is on its previous spec"),
         ..Failure::default()
@@ -1187,7 +1198,7 @@ fn a_refused_proxy_update_puts_the_core_back_with_exit_5() {
         swarm.faults.updates_refused_from = vec![(PROXY.into(), 1)];
     });
     let failure = Failure {
-        exit: (5, "rolled_back", &["rolled_back"]),
+        exit: (5, &["rolled_back"]),
         core_mounts: (1, "the core is back on its previous config"),
         core_as_before: Some("the core as before"),
         proxy_as_before: Some("the proxy as before"),
@@ -1221,7 +1232,7 @@ fn a_refused_proxy_update_whose_core_restore_is_refused_too_is_partially_restore
         swarm.faults.updates_refused_from = vec![(PROXY.into(), 1), (CORE.into(), 2)];
     });
     let failure = Failure {
-        exit: (1, "failed", &["api_error", "partially_restored"]),
+        exit: (1, &["api_error", "partially_restored"]),
         core_mounts: (2, "the core stays on the run's config"),
         proxy_as_before: Some("the proxy was never changed"),
         ..Failure::default()
@@ -1263,7 +1274,7 @@ fn a_core_that_fails_while_the_proxy_rolls_leaves_both_as_they_were_with_exit_5(
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_pinned_config(dir.path());
     let failure = Failure {
-        exit: (5, "rolled_back", &["rolled_back"]),
+        exit: (5, &["rolled_back"]),
         core_mounts: (1, "the core is back on its previous config"),
         core_as_before: Some("the core is on its previous spec"),
         proxy_as_before: Some("every proxy field is back"),
@@ -1291,7 +1302,7 @@ fn a_restore_the_engine_refuses_is_partially_restored_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_pinned_config(dir.path());
     let failure = Failure {
-        exit: (1, "failed", &["update_failed", "partially_restored"]),
+        exit: (1, &["update_failed", "partially_restored"]),
         core_mounts: (1, "the core is back on its previous config"),
         core_as_before: Some("Swarm rolled the core back"),
         ..Failure::default()
@@ -1335,7 +1346,7 @@ fn a_proxy_that_fails_verification_is_put_back_field_by_field_with_exit_5() {
         });
     });
     let failure = Failure {
-        exit: (5, "rolled_back", &["verification_failed"]),
+        exit: (5, &["verification_failed"]),
         core_mounts: (2, "the core is back on its previous config"),
         core_as_before: Some("no host port 8080, back on conf-2"),
         ..Failure::default()
@@ -1501,7 +1512,7 @@ fn a_new_cluster_whose_proxy_fails_verification_is_removed_after_the_core_is_bac
         swarm.faults.host_ports_never_bound = vec![EU_PROXY.into()];
     });
     let failure = Failure {
-        exit: (5, "rolled_back", &["verification_failed"]),
+        exit: (5, &["verification_failed"]),
         core_mounts: (1, "the core is back on its previous config"),
         core_as_before: Some("the core as before"),
         proxy_as_before: Some("the default proxy as before"),
@@ -1528,7 +1539,7 @@ fn a_new_cluster_whose_core_cannot_be_put_back_keeps_its_proxy_and_says_so() {
         swarm.faults.updates_refused_from = vec![(CORE.into(), 2)];
     });
     let failure = Failure {
-        exit: (1, "failed", &["verification_failed", "partially_restored"]),
+        exit: (1, &["verification_failed", "partially_restored"]),
         core_mounts: (2, "the core stays on the run's config"),
         ..Failure::default()
     };
@@ -1553,7 +1564,7 @@ fn a_refused_update_of_a_created_cluster_proxy_puts_the_core_back_with_exit_5() 
         swarm.faults.updates_refused_from = vec![(EU_PROXY.into(), 1)];
     });
     let failure = Failure {
-        exit: (5, "rolled_back", &["rolled_back"]),
+        exit: (5, &["rolled_back"]),
         core_mounts: (1, "the core is back on its previous config"),
         core_as_before: Some("the core as before"),
         proxy_as_before: Some("the default proxy as before"),
@@ -1584,7 +1595,7 @@ fn a_refused_update_of_a_created_cluster_proxy_and_of_the_core_restore_is_partia
         swarm.faults.updates_refused_from = vec![(EU_PROXY.into(), 1), (CORE.into(), 2)];
     });
     let failure = Failure {
-        exit: (1, "failed", &["api_error", "partially_restored"]),
+        exit: (1, &["api_error", "partially_restored"]),
         core_mounts: (2, "the core stays on the run's config"),
         proxy_as_before: Some("the default proxy untouched"),
         ..Failure::default()
@@ -1613,7 +1624,7 @@ fn a_refused_update_of_a_created_cluster_proxy_and_of_the_core_restore_is_partia
 fn a_new_cluster_whose_proxy_the_core_never_creates_times_out_with_exit_6() {
     let engine = FakeEngine::start_arranged(|swarm| swarm.faults.core_creates_no_proxy = true);
     let failure = Failure {
-        exit: (6, "timed_out", &["timed_out"]),
+        exit: (6, &["timed_out"]),
         core_mounts: (2, "nothing rolled back"),
         ..Failure::default()
     };
@@ -1913,7 +1924,7 @@ fn a_core_that_fails_to_load_leaves_the_held_proxy_untouched_with_exit_5() {
     let dir = tempfile::tempdir().unwrap();
     let file = unloadable_pinned_config(dir.path());
     let failure = Failure {
-        exit: (5, "rolled_back", &["rolled_back"]),
+        exit: (5, &["rolled_back"]),
         core_mounts: (1, "the core is back on its previous config"),
         core_as_before: Some("the core is on its previous spec"),
         proxy_as_before: Some("the proxy was never touched"),
