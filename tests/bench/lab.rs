@@ -9,8 +9,9 @@
 //! ([`verified`]). It also prints Swarm's own part of the pair's runs ([`swarm_span`]: the
 //! ratio a tool that took no time of its own would reach), the proxy tasks each way created
 //! per replica slot and how many of them started a container, counted from the swarm and
-//! the nodes' engines ([`created_per_slot`]; the runbook's two parts apart), the tool's overhead per service update (its request to its "converged", minus
-//! Swarm's own rollout time from the run's JSON `timings`) and the peak memory of its runs.
+//! the nodes' engines ([`created_per_slot`]; the runbook's two parts apart), the tool's
+//! overhead per service update (its request to its "converged", minus Swarm's own rollout
+//! time from the run's JSON `timings`) and the peak memory of its runs.
 //! Last, the service gaps while a proxy already in host mode is pinned to another label,
 //! by `pin-proxy` and by hand ([`gaps`]).
 //!
@@ -109,7 +110,7 @@ fn tool(lab: &Lab, commands: &[&[&str]]) -> Option<ToolRun> {
             println!("  interlockctl {} failed", args[0]);
             return None;
         }
-        created.push(created_per_slot(lab, since, None));
+        created.extend(created_per_slot(lab, since, &[]));
         max_rss_kib = max_rss_kib.max(finished.max_rss_kib);
         let report: Value = serde_json::from_str(&finished.stdout).expect("one JSON report");
         for timing in report["timings"].as_array().into_iter().flatten() {
@@ -157,15 +158,16 @@ impl std::fmt::Display for PerSlot {
     }
 }
 
-/// The proxy tasks Swarm created from `since` (until `until`, if given), per slot, counted
-/// from the tasks it keeps (its task history retention, 5 per slot on the lab, caps a slot's
-/// count at 5 when the task from before `since` is gone); a task counts as started when its
+/// The proxy tasks Swarm created from `since`, per slot, one count for each part of the time
+/// since then that `splits` cut (each split starts the next part), from one read of the
+/// tasks Swarm keeps (its task history retention, 5 per slot on the lab, caps a slot's count
+/// at 5 when the task from before `since` is gone); a task counts as started when its
 /// container started (a task Swarm replaced before it ran has none, or one never started).
-fn created_per_slot(lab: &Lab, since: SystemTime, until: Option<SystemTime>) -> PerSlot {
+fn created_per_slot(lab: &Lab, since: SystemTime, splits: &[SystemTime]) -> Vec<PerSlot> {
     let ids = lab.docker(&["service", "ps", "-q", "--no-trunc", PROXY]);
     let ids: Vec<&str> = ids.split_whitespace().collect();
     let started = started_proxy_tasks(lab, since);
-    let mut per_slot = BTreeMap::new();
+    let mut parts = vec![PerSlot::default(); splits.len() + 1];
     let tasks: Value = serde_json::from_str(&lab.docker(&[&["inspect"][..], &ids[..]].concat()))
         .expect("docker inspect prints JSON");
     for task in tasks.as_array().into_iter().flatten() {
@@ -175,16 +177,21 @@ fn created_per_slot(lab: &Lab, since: SystemTime, until: Option<SystemTime>) -> 
         else {
             continue;
         };
-        let count: &mut Created = per_slot
-            .entry(task["Slot"].as_u64().unwrap_or(0))
-            .or_default();
-        if created >= since && until.is_none_or(|until| created < until) {
-            count.tasks += 1;
-            count.started +=
-                usize::from(task["ID"].as_str().is_some_and(|id| started.contains(id)));
+        let slot = task["Slot"].as_u64().unwrap_or(0);
+        for part in &mut parts {
+            part.0.entry(slot).or_default();
         }
+        if created < since {
+            continue;
+        }
+        let count = parts[splits.partition_point(|split| *split <= created)]
+            .0
+            .entry(slot)
+            .or_default();
+        count.tasks += 1;
+        count.started += usize::from(task["ID"].as_str().is_some_and(|id| started.contains(id)));
     }
-    PerSlot(per_slot)
+    parts
 }
 
 /// The proxy tasks whose container started from `since` until now, from each node's engine
@@ -272,13 +279,7 @@ fn runbook(lab: &Lab, args: &[&str]) -> Option<RunbookRun> {
         .find_map(|line| line.strip_prefix("part 2 starts at "))
         .and_then(|seconds| seconds.trim().parse::<f64>().ok())
         .map(|seconds| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds));
-    let created = match part_2 {
-        Some(part_2) => vec![
-            created_per_slot(lab, since, Some(part_2)),
-            created_per_slot(lab, part_2, None),
-        ],
-        None => vec![created_per_slot(lab, since, None)],
-    };
+    let created = created_per_slot(lab, since, part_2.as_slice());
     Some(RunbookRun { took, created })
 }
 
