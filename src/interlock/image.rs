@@ -59,6 +59,14 @@ impl ImageRef {
         self.name.rsplit('/').next().unwrap_or(&self.name)
     }
 
+    /// The org: the path component before the repository (`mirantis` for
+    /// `registry:5000/mirantis/ucp-agent`), what `upgrade --repository` replaces; `None`
+    /// for a name without one.
+    pub fn org(&self) -> Option<&str> {
+        let (prefix, _) = self.name.rsplit_once('/')?;
+        prefix.rsplit('/').next()
+    }
+
     /// Whether this is one of Interlock's images.
     pub fn is_interlock(&self) -> bool {
         INTERLOCK_IMAGES.contains(&self.repository())
@@ -233,6 +241,12 @@ mod tests {
         );
         assert_eq!(ImageRef::parse("sha256:0123"), None);
         assert!(!parse("nginx:1.25").is_interlock());
+        assert_eq!(
+            parse("registry.local:5000/mirantis/ucp-agent:3.8.0").org(),
+            Some("mirantis")
+        );
+        assert_eq!(parse("docker/ucp-interlock").org(), Some("docker"));
+        assert_eq!(parse("ucp-interlock").org(), None);
     }
 
     #[test]

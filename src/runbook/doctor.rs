@@ -238,7 +238,7 @@ fn mke_version(survey: &Survey) -> Option<String> {
 fn upgrade_command(survey: &Survey, mke_version: Option<&str>) -> String {
     let org = |service: &Service| {
         ImageRef::parse(&spec::image(&service.spec))
-            .and_then(|image| image.name.rsplit_once('/').map(|(org, _)| org.to_owned()))
+            .and_then(|image| image.org().map(str::to_owned))
     };
     let agent_org = survey.ucp_agent.as_ref().and_then(org);
     let core_org = survey.core.as_ref().and_then(org);
@@ -761,6 +761,23 @@ mod tests {
                     Some(&*format!("{fix} upgrades Interlock to MKE's version")),
                 ),
             ]
+        );
+
+        // A registry host in front of the org is no part of `--repository` (which takes an
+        // org only): the hint stays a command `upgrade` accepts.
+        survey.ucp_agent.as_mut().unwrap().spec["TaskTemplate"]["ContainerSpec"]["Image"] =
+            json!("registry.example:5000/mirantis/ucp-agent:3.8.0");
+        let hints: Vec<Option<String>> = examine(&survey, None)
+            .findings
+            .into_iter()
+            .map(|f| f.hint)
+            .collect();
+        assert_eq!(hints.len(), 2, "{hints:?}");
+        assert!(
+            hints
+                .iter()
+                .all(|hint| hint.as_ref().is_some_and(|h| h.starts_with(fix))),
+            "{hints:?}"
         );
 
         // The services' own label wins over the agent's image.
