@@ -550,19 +550,6 @@ impl InterlockConfig {
         changes
     }
 
-    /// The image keys of every extension that are set: `(extension, key, image)`.
-    pub fn images(&self) -> Vec<(String, &'static str, String)> {
-        let mut images = Vec::new();
-        for extension in self.extension_names().unwrap_or_default() {
-            for key in IMAGE_KEYS {
-                if let Some(image) = self.lenient_string(&extension, key) {
-                    images.push((extension.clone(), key, image));
-                }
-            }
-        }
-        images
-    }
-
     /// Sets one key of an extension, keeping the key's spelling, position and the
     /// whitespace and comment around its value. Returns `None` when the value is already
     /// equal (then not a byte changes).
