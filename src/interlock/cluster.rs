@@ -10,7 +10,8 @@
 //! changes: two extensions serving one cluster would both route its services.
 
 use crate::error::{Diagnostic, Error, Problem, Result};
-use crate::interlock::config::{ConfigError, InterlockConfig, KeyChange, PublishMode};
+use crate::interlock::config::{ConfigError, InterlockConfig, KeyChange};
+use crate::interlock::edit::HostPorts;
 use crate::interlock::input::{self, InputError, NodeLabel};
 
 /// How a cluster's proxy service is named: this prefix and the cluster's name.
@@ -96,10 +97,8 @@ pub struct NewCluster {
     pub name: String,
     /// The label of the nodes its proxy runs on.
     pub label: NodeLabel,
-    /// `PublishedPort`.
-    pub http: u16,
-    /// `PublishedSSLPort`.
-    pub https: u16,
+    /// Its proxy's host ports.
+    pub ports: HostPorts,
     /// `--replicas`, if given.
     pub replicas: Option<u64>,
 }
@@ -114,12 +113,10 @@ impl NewCluster {
         replicas: Option<u64>,
     ) -> Result<Self, InputError> {
         check_name(name)?;
-        let (http, https) = input::http_https_ports(http, https)?;
         Ok(NewCluster {
             name: name.to_owned(),
             label: NodeLabel::parse(label)?,
-            http,
-            https,
+            ports: HostPorts::parse(http, https)?,
             replicas: replicas.map(input::replicas).transpose()?,
         })
     }
@@ -160,19 +157,18 @@ impl NewCluster {
     /// Sets the cluster's own keys in `[Extensions.NAME]`; returns what changed.
     fn set(&self, config: &mut InterlockConfig, replicas: Option<u64>) -> Vec<KeyChange> {
         let name = &self.name;
-        [
+        let mut changes: Vec<KeyChange> = [
             config.set_service_name(name, &self.service_name()),
             config.set_proxy_service_name(name, &self.proxy_service_name()),
             config.set_service_cluster(name, name),
             config.set_proxy_constraints(name, &[self.label.constraint().to_string()]),
             replicas.and_then(|n| config.set_proxy_replicas(name, n)),
-            config.set_publish_mode(name, PublishMode::Host),
-            config.set_published_port(name, self.http),
-            config.set_published_ssl_port(name, self.https),
         ]
         .into_iter()
         .flatten()
-        .collect()
+        .collect();
+        changes.extend(self.ports.apply(config, name));
+        changes
     }
 
     /// Everything another extension of `config` already uses; an extension of the same
@@ -218,7 +214,8 @@ impl NewCluster {
                 ("PublishedSSLPort", settings.published_ssl_port),
             ];
             for (key, port) in ports {
-                if let Some(port) = port.filter(|p| [self.http, self.https].contains(p)) {
+                if let Some(port) = port.filter(|p| [self.ports.http, self.ports.https].contains(p))
+                {
                     found.push(ClusterError::PortTaken {
                         port,
                         key,
@@ -310,6 +307,7 @@ fn check_name(name: &str) -> Result<(), InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interlock::config::PublishMode;
 
     fn fixture(stem: &str) -> InterlockConfig {
         let path = format!(

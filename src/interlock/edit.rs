@@ -65,13 +65,13 @@ pub struct ProxyPin {
     extension_constraints: Vec<String>,
 }
 
-/// Runbook part 2's request: host-mode publishing on these ports.
-#[derive(Debug, Clone, Copy)]
+/// Runbook part 2's request: host-mode publishing on these ports (also a new cluster's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostPorts {
     /// `PublishedPort`.
-    http: u16,
+    pub(crate) http: u16,
     /// `PublishedSSLPort`.
-    https: u16,
+    pub(crate) https: u16,
 }
 
 impl Edit {
@@ -268,13 +268,13 @@ impl ProxyPin {
 
 impl HostPorts {
     /// `host-mode`'s flags, validated.
-    fn parse(http: i64, https: i64) -> Result<Self, InputError> {
+    pub(crate) fn parse(http: i64, https: i64) -> Result<Self, InputError> {
         let (http, https) = input::http_https_ports(http, https)?;
         Ok(HostPorts { http, https })
     }
 
     /// Runbook part 2: host-mode publishing on these ports.
-    fn apply(self, config: &mut InterlockConfig, extension: &str) -> Vec<KeyChange> {
+    pub(crate) fn apply(self, config: &mut InterlockConfig, extension: &str) -> Vec<KeyChange> {
         [
             config.set_publish_mode(extension, PublishMode::Host),
             config.set_published_port(extension, self.http),
