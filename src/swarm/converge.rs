@@ -34,6 +34,20 @@ pub enum Phase {
     RolledBack(String),
 }
 
+impl Phase {
+    /// The phase of an update Swarm marked as failed (paused, or rolling or rolled back),
+    /// with Swarm's `message`; `None` for any other update state.
+    fn of_failed_update(update_state: Option<&str>, message: &str) -> Option<Phase> {
+        let message = message.to_owned();
+        match update_state? {
+            "paused" | "rollback_paused" => Some(Phase::Paused(message)),
+            "rollback_started" => Some(Phase::RollingBack(message)),
+            "rollback_completed" => Some(Phase::RolledBack(message)),
+            _ => None,
+        }
+    }
+}
+
 /// A snapshot of a service's progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Assessment {
@@ -67,13 +81,11 @@ pub fn assess(service: &Service, tasks: &[Task], nodes: &[Node]) -> Assessment {
             .count() as u64
     });
     let message = service.update_message.clone().unwrap_or_default();
-    let phase = match service.update_state.as_deref() {
-        Some("paused" | "rollback_paused") => Phase::Paused(message),
-        Some("rollback_started") => Phase::RollingBack(message),
-        Some("rollback_completed") => Phase::RolledBack(message),
-        Some("updating") => Phase::Updating,
-        _ if running >= desired => Phase::Converged,
-        _ => Phase::Updating,
+    let phase = match Phase::of_failed_update(service.update_state.as_deref(), &message) {
+        Some(failed) => failed,
+        None if service.update_state.as_deref() == Some("updating") => Phase::Updating,
+        None if running >= desired => Phase::Converged,
+        None => Phase::Updating,
     };
     Assessment {
         service: service.name.clone(),
@@ -332,11 +344,7 @@ pub async fn wait_core_write<S: SwarmApi>(
             return Ok(CoreWrite::Written);
         }
         let core = read_service(api, core_id).await?;
-        let failed = matches!(
-            core.update_state.as_deref(),
-            Some("paused" | "rollback_paused" | "rollback_started" | "rollback_completed")
-        );
-        if failed {
+        if Phase::of_failed_update(core.update_state.as_deref(), "").is_some() {
             return Ok(CoreWrite::CoreFailed);
         }
         let now = Instant::now();
