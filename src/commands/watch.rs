@@ -308,11 +308,6 @@ impl<S: SwarmApi> Watch<'_, S> {
         match result {
             Ok(Rejection::Rejected { record, attempts }) => {
                 let after_event_ms = event.map(|e| millis_since(e.time_nano));
-                let removed: Vec<String> = record
-                    .removed
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v:?}"))
-                    .collect();
                 let timing = after_event_ms
                     .map(|ms| format!(", {ms:.0} ms after the event"))
                     .unwrap_or_default();
@@ -321,7 +316,7 @@ impl<S: SwarmApi> Watch<'_, S> {
                     &format!(
                         "rejected service {name}: {}; removed {} ({attempts} write(s){timing})",
                         record.restored.describe(),
-                        removed.join(", ")
+                        record.removed_text()
                     ),
                     json!({
                         "service": name, "restored": record.restored, "removed": record.removed,

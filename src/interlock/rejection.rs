@@ -66,17 +66,22 @@ impl Record {
 
     /// One line for `labels check`, `status` and notifications.
     pub fn describe(&self) -> String {
+        format!(
+            "labels watch rejected its labels at {} and {}; removed: {}",
+            self.at,
+            self.restored.describe(),
+            self.removed_text()
+        )
+    }
+
+    /// The labels removed, as `key="value"` pairs.
+    pub fn removed_text(&self) -> String {
         let removed: Vec<String> = self
             .removed
             .iter()
             .map(|(key, value)| format!("{key}={value:?}"))
             .collect();
-        format!(
-            "labels watch rejected its labels at {} and {}; removed: {}",
-            self.at,
-            self.restored.describe(),
-            removed.join(", ")
-        )
+        removed.join(", ")
     }
 }
 
