@@ -481,16 +481,6 @@ fn an_interrupted_failing_apply_reruns_to_the_same_rollback() {
 // ---------------------------------------------------------------------------------------
 // 3. Error paths
 
-/// The error codes of a report, in order.
-fn error_codes(report: &Value) -> Vec<&str> {
-    report["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .map(|e| e["code"].as_str().expect("a code"))
-        .collect()
-}
-
 /// The specs of the core and of the default proxy.
 fn specs(engine: &FakeEngine) -> (Value, Value) {
     engine.with(|s| {
@@ -535,7 +525,7 @@ fn assert_failure(engine: &FakeEngine, args: &[&str], expected: &Failure) -> Val
     let (code, errors) = expected.exit;
     let report = interlockctl(engine, args).assert_report(code);
     assert_eq!(report["status"], status_of_exit(code));
-    assert_eq!(error_codes(&report), errors, "{}", report["errors"]);
+    assert_eq!(common::error_codes(&report), errors, "{}", report["errors"]);
     let (core_after, proxy_after) = specs(engine);
     if let Some(why) = expected.core_as_before {
         assert_eq!(core_after, core_before, "{why}");
@@ -1824,16 +1814,6 @@ const MIGRATE: &[&str] = &[
     "migrate", "--label", "role=dtr", "--http", "7080", "--https", "7443", "--yes",
 ];
 
-/// The update requests the engine received for `service`.
-fn updates_of(engine: &FakeEngine, service: &str) -> usize {
-    let id = engine.with(|s| s.service(service).unwrap().id.clone());
-    engine
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == format!("/services/{id}/update"))
-        .count()
-}
-
 /// `migrate` on a core that writes the proxy: one config, one core update, and one proxy
 /// update written onto the spec the core's swap left (so it needs no retry), after which
 /// the proxy carries both the core's new nginx config and the run's fields. A re-run changes
@@ -1850,7 +1830,10 @@ fn migrate_writes_the_proxy_edits_onto_the_cores_swap_in_one_update() {
         ["create_config", "update_service", "update_service"]
     );
     assert_eq!(
-        (updates_of(&engine, CORE), updates_of(&engine, PROXY)),
+        (
+            engine.with(|s| s.updates_of(CORE)),
+            engine.with(|s| s.updates_of(PROXY))
+        ),
         (1, 1)
     );
 
@@ -1940,7 +1923,7 @@ fn a_core_that_fails_to_load_leaves_the_held_proxy_untouched_with_exit_5() {
         "only the core was changed, so only the core is restored: {message}"
     );
     assert_eq!(
-        updates_of(&engine, PROXY),
+        engine.with(|s| s.updates_of(PROXY)),
         0,
         "nothing was sent to the proxy"
     );
@@ -1976,7 +1959,10 @@ fn a_core_that_swaps_nothing_gets_the_proxy_edits_after_its_poll_interval() {
         run.stderr
     );
     assert_eq!(
-        (updates_of(&engine, CORE), updates_of(&engine, PROXY)),
+        (
+            engine.with(|s| s.updates_of(CORE)),
+            engine.with(|s| s.updates_of(PROXY))
+        ),
         (1, 1)
     );
     engine.with(|swarm| {
@@ -2130,7 +2116,7 @@ fn watch_rejects_again_after_someone_else_updated_the_service_in_between() {
     let report = check.assert_report(0);
     assert_eq!(report["findings"][0]["code"], "labels_rejected");
     assert!(
-        text_of(&report["findings"][0], "message")
+        common::text(&report["findings"][0], "message")
             .starts_with("labels watch rejected its labels at ")
     );
     let status = interlockctl(&engine, &["status"]).assert_report(0);
@@ -2141,10 +2127,6 @@ fn watch_rejects_again_after_someone_else_updated_the_service_in_between() {
         .map(|f| f["code"].as_str().unwrap())
         .collect();
     assert!(codes.contains(&"labels_rejected"), "{codes:?}");
-}
-
-fn text_of<'a>(value: &'a Value, field: &str) -> &'a str {
-    value[field].as_str().unwrap_or_default()
 }
 
 #[test]
@@ -2209,7 +2191,7 @@ fn watch_notifications_never_hold_it_up_and_a_failing_receiver_is_reported() {
     let hung = of(&hanging.url, "notify_failed");
     assert_eq!(hung.len(), 1, "{lines:?}");
     assert!(
-        text_of(hung[0], "error").starts_with("no answer within 1s"),
+        common::text(hung[0], "error").starts_with("no answer within 1s"),
         "{}",
         hung[0]
     );
@@ -2222,10 +2204,10 @@ fn watch_notifications_never_hold_it_up_and_a_failing_receiver_is_reported() {
     assert_eq!(failing.bodies().len(), 3);
     let body: Value = serde_json::from_str(&ok.bodies()[0]).expect("a JSON body");
     assert_eq!(body["service"], "web");
-    assert!(text_of(&body, "text").starts_with(
+    assert!(common::text(&body, "text").starts_with(
         "interlockctl labels watch: service web has 1 invalid com.docker.lb.* label(s); reported"
     ), "{body}");
-    assert!(text_of(&body, "text").contains(r#"com.docker.lb.hosts="web.example;evil""#));
+    assert!(common::text(&body, "text").contains(r#"com.docker.lb.hosts="web.example;evil""#));
     assert_eq!(body["findings"][0]["code"], "unsafe_character");
 }
 
@@ -2316,7 +2298,7 @@ fn an_old_image_put_back_after_verification_is_caught_and_the_upgrade_undone() {
     });
     let before = interlock_specs(&engine);
     let report = interlockctl(&engine, UPGRADE).assert_report(5);
-    assert_eq!(error_codes(&report), ["verification_failed"]);
+    assert_eq!(common::error_codes(&report), ["verification_failed"]);
     let message = report["errors"][0]["message"].as_str().unwrap();
     assert!(
         message.starts_with(&format!(
@@ -2334,7 +2316,7 @@ fn an_old_image_put_back_after_verification_is_caught_and_the_upgrade_undone() {
 fn a_missing_image_is_refused_and_an_unreachable_registry_is_a_warning() {
     let engine = FakeEngine::start();
     let report = interlockctl(&engine, &["upgrade", "--to", "3.9.0", "--yes"]).assert_report(4);
-    assert_eq!(error_codes(&report), ["image_not_found"; 3]);
+    assert_eq!(common::error_codes(&report), ["image_not_found"; 3]);
     assert!(
         report["errors"][0]["message"]
             .as_str()

@@ -8,15 +8,11 @@ mod lab_support;
 use serde_json::{Value, json};
 
 use lab_support::front::{Act, Front};
-use lab_support::{CONF, CORE, PROXY, action_kinds, http_get, lab, md5_hex, mounted_proxy_config};
+use lab_support::{CORE, PROXY, action_kinds, conf, http_get, lab, md5_hex, mounted_proxy_config};
 
 const MIGRATE: [&str; 7] = [
     "migrate", "--label", "role=dtr", "--http", "7080", "--https", "7443",
 ];
-
-fn conf(n: u32) -> String {
-    format!("{CONF}-{n}")
-}
 
 fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     [&MIGRATE[..], extra].concat()

@@ -9,12 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lab_support::front::{Act, Front, Gate, Nth, RUN_STEPS};
-use lab_support::{CONF, CORE, Lab, PIN_PROXY, PROXY, harness, lab, wait_until};
+use lab_support::{CORE, Lab, PIN_PROXY, PROXY, conf, harness, lab, wait_until};
 use serde_json::json;
-
-fn conf(n: u32) -> String {
-    format!("{CONF}-{n}")
-}
 
 /// The state a finished `pin-proxy --label role=dtr` leaves; read once the core's own
 /// proxy-config swap is over.

@@ -10,14 +10,10 @@ use std::time::Duration;
 
 use lab_support::front::{Act, Front, Gate, Nth, RUN_STEPS};
 use lab_support::{
-    CONF, CORE, Lab, PIN_PROXY, PROXY, Run, action_kinds, action_targets, config_changes, lab,
+    CORE, Lab, PIN_PROXY, PROXY, Run, action_kinds, action_targets, conf, config_changes, lab,
     manifest_dir, wait_until,
 };
 use serde_json::{Value, json};
-
-fn conf(n: u32) -> String {
-    format!("{CONF}-{n}")
-}
 
 /// Runs `args`, expects exit 4 with `error_code` and `message` in the first error, and no
 /// change to any service version or config.

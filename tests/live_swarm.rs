@@ -13,7 +13,7 @@ use std::io::Write;
 use std::process::Command;
 
 use lab_support::{
-    CONF, CORE, HOST_MODE, Lab, PIN_PROXY, PIN_PROXY_PLAN, PROXY, action_kinds, actions, closed,
+    CORE, HOST_MODE, Lab, PIN_PROXY, PIN_PROXY_PLAN, PROXY, action_kinds, actions, closed, conf,
     config_changes, http_get, lab, text,
 };
 use serde_json::{Value, json};
@@ -22,10 +22,6 @@ const UCP_CONSTRAINTS: [&str; 2] = [
     "node.labels.com.docker.ucp.orchestrator.swarm==true",
     "node.platform.os==linux",
 ];
-
-fn conf(n: u32) -> String {
-    format!("{CONF}-{n}")
-}
 
 /// `spec` with its proxy-config mount (the core's change, not the run's) replaced by a
 /// placeholder, after checking it is one the core made.

@@ -7,10 +7,8 @@
 
 mod lab_support;
 
-use lab_support::{CONF, CORE, Lab, PROXY, lab};
+use lab_support::{CONF, CORE, Lab, PROXY, error_codes, lab};
 use std::time::Instant;
-
-use serde_json::Value;
 
 const EXTENSION: &str = "ucp-interlock-extension";
 const SERVICES: [&str; 3] = [CORE, EXTENSION, PROXY];
@@ -41,15 +39,6 @@ fn assert_on(lab: &Lab, org: &str, version: &str) {
     }
 }
 
-fn codes(report: &Value) -> Vec<String> {
-    report["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| e["code"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 /// Refusals first (nothing changed), then after the seed's migration: `upgrade` moves core,
 /// extension and proxy to the new images and the config's image keys with them, the proxy
 /// still verified in host mode; a re-run changes nothing; `rollback` returns every image; an
@@ -63,7 +52,7 @@ fn upgrade_moves_every_image_and_rollback_and_a_failed_core_put_them_back() {
     let refused = lab
         .interlockctl(&["upgrade", "--to", "3.8.0", "--yes", "-o", "json"])
         .assert_report(4);
-    assert_eq!(codes(&refused), ["not_interlock_image"; 3]);
+    assert_eq!(error_codes(&refused), ["not_interlock_image"; 3]);
     assert!(
         refused["errors"][0]["message"]
             .as_str()
@@ -73,7 +62,7 @@ fn upgrade_moves_every_image_and_rollback_and_a_failed_core_put_them_back() {
     let invalid = lab
         .interlockctl(&["upgrade", "--to", "3.8.0!", "--yes", "-o", "json"])
         .assert_report(4);
-    assert_eq!(codes(&invalid), ["invalid_tag"]);
+    assert_eq!(error_codes(&invalid), ["invalid_tag"]);
     assert_eq!(lab.configs(), [format!("{CONF}-1")], "nothing was changed");
 
     lab_support::reset_with_interlock_images();

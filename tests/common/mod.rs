@@ -141,6 +141,16 @@ pub fn actions(report: &Value) -> impl Iterator<Item = &Value> {
 }
 
 /// The string `field` of a report's object.
+/// The error codes of a report, in order.
+pub fn error_codes(report: &Value) -> Vec<&str> {
+    report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["code"].as_str().expect("a code"))
+        .collect()
+}
+
 pub fn text<'a>(object: &'a Value, field: &str) -> &'a str {
     object[field].as_str().expect("a string")
 }

@@ -647,6 +647,11 @@ impl Swarm {
     }
 
     /// Someone else's update: a label on the spec, nothing the tool plans to change.
+    /// How many update requests the service got so far, refused ones included.
+    pub fn updates_of(&self, service: &str) -> usize {
+        self.update_requests.get(service).copied().unwrap_or(0)
+    }
+
     /// How often the service was inspected so far.
     pub fn inspections_of(&self, service: &str) -> usize {
         self.inspections.get(service).copied().unwrap_or(0)

@@ -27,7 +27,7 @@ use serde_json::Value;
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use harness::{
     Interlockctl, Receiver, Run, Running, action_kinds, action_targets, actions, changed_lines,
-    config_changes, kinds, manifest_dir, ndjson, text,
+    config_changes, error_codes, kinds, manifest_dir, ndjson, text,
 };
 
 pub mod front;
@@ -35,6 +35,11 @@ pub mod front;
 pub const CORE: &str = "ucp-interlock";
 pub const PROXY: &str = "ucp-interlock-proxy";
 pub const CONF: &str = "com.docker.ucp.interlock.conf";
+
+/// The lab's config number `n`: `com.docker.ucp.interlock.conf-N`.
+pub fn conf(n: u32) -> String {
+    format!("{CONF}-{n}")
+}
 /// Runbook part 1 on the lab, confirmed.
 pub const PIN_PROXY: [&str; 4] = ["pin-proxy", "--label", "role=dtr", "--yes"];
 /// Runbook part 1 on the lab, planned only, as JSON.
