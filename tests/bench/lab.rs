@@ -694,20 +694,8 @@ impl Probing {
 
 /// One HTTP GET of `addr:port` within 300 ms: whether the stand-in proxy answered.
 fn probe(addr: &str, port: u16) -> bool {
-    use std::io::{Read, Write};
     let timeout = Duration::from_millis(300);
-    let Ok(target) = format!("{addr}:{port}").parse() else {
-        return false;
-    };
-    let attempt = || -> std::io::Result<String> {
-        let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")?;
-        let mut body = String::new();
-        stream.read_to_string(&mut body)?;
-        Ok(body)
-    };
-    attempt().is_ok_and(|body| body.contains("interlock-proxy-standin"))
+    lab_support::http_get_once(addr, port, timeout, timeout).is_some()
 }
 
 /// Requests per endpoint kind, and the totals, of one command, from its `-v` output.

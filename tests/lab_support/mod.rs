@@ -459,21 +459,29 @@ pub fn json(run: &Run) -> Value {
 pub fn http_get(addr: &str, port: u16) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let attempt = (|| -> std::io::Result<String> {
-            let target = format!("{addr}:{port}").parse().expect("socket address");
-            let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
-            stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-            stream.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")?;
-            let mut body = String::new();
-            stream.read_to_string(&mut body)?;
-            Ok(body)
-        })();
-        match attempt {
-            Ok(body) if body.contains("interlock-proxy-standin") => return Some(body),
-            _ if Instant::now() > deadline => return None,
-            _ => std::thread::sleep(Duration::from_millis(300)),
+        match http_get_once(addr, port, Duration::from_secs(2), Duration::from_secs(3)) {
+            Some(body) => return Some(body),
+            None if Instant::now() > deadline => return None,
+            None => std::thread::sleep(Duration::from_millis(300)),
         }
     }
+}
+
+/// One `GET /` of `addr:port` (connecting within `connect`, the answer read within `read`):
+/// its body when the stand-in proxy answered.
+pub fn http_get_once(addr: &str, port: u16, connect: Duration, read: Duration) -> Option<String> {
+    let target = format!("{addr}:{port}").parse().expect("socket address");
+    let attempt = || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&target, connect)?;
+        stream.set_read_timeout(Some(read))?;
+        stream.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body)?;
+        Ok(body)
+    };
+    attempt()
+        .ok()
+        .filter(|body| body.contains("interlock-proxy-standin"))
 }
 
 /// Runs `docker` (a command with its environment set) with `args`, which must succeed; its
