@@ -39,9 +39,7 @@ pub async fn run<S: SwarmApi>(
     }
     let upgrade = edit.upgrade().expect("an upgrade edit");
     let moved: BTreeSet<String> = plan::upgraded_images(observed, upgrade)
-        .into_iter()
-        .filter(|(service, image)| current_image(observed, service) != Some(image.clone()))
-        .map(|(_, image)| image)
+        .into_values()
         .collect();
     let mut missing = Vec::new();
     for image in &moved {
@@ -67,17 +65,10 @@ pub async fn run<S: SwarmApi>(
     runbook::change(api, &state, &edit, options, printer, report).await
 }
 
-fn current_image(observed: &Observed, service: &str) -> Option<String> {
-    std::iter::once(&observed.core)
-        .chain(&observed.others)
-        .find(|s| s.name == service)
-        .map(|s| spec::image(&s.spec))
-}
-
 /// A refusal for each service that runs no Interlock image, naming what it runs.
 fn not_interlock(observed: &Observed) -> Vec<Problem> {
-    std::iter::once(&observed.core)
-        .chain(&observed.others)
+    observed
+        .services()
         .filter_map(|service| {
             let image = spec::image(&service.spec);
             let interlock = ImageRef::parse(&image).is_some_and(|i| i.is_interlock());

@@ -71,6 +71,13 @@ pub struct Observed {
     pub others: Vec<Service>,
 }
 
+impl Observed {
+    /// The core, then the other services whose image a run may move.
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        std::iter::once(&self.core).chain(&self.others)
+    }
+}
+
 /// The config step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextConfig {
@@ -277,10 +284,19 @@ pub fn build(observed: &Observed, desired: &Desired) -> Plan {
             id: config.id.clone(),
         },
         None => {
-            let images_before: BTreeMap<String, String> = std::iter::once(&observed.core)
-                .chain(&observed.others)
-                .filter(|service| image_edit(service, desired).is_some())
-                .map(|service| (service.name.clone(), spec::image(&service.spec)))
+            let moved = core_image
+                .iter()
+                .map(|edit| (&observed.core.name, edit))
+                .chain(
+                    others
+                        .iter()
+                        .flat_map(|o| o.edits.iter().map(move |edit| (&o.service, edit))),
+                );
+            let images_before: BTreeMap<String, String> = moved
+                .filter_map(|(service, edit)| match edit {
+                    SpecEdit::Image { from, .. } => Some((service.clone(), from.clone())),
+                    _ => None,
+                })
                 .collect();
             next_config(observed, desired, core_port.is_some(), &images_before)
         }
@@ -345,13 +361,14 @@ fn image_edit(service: &Service, desired: &Desired) -> Option<SpecEdit> {
     })
 }
 
-/// The images an `upgrade` moves to: the core's and every other observed service's whose
-/// image is one of Interlock's.
+/// The images an `upgrade` moves to: for the core and every other observed service whose
+/// image is one of Interlock's and not already the target.
 pub fn upgraded_images(observed: &Observed, upgrade: &Upgrade) -> BTreeMap<String, String> {
-    std::iter::once(&observed.core)
-        .chain(&observed.others)
+    observed
+        .services()
         .filter_map(|service| {
-            let to = upgrade.target_of(&spec::image(&service.spec))?;
+            let from = spec::image(&service.spec);
+            let to = upgrade.target_of(&from).filter(|to| *to != from)?;
             Some((service.name.clone(), to))
         })
         .collect()
