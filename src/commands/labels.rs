@@ -81,11 +81,19 @@ pub async fn live_service_clusters<S: SwarmApi>(
     api: &S,
     core: &str,
 ) -> std::result::Result<Vec<String>, String> {
-    let service = api
-        .service(core)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the Interlock core service {core} does not exist"))?;
+    let service = api.service(core).await.map_err(|e| e.to_string())?;
+    service_clusters_of(api, service.as_ref(), core).await
+}
+
+/// [`live_service_clusters`] of the core service already read (`None`: there is no service
+/// named `core`).
+pub async fn service_clusters_of<S: SwarmApi>(
+    api: &S,
+    service: Option<&Service>,
+    core: &str,
+) -> std::result::Result<Vec<String>, String> {
+    let service =
+        service.ok_or_else(|| format!("the Interlock core service {core} does not exist"))?;
     let (name, id) = spec::config_ref(&service.spec, CONFIG_TARGET)
         .ok_or_else(|| format!("service {core} mounts no config at {CONFIG_TARGET}"))?;
     let text = api.config_data(&id).await.map_err(|e| e.to_string())?;

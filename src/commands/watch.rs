@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::{GlobalArgs, LabelsWatchArgs};
-use crate::commands::labels::{live_service_clusters, service_findings};
+use crate::commands::labels::{service_clusters_of, service_findings};
 use crate::error::{Error, Problem, Result};
 use crate::exit::ExitCode;
 use crate::interlock::findings::{Finding, Severity};
@@ -52,16 +52,14 @@ pub async fn run<S: SwarmApi>(
         notifier,
         networks: api.networks().await.map_err(|e| Error::failed(&e))?,
         clusters: Err(String::new()),
+        clusters_read_at: None,
         judged: HashMap::new(),
         proxy_networks: HashMap::new(),
         printed: HashMap::new(),
     };
-    watch.read_clusters().await;
     let services = api.services().await.map_err(|e| Error::failed(&e))?;
     let count = services.len();
-    for service in services {
-        watch.judge(service, None).await;
-    }
+    watch.check_all(services).await;
     watch.say(
         "watching",
         &format!(
@@ -127,6 +125,8 @@ struct Watch<'a, S> {
     networks: Vec<Network>,
     /// The service clusters of the live config, or why they cannot be read.
     clusters: std::result::Result<Vec<String>, String>,
+    /// The core's `Version.Index` whose config `clusters` was read from.
+    clusters_read_at: Option<u64>,
     /// Service ID → the `Version.Index` last judged.
     judged: HashMap<String, u64>,
     /// Proxy service ID → the names of its networks when last seen.
@@ -165,13 +165,8 @@ impl<S: SwarmApi> Watch<'_, S> {
 
     /// After a reconnect: every service whose version is not the one judged last.
     async fn recheck_all(&mut self) {
-        self.read_clusters().await;
         match self.api.services().await {
-            Ok(services) => {
-                for service in services {
-                    self.judge(service, None).await;
-                }
-            }
+            Ok(services) => self.check_all(services).await,
             Err(error) => self.say(
                 "check_failed",
                 &format!("cannot list the services: {error}"),
@@ -180,8 +175,25 @@ impl<S: SwarmApi> Watch<'_, S> {
         }
     }
 
-    async fn read_clusters(&mut self) {
-        self.clusters = live_service_clusters(self.api, self.core).await;
+    /// The service clusters first (of the core in `services`, or why there are none), then
+    /// every service whose version is not the one judged last.
+    async fn check_all(&mut self, services: Vec<Service>) {
+        let core = services.iter().find(|s| s.name == self.core);
+        self.read_clusters(core).await;
+        for service in services {
+            self.judge(service, None).await;
+        }
+    }
+
+    /// Reads the service clusters of the core's config (`None`: no core service), once per
+    /// version of the core.
+    async fn read_clusters(&mut self, core: Option<&Service>) {
+        let version = core.map(|core| core.version);
+        if version.is_some() && version == self.clusters_read_at {
+            return;
+        }
+        self.clusters_read_at = version;
+        self.clusters = service_clusters_of(self.api, core, self.core).await;
         if let Err(reason) = &self.clusters {
             self.say(
                 "warning",
@@ -201,7 +213,7 @@ impl<S: SwarmApi> Watch<'_, S> {
         }
         self.know_networks(&service).await;
         if service.name == self.core {
-            self.read_clusters().await;
+            self.read_clusters(Some(&service)).await;
         }
         let mut findings = self.findings(&service);
         findings.extend(self.proxy_growth(&service));
