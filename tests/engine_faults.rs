@@ -2211,6 +2211,28 @@ fn watch_notifications_never_hold_it_up_and_a_failing_receiver_is_reported() {
     assert_eq!(body["findings"][0]["code"], "unsafe_character");
 }
 
+/// A core that mounts no config: the watch says once, at its first check, that the
+/// `service_cluster` labels are not checked (the core judged next is the same version).
+#[test]
+fn watch_says_once_that_service_clusters_are_not_checked() {
+    let engine = FakeEngine::start_arranged(|swarm| {
+        swarm.service_mut(CORE).unwrap().spec["TaskTemplate"]["ContainerSpec"]["Configs"] =
+            json!([]);
+    });
+    let running = watching(&engine, &[]);
+    running.signal(libc::SIGTERM);
+    let run = running.finish();
+    run.assert_code(0);
+    let lines = ndjson(&run);
+    assert_eq!(kinds(&lines), ["warning", "watching", "stopped"]);
+    assert_eq!(
+        lines[0]["message"],
+        format!(
+            "service_cluster labels are not checked: service {CORE} mounts no config at /config.toml"
+        )
+    );
+}
+
 #[test]
 fn watch_refuses_a_notify_url_it_cannot_use_before_reading_the_swarm() {
     let engine = FakeEngine::start();
