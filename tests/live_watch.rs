@@ -15,10 +15,6 @@ use lab_support::{
     wait_until,
 };
 
-fn create(lab: &Lab, name: &str, labels: &[&str]) {
-    lab.create_idle_service(name, labels, &[]);
-}
-
 fn relabel(lab: &Lab, name: &str, label: &str) {
     lab.docker(&[
         "service",
@@ -81,13 +77,13 @@ fn rendered_proxy_configs(lab: &Lab) -> Vec<String> {
 #[cfg_attr(skip_lab, ignore = "INTERLOCKCTL_SKIP_LAB=1: needs the lab swarm")]
 fn without_the_watch_a_bad_hosts_label_makes_the_proxy_flap() {
     let lab = lab();
-    create(
-        &lab,
+    lab.create_idle_service(
         "lab-typo",
         &[
             "com.docker.lb.hosts=typo.example;evil",
             "com.docker.lb.port=80",
         ],
+        &[],
     );
     // The core renders the value into the proxy's config and swaps it on; the new proxy
     // tasks fail at start, and Swarm rolls the proxy back (FailureAction = rollback).
@@ -165,18 +161,18 @@ fn the_watch_rejects_bad_labels_before_the_core_renders_them() {
     lab.docker(&["pause", &core]);
     // A new service with a bad hosts label is rejected; a valid create and update are left
     // alone; an update that breaks a valid service gets its previous labels back.
-    create(
-        &lab,
+    lab.create_idle_service(
         "lab-bad",
         &[
             "com.docker.lb.hosts=bad.example;evil",
             "com.docker.lb.port=80",
         ],
+        &[],
     );
-    create(
-        &lab,
+    lab.create_idle_service(
         "lab-ok",
         &["com.docker.lb.hosts=ok.example", "com.docker.lb.port=80"],
+        &[],
     );
     relabel(
         &lab,
@@ -184,10 +180,10 @@ fn the_watch_rejects_bad_labels_before_the_core_renders_them() {
         "com.docker.lb.hosts=ok.example,www.ok.example",
     );
     let ok_version = version(&lab, "lab-ok");
-    create(
-        &lab,
+    lab.create_idle_service(
         "lab-web",
         &["com.docker.lb.hosts=web.example", "com.docker.lb.port=80"],
+        &[],
     );
     // lab-web runs a task, to show that a rejection re-creates none.
     lab.docker(&["service", "scale", "--detach=false", "lab-web=1"]);
@@ -261,13 +257,13 @@ fn the_watch_rejects_bad_labels_before_the_core_renders_them() {
 
     // The engine restarts under the watch; a bad label made as it comes back is caught.
     restart_engine();
-    create(
-        &lab,
+    lab.create_idle_service(
         "lab-late",
         &[
             "com.docker.lb.hosts=late.example\"",
             "com.docker.lb.port=80",
         ],
+        &[],
     );
     wait_for_line(&watch, "rejected lab-late", is("rejected", "lab-late"));
 

@@ -19,22 +19,17 @@ use crate::measure::Samples;
 const ONE_BY_ONE: usize = 24;
 const BURST: usize = 20;
 
+/// A service whose hosts label the core would render into a broken nginx config.
 fn create(lab: &Lab, name: &str) -> Command {
-    let mut docker = Command::new("docker");
-    docker
-        .env("DOCKER_HOST", &lab.docker_host)
-        .args([
-            "service",
-            "create",
-            "--quiet",
-            "--detach",
-            "--no-resolve-image",
-        ])
-        .args(["--replicas", "0", "--name", name])
-        .args(["--label", "com.docker.lb.hosts=bench.example;evil"])
-        .args(["--label", "com.docker.lb.port=80"])
-        .args([lab.image.as_str(), "sleep", "3600"])
-        .stdout(Stdio::null());
+    let mut docker = lab.idle_service_command(
+        name,
+        &[
+            "com.docker.lb.hosts=bench.example;evil",
+            "com.docker.lb.port=80",
+        ],
+        &[],
+    );
+    docker.stdout(Stdio::null());
     docker
 }
 

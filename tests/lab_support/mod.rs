@@ -272,7 +272,14 @@ impl Lab {
     /// no task: the label checks read only specs, and the core routes it all the same. Named
     /// `lab-*` so that `lab.sh reset` removes it.
     pub fn create_idle_service(&self, name: &str, labels: &[&str], networks: &[&str]) {
-        let mut args = vec![
+        docker_cli(self.idle_service_command(name, labels, networks), &[]);
+    }
+
+    /// The `docker service create` of [`Lab::create_idle_service`], not yet run (to time it,
+    /// or to start several at once).
+    pub fn idle_service_command(&self, name: &str, labels: &[&str], networks: &[&str]) -> Command {
+        let mut docker = Command::new("docker");
+        docker.env("DOCKER_HOST", &self.docker_host).args([
             "service",
             "create",
             "--quiet",
@@ -282,15 +289,15 @@ impl Lab {
             "0",
             "--name",
             name,
-        ];
+        ]);
         for label in labels {
-            args.extend(["--label", label]);
+            docker.args(["--label", label]);
         }
         for network in networks {
-            args.extend(["--network", network]);
+            docker.args(["--network", network]);
         }
-        args.extend([self.image.as_str(), "sleep", "3600"]);
-        self.docker(&args);
+        docker.args([self.image.as_str(), "sleep", "3600"]);
+        docker
     }
 
     pub fn inspect(&self, service: &str) -> Value {
