@@ -485,17 +485,20 @@ wait_dockerd() {
 restart_manager_with_tls() {
     log "the manager's engine has no TLS listener: restarting it with one"
     make_tls
-    restart_manager_engine
+    restart_engines "$MGR"
 }
 
-# Stops the manager's dockerd (by its recorded PID) and starts it again; returns once the
-# swarm has all its nodes Ready and the TLS listener answers.
-restart_manager_engine() {
-    local pid
-    pid=$(read_pid "$STATE/$MGR/dockerd.pid")
-    if ours "$pid" "$(sock "$MGR")"; then stop_pids 25 "$pid"; fi
-    start_dockerd "$MGR"
-    wait_dockerd "$MGR"
+# restart_engines NODE...: stops those nodes' dockerds (by their recorded PIDs) and starts
+# them again; returns once the swarm has all its nodes Ready and the TLS listener answers.
+restart_engines() {
+    local n pid pids=()
+    for n in "$@"; do
+        pid=$(read_pid "$STATE/$n/dockerd.pid")
+        if ours "$pid" "$(sock "$n")"; then pids+=("$pid"); fi
+    done
+    if ((${#pids[@]})); then stop_pids 25 "${pids[@]}"; fi
+    for n in "$@"; do start_dockerd "$n"; done
+    for n in "$@"; do wait_dockerd "$n"; done
     wait_until 60 "4 Ready swarm nodes" nodes_ready
     wait_until 20 "the manager's TLS listener" tls_answers
 }
@@ -513,17 +516,8 @@ engines_offline() {
 # A lab started before the engines ran with $OFFLINE_ENV: restart them with it. Their tasks
 # stop with them (no live-restore); the caller resets the fixture.
 restart_engines_offline() {
-    local n pid pids=()
     log "the engines run without $OFFLINE_ENV: restarting them with it"
-    for n in "${NODES[@]}"; do
-        pid=$(read_pid "$STATE/$n/dockerd.pid")
-        if ours "$pid" "$(sock "$n")"; then pids+=("$pid"); fi
-    done
-    if ((${#pids[@]})); then stop_pids 25 "${pids[@]}"; fi
-    for n in "${NODES[@]}"; do start_dockerd "$n"; done
-    for n in "${NODES[@]}"; do wait_dockerd "$n"; done
-    wait_until 60 "4 Ready swarm nodes" nodes_ready
-    wait_until 20 "the manager's TLS listener" tls_answers
+    restart_engines "${NODES[@]}"
 }
 
 ssh_host() { echo "ssh://root@${ADDR[$MGR]}"; }
@@ -1001,7 +995,7 @@ cmd_restart_engine() {
     lock
     lab_is_up || die "the lab is not up: run lab.sh up"
     log "restarting the manager's engine"
-    restart_manager_engine
+    restart_engines "$MGR"
     log "the manager's engine is back"
 }
 
