@@ -602,15 +602,16 @@ impl<'a, S: SwarmApi> Run<'a, S> {
     /// waits for them all at once; puts back what the run changed when one fails.
     async fn update_others(&mut self, others: &[ServiceEdits], state: &LiveState) -> Result<()> {
         let mut sent = Vec::new();
+        let extensions = every_extension(state);
         for update in others {
             let observed = &state.observed.others;
             let Some(before) = observed.iter().find(|s| s.name == update.service) else {
                 continue;
             };
-            let proxy_of = every_extension(state)
-                .into_iter()
+            let proxy_of = extensions
+                .iter()
                 .find(|settings| settings.proxy_service_name == before.name);
-            let role = proxy_of.map_or(Role::Service, |settings| Role::proxy(&settings, before));
+            let role = proxy_of.map_or(Role::Service, |settings| Role::proxy(settings, before));
             match self.send(before, &update.edits, role).await {
                 Ok(update) => sent.push(update),
                 Err(failure) => return Err(self.fail(failure, &before.name).await),
