@@ -384,10 +384,8 @@ impl InterlockConfig {
     /// takes a started core to write the proxy. The default when absent or not a duration
     /// (the core refuses such a config; the rollout finds that out).
     pub fn poll_interval(&self) -> std::time::Duration {
-        self.doc
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case("PollInterval"))
-            .and_then(|(_, item)| item.as_str())
+        self.top_level("PollInterval")
+            .and_then(Item::as_str)
             .and_then(|text| humantime::parse_duration(text).ok())
             .unwrap_or(defaults::POLL_INTERVAL)
     }
@@ -586,11 +584,17 @@ impl InterlockConfig {
         })
     }
 
-    fn extensions_table(&self) -> Result<&dyn TableLike, ConfigError> {
+    /// A top-level key, whatever its case (the core reads keys case-insensitively).
+    fn top_level(&self, key: &str) -> Option<&Item> {
         self.doc
             .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case("Extensions"))
-            .and_then(|(_, item)| item.as_table_like())
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .map(|(_, item)| item)
+    }
+
+    fn extensions_table(&self) -> Result<&dyn TableLike, ConfigError> {
+        self.top_level("Extensions")
+            .and_then(Item::as_table_like)
             .ok_or_else(|| ConfigError::NoExtensions(self.source_name.clone()))
     }
 
